@@ -1,0 +1,136 @@
+//! The headless front-end: `supabackup <command>`. Every command is a thin
+//! call into the engine; errors print as one sentence plus a hint on stderr
+//! and map to the exit codes listed in `--help`.
+
+pub mod output;
+pub mod project;
+pub mod prompt;
+pub mod vault;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::engine::paths::DataDir;
+use crate::engine::{Engine, EngineOptions, Error, Result};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    internal error
+  2    bad command line
+  3    invalid input (name, ref, URL, file...)
+  4    not found
+  5    conflict with existing state
+  6    vault locked or wrong passphrase
+  7    connection or pre-flight failure
+  8    a required PostgreSQL tool is missing or too old
+  9    integrity check failed (corrupt or tampered data)
+  10   file-system error (disk full, permissions...)
+  130  cancelled
+
+Environment:
+  SUPABACKUP_DATA_DIR           data directory (same as --data-dir)
+  SUPABACKUP_PASSPHRASE         master passphrase for headless use
+  SUPABACKUP_NEW_PASSPHRASE     new master passphrase for `vault change-passphrase`
+  SUPABACKUP_EXPORT_PASSPHRASE  passphrase for credentials in export files
+  SUPABACKUP_NO_KEYCHAIN=1      never use the OS keychain
+  SUPABACKUP_PG_BIN_DIR         folder with pg_dump/psql to prefer
+  SUPABACKUP_LOG                log filter, e.g. debug (logs go to stderr)";
+
+/// Back up, verify and restore many Supabase projects.
+///
+/// Without a command, opens the desktop app.
+#[derive(Debug, Parser)]
+#[command(name = "supabackup", version, about, long_about = None, after_long_help = EXIT_CODES, after_help = "Run `supabackup --help` for exit codes and environment variables.")]
+pub struct Cli {
+    /// Data directory (catalog, backups, logs).
+    #[arg(long, global = true, env = "SUPABACKUP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Save a screenshot of the first frames of the app to PATH and exit.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub screenshot: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, edit, list, test, import and export projects.
+    #[command(subcommand)]
+    Project(project::ProjectCmd),
+    /// The credential vault: status and passphrase.
+    #[command(subcommand)]
+    Vault(vault::VaultCmd),
+    /// Show the audit log (newest first).
+    Audit {
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only actions starting with this prefix, e.g. `project.`.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Opens the engine for a CLI run.
+pub async fn open_engine(data_dir: Option<PathBuf>) -> Result<Engine> {
+    let dir = DataDir::resolve(data_dir)?;
+    Engine::open(EngineOptions::new(dir, "cli")).await
+}
+
+/// Runs one command; returns the process exit code.
+pub async fn run(cli: Cli, command: Command) -> i32 {
+    match dispatch(cli.data_dir, command).await {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            e.kind.exit_code()
+        }
+    }
+}
+
+/// Prints an error as one sentence plus a hint.
+pub fn report(e: &Error) {
+    eprintln!("error: {}", e.message);
+    if let Some(h) = &e.hint {
+        eprintln!("hint: {h}");
+    }
+}
+
+async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
+    let engine = open_engine(data_dir).await?;
+    match command {
+        Command::Project(cmd) => project::run(&engine, cmd).await,
+        Command::Vault(cmd) => vault::run(&engine, cmd).await,
+        Command::Audit {
+            limit,
+            action,
+            json,
+        } => {
+            let entries = engine.audit_log(action, limit).await?;
+            if json {
+                output::json(&entries)?;
+            } else {
+                let rows: Vec<Vec<String>> = entries
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.at.clone(),
+                            e.actor.clone(),
+                            e.action.clone(),
+                            e.target.clone().unwrap_or_default(),
+                            e.details.to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["AT", "ACTOR", "ACTION", "TARGET", "DETAILS"], &rows);
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! `supabackup project ...`
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{output, prompt};
+use crate::engine::crypto::Secret;
+use crate::engine::pg::probe::ConnectionReport;
+use crate::engine::project::{Environment, Project, ProjectInput};
+use crate::engine::transfer::{ExportOptions, ImportOptions};
+use crate::engine::{Engine, Error, ErrorKind, ProjectPatch, Result};
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Add a project. The password comes from the URL or, with
+    /// --db-password-stdin, from standard input; it is sealed in the vault.
+    Add(AddArgs),
+    /// Change a project's settings.
+    Edit(EditArgs),
+    /// List projects, grouped by environment.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one project (by name, id or ref).
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a project and its stored credentials (its backups are kept).
+    Remove {
+        name: String,
+        /// Confirm the removal.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Test the connection and the permissions a backup needs.
+    Test {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import projects from a .json or .csv file.
+    ///
+    /// Every bad row is reported with its line; nothing is imported unless
+    /// all rows are good or --accept-partial is given. Encrypted credentials
+    /// need the export passphrase (SUPABACKUP_EXPORT_PASSPHRASE or a prompt).
+    Import {
+        file: PathBuf,
+        /// Import the good rows even when some rows are bad.
+        #[arg(long)]
+        accept_partial: bool,
+        /// Check the file, import nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export all projects to a .json or .csv file.
+    ///
+    /// Credentials are left out unless --include-secrets is given; they are
+    /// then encrypted with a passphrase (SUPABACKUP_EXPORT_PASSPHRASE or a prompt).
+    Export {
+        file: PathBuf,
+        #[arg(long)]
+        include_secrets: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Display name (1–100 characters, unique).
+    #[arg(long)]
+    name: String,
+    /// Supabase project ref (lower-case letters, digits, '-').
+    #[arg(long = "ref")]
+    project_ref: String,
+    /// postgresql://USER[:PASSWORD]@HOST:PORT/DB[?sslmode=...]
+    #[arg(long)]
+    db_url: String,
+    /// development, staging or production.
+    #[arg(long, default_value = "development")]
+    environment: String,
+    /// Supabase organization id (a UUID).
+    #[arg(long)]
+    org_id: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// Read the database password from standard input.
+    #[arg(long)]
+    db_password_stdin: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The project to change (name, id or ref).
+    project: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long = "ref")]
+    project_ref: Option<String>,
+    #[arg(long)]
+    db_url: Option<String>,
+    #[arg(long)]
+    environment: Option<String>,
+    /// A UUID, or "" to clear.
+    #[arg(long)]
+    org_id: Option<String>,
+    /// Text, or "" to clear.
+    #[arg(long)]
+    description: Option<String>,
+    /// Read a new database password from standard input.
+    #[arg(long)]
+    db_password_stdin: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_stdin_password() -> Result<Secret> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).map_err(|e| {
+        Error::invalid(format!(
+            "could not read the password from standard input: {e}"
+        ))
+    })?;
+    let trimmed = s.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(Error::invalid("standard input held no password"));
+    }
+    Ok(Secret::new(trimmed))
+}
+
+fn url_has_password(url: &str) -> bool {
+    crate::engine::conninfo::ConnInfo::parse(url).is_ok_and(|i| i.password.is_some())
+}
+
+pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
+    match cmd {
+        ProjectCmd::Add(a) => {
+            let db_password = if a.db_password_stdin {
+                Some(read_stdin_password()?)
+            } else {
+                None
+            };
+            let input = ProjectInput {
+                name: a.name,
+                project_ref: a.project_ref,
+                db_url: a.db_url,
+                db_password,
+                environment: a.environment,
+                organization_id: a.org_id,
+                description: a.description,
+                ..Default::default()
+            };
+            // Validate before asking for a passphrase.
+            crate::engine::project::validate(&input)
+                .map_err(|e| crate::engine::project::field_errors_to_error(&e))?;
+            if input.db_password.is_some() || url_has_password(&input.db_url) {
+                prompt::unlock(engine).await?;
+            }
+            let p = engine.add_project(input).await?;
+            if a.json {
+                output::json(&p)?;
+            } else {
+                println!(
+                    "Added project '{}' ({}, {}).",
+                    p.name, p.project_ref, p.environment
+                );
+                if !p.has_db_password {
+                    eprintln!(
+                        "note: no database password is stored; add one with `supabackup project edit '{}' --db-password-stdin`",
+                        p.name
+                    );
+                }
+            }
+            Ok(0)
+        }
+        ProjectCmd::Edit(a) => {
+            let db_password = if a.db_password_stdin {
+                Some(read_stdin_password()?)
+            } else {
+                None
+            };
+            if db_password.is_some() || a.db_url.as_deref().is_some_and(url_has_password) {
+                prompt::unlock(engine).await?;
+            }
+            let p = engine
+                .edit_project(
+                    &a.project,
+                    ProjectPatch {
+                        name: a.name,
+                        project_ref: a.project_ref,
+                        db_url: a.db_url,
+                        db_password,
+                        environment: a.environment,
+                        organization_id: a.org_id,
+                        description: a.description,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            if a.json {
+                output::json(&p)?;
+            } else {
+                println!("Updated project '{}'.", p.name);
+            }
+            Ok(0)
+        }
+        ProjectCmd::List { json } => {
+            let list = engine.list_projects().await?;
+            if json {
+                return output::json(&list).map(|_| 0);
+            }
+            if list.is_empty() {
+                println!(
+                    "No projects yet. Add one with `supabackup project add --name NAME --ref REF --db-url URL`."
+                );
+                return Ok(0);
+            }
+            for env in Environment::ALL {
+                let group: Vec<&Project> = list.iter().filter(|p| p.environment == env).collect();
+                if group.is_empty() {
+                    continue;
+                }
+                println!("{} ({})", env.as_str().to_uppercase(), group.len());
+                let rows: Vec<Vec<String>> = group
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            format!("  {}", p.name),
+                            p.project_ref.clone(),
+                            p.display_url(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["  NAME", "REF", "URL"], &rows);
+                println!();
+            }
+            Ok(0)
+        }
+        ProjectCmd::Show { name, json } => {
+            let p = engine.project(&name).await?;
+            let kinds = engine.project_secret_kinds(&p.id).await?;
+            let health = engine.health_history(&p.id, 1).await?;
+            if json {
+                let mut v = serde_json::to_value(&p).map_err(|e| Error::internal(e.to_string()))?;
+                v["credentials"] = serde_json::json!(kinds);
+                v["last_connection_test"] =
+                    serde_json::to_value(health.first()).unwrap_or_default();
+                return output::json(&v).map(|_| 0);
+            }
+            println!("Name:          {}", p.name);
+            println!("Id:            {}", p.id);
+            println!("Ref:           {}", p.project_ref);
+            println!("Environment:   {}", p.environment);
+            println!("URL:           {}", p.display_url());
+            println!(
+                "Organization:  {}",
+                p.organization_id.as_deref().unwrap_or("-")
+            );
+            println!("Description:   {}", p.description.as_deref().unwrap_or("-"));
+            println!(
+                "Credentials:   {}",
+                if kinds.is_empty() {
+                    "none".into()
+                } else {
+                    kinds.join(", ")
+                }
+            );
+            println!(
+                "Backup folder: {}",
+                engine.data_dir().backups().join(&p.slug).display()
+            );
+            match health.first() {
+                Some(ev) => println!(
+                    "Last test:     {} at {}",
+                    if ev.event_data["ok"].as_bool() == Some(true) {
+                        "passed"
+                    } else {
+                        "failed"
+                    },
+                    ev.created_at
+                ),
+                None => println!(
+                    "Last test:     never (run `supabackup project test '{}'`)",
+                    p.name
+                ),
+            }
+            println!("Added:         {}", p.created_at);
+            Ok(0)
+        }
+        ProjectCmd::Remove { name, yes } => {
+            let p = engine.project(&name).await?;
+            if !yes
+                && !prompt::confirm(&format!(
+                    "Remove project '{}'? Its backups are kept.",
+                    p.name
+                ))
+            {
+                return Err(Error::invalid(format!(
+                    "not removing '{}' without confirmation",
+                    p.name
+                ))
+                .with_hint("pass --yes to confirm"));
+            }
+            engine.remove_project(&p.id).await?;
+            println!("Removed project '{}'. Its backups were kept.", p.name);
+            Ok(0)
+        }
+        ProjectCmd::Test { name, json } => {
+            let p = engine.project(&name).await?;
+            if p.has_db_password {
+                prompt::unlock(engine).await?;
+            }
+            let report = engine.test_project(&p.id).await?;
+            if json {
+                output::json(&report)?;
+            } else {
+                print_report(&p.name, &report);
+            }
+            if report.ok {
+                Ok(0)
+            } else {
+                let kind = if report.pg_dump.is_none() {
+                    ErrorKind::Tool
+                } else {
+                    ErrorKind::Connection
+                };
+                let first = report
+                    .problems
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "the pre-flight failed".into());
+                Err(Error::new(
+                    kind,
+                    format!("the connection test of '{}' failed: {first}", p.name),
+                ))
+            }
+        }
+        ProjectCmd::Import {
+            file,
+            accept_partial,
+            dry_run,
+            json,
+        } => {
+            let encrypted = std::fs::read_to_string(&file).is_ok_and(|t| t.contains("enc:v1:"));
+            let secrets_passphrase = if encrypted {
+                prompt::passphrase(
+                    prompt::EXPORT_PASSPHRASE_ENV,
+                    "Passphrase of the export file: ",
+                    false,
+                )?
+            } else {
+                None
+            };
+            let opts = ImportOptions {
+                accept_partial,
+                secrets_passphrase,
+                dry_run,
+            };
+            let report = match engine.import_projects(&file, opts.clone()).await {
+                // Credentials in the file need the vault: unlock and retry.
+                Err(e) if e.kind == ErrorKind::Auth && !engine.is_unlocked() => {
+                    prompt::unlock(engine).await?;
+                    engine.import_projects(&file, opts).await?
+                }
+                other => other?,
+            };
+            if json {
+                output::json(&report)?;
+            } else {
+                for r in &report.rejected {
+                    eprintln!(
+                        "line {}{}: {}",
+                        r.line,
+                        r.name
+                            .as_ref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default(),
+                        r.reason
+                    );
+                }
+                if report.applied {
+                    println!(
+                        "Imported {} of {} project(s).",
+                        report.valid.len(),
+                        report.total
+                    );
+                } else if dry_run {
+                    println!(
+                        "Dry run: {} of {} project(s) would be imported.",
+                        report.valid.len(),
+                        report.total
+                    );
+                }
+            }
+            if report.rejected.is_empty() || report.applied {
+                if !report.rejected.is_empty() {
+                    eprintln!("{} row(s) were skipped.", report.rejected.len());
+                }
+                Ok(0)
+            } else {
+                Err(Error::invalid(format!(
+                    "{} of {} row(s) are invalid; nothing was imported",
+                    report.rejected.len(),
+                    report.total
+                ))
+                .with_hint(format!(
+                    "fix the rows above, or pass --accept-partial to import the {} valid row(s)",
+                    report.valid.len()
+                )))
+            }
+        }
+        ProjectCmd::Export {
+            file,
+            include_secrets,
+        } => {
+            let secrets_passphrase = if include_secrets {
+                prompt::unlock(engine).await?;
+                Some(
+                    prompt::passphrase(
+                        prompt::EXPORT_PASSPHRASE_ENV,
+                        "Passphrase for the exported credentials: ",
+                        true,
+                    )?
+                    .ok_or_else(|| {
+                        Error::invalid("--include-secrets needs a passphrase to encrypt them")
+                            .with_hint("set SUPABACKUP_EXPORT_PASSPHRASE or run in a terminal")
+                    })?,
+                )
+            } else {
+                None
+            };
+            let s = engine
+                .export_projects(&file, ExportOptions { secrets_passphrase })
+                .await?;
+            println!(
+                "Exported {} project(s) to {}{}.",
+                s.projects,
+                s.path.display(),
+                if s.secrets_included {
+                    " with encrypted credentials"
+                } else {
+                    " without credentials"
+                }
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn print_report(name: &str, r: &ConnectionReport) {
+    println!(
+        "Connection test of '{name}': {}",
+        if r.ok { "PASSED" } else { "FAILED" }
+    );
+    println!("  URL:            {}", r.url);
+    println!(
+        "  Server:         PostgreSQL {} (major {})",
+        r.server_version, r.server_major
+    );
+    println!("  Database size:  {}", output::bytes(r.database_size_bytes));
+    println!(
+        "  Connect time:   {} ms; round trip {} ms",
+        r.connect_ms, r.latency_ms
+    );
+    println!(
+        "  TLS:            {}",
+        if r.tls {
+            r.tls_version.clone().unwrap_or_else(|| "yes".into())
+        } else {
+            "no".into()
+        }
+    );
+    println!(
+        "  Role:           {}{}",
+        r.current_user,
+        if r.superuser { " (superuser)" } else { "" }
+    );
+    println!(
+        "  Pre-flight:     {} schema(s), {} table(s), {} sequence(s) checked; {} denied; roles {}",
+        r.preflight.schemas.len(),
+        r.preflight.tables_checked,
+        r.preflight.sequences_checked,
+        r.preflight.denied.len(),
+        if r.preflight.roles_readable {
+            "readable"
+        } else {
+            "NOT readable"
+        }
+    );
+    match &r.pg_dump {
+        Some(t) => println!("  pg_dump:        {} ({})", t.version, t.path),
+        None => println!("  pg_dump:        none suitable"),
+    }
+    for w in &r.warnings {
+        println!("  warning: {w}");
+    }
+    for p in &r.problems {
+        println!("  problem: {p}");
+    }
+}

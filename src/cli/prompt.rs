@@ -1,0 +1,92 @@
+//! Passphrases and confirmations for the CLI: from the environment for
+//! headless use, otherwise asked on the terminal (never echoed).
+
+use std::io::IsTerminal;
+
+use crate::engine::crypto::Secret;
+use crate::engine::vault::PASSPHRASE_ENV;
+use crate::engine::{Engine, Error, ErrorKind, Result};
+
+/// The environment variable for export-file passphrases.
+pub const EXPORT_PASSPHRASE_ENV: &str = "SUPABACKUP_EXPORT_PASSPHRASE";
+/// The environment variable for a new master passphrase.
+pub const NEW_PASSPHRASE_ENV: &str = "SUPABACKUP_NEW_PASSPHRASE";
+
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+fn from_env(var: &str) -> Option<Secret> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
+}
+
+fn ask(prompt: &str) -> Result<Secret> {
+    rpassword::prompt_password(prompt)
+        .map(Secret::new)
+        .map_err(|e| {
+            Error::invalid(format!(
+                "could not read the passphrase from the terminal: {e}"
+            ))
+        })
+}
+
+/// A passphrase from `var`, else asked on the terminal (twice when
+/// `confirm`), else `None`.
+pub fn passphrase(var: &str, prompt: &str, confirm: bool) -> Result<Option<Secret>> {
+    if let Some(p) = from_env(var) {
+        return Ok(Some(p));
+    }
+    if !interactive() {
+        return Ok(None);
+    }
+    let first = ask(prompt)?;
+    if confirm {
+        let again = ask("Repeat it: ")?;
+        if again != first {
+            return Err(Error::invalid(
+                "the two passphrases differ; nothing was changed",
+            ));
+        }
+    }
+    Ok(Some(first))
+}
+
+/// Unlocks the vault, creating it on first use.
+pub async fn unlock(engine: &Engine) -> Result<()> {
+    if engine.is_unlocked() {
+        return Ok(());
+    }
+    let status = engine.vault_status().await?;
+    if !status.initialized {
+        if interactive() && from_env(PASSPHRASE_ENV).is_none() {
+            eprintln!("Choose a master passphrase: it protects the stored database passwords.");
+        }
+        let p = passphrase(PASSPHRASE_ENV, "New master passphrase: ", true)?;
+        return engine.setup_vault(p).await;
+    }
+    if status.keychain {
+        match engine.unlock(None).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind == ErrorKind::Auth => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let p = passphrase(PASSPHRASE_ENV, "Master passphrase: ", false)?;
+    engine.unlock(p).await
+}
+
+/// Asks "yes/no" on the terminal; without a terminal the answer is no.
+pub fn confirm(question: &str) -> bool {
+    if !interactive() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}

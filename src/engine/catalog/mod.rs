@@ -1,0 +1,186 @@
+//! The catalog: a SQLite database in the data directory indexing projects,
+//! sealed secrets, backups, jobs, analytics events, the audit log and
+//! settings. Schema lives in `migrations/*.sql`, applied by
+//! rusqlite_migration. rusqlite is synchronous: async callers go through
+//! [`Catalog::call`], which runs the closure on a blocking thread so no UI or
+//! reactor thread ever waits on SQLite.
+
+pub mod analytics;
+pub mod audit;
+pub mod projects;
+pub mod secrets;
+pub mod settings;
+
+use std::path::Path;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+use crate::engine::error::{Error, Result};
+
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![M::up(include_str!(
+        "../../../migrations/0001_initial.sql"
+    ))])
+});
+
+/// How many schema versions this build knows.
+pub fn known_version() -> usize {
+    1
+}
+
+/// A handle on the catalog; cheap to clone, shared by all front-ends.
+#[derive(Clone)]
+pub struct Catalog {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Catalog")
+    }
+}
+
+impl Catalog {
+    /// Opens (creating when missing) and migrates the catalog at `path`.
+    /// Blocking: call it from a blocking context.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|e| {
+            Error::new(
+                crate::engine::error::ErrorKind::Io,
+                format!("could not open the catalog {}: {e}", path.display()),
+            )
+        })?;
+        Self::prepare(conn, true)
+    }
+
+    /// An in-memory catalog, for tests and previews.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::prepare(Connection::open_in_memory()?, false)
+    }
+
+    fn prepare(mut conn: Connection, wal: bool) -> Result<Self> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        if wal {
+            // journal_mode returns the resulting mode as a row.
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!("catalog journal mode is {mode}, not WAL");
+            }
+        }
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let current = usize::try_from(current).unwrap_or(0);
+        if current > known_version() {
+            return Err(Error::invalid(format!(
+                "the catalog has schema version {current}, newer than this supabackup knows ({})",
+                known_version()
+            ))
+            .with_hint("upgrade supabackup, or use another --data-dir"));
+        }
+        MIGRATIONS
+            .to_latest(&mut conn)
+            .map_err(|e| Error::internal(format!("could not migrate the catalog: {e}")))?;
+        Ok(Catalog {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the current thread (blocking).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R>) -> Result<R> {
+        let mut guard = match self.conn.lock() {
+            Ok(g) => g,
+            // A panic while holding the lock cannot leave SQLite inconsistent
+            // (transactions roll back), so the connection is still usable.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    pub async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.with(f))
+            .await
+            .map_err(|e| Error::internal(format!("catalog task failed: {e}")))?
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<usize> {
+        self.with(|c| {
+            let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            Ok(usize::try_from(v).unwrap_or(0))
+        })
+    }
+}
+
+/// Now, as stored in the catalog: UTC RFC 3339 with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A new time-ordered unique id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS.validate().expect("migrations validate");
+    }
+
+    #[test]
+    fn migrates_an_empty_catalog_and_reopens_an_existing_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.sqlite");
+        let cat = Catalog::open(&path).expect("open new");
+        assert_eq!(cat.schema_version().expect("version"), known_version());
+        cat.with(|c| {
+            c.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES ('k', 'v', 'now')",
+                [],
+            )?;
+            Ok(())
+        })
+        .expect("insert");
+        drop(cat);
+        let again = Catalog::open(&path).expect("reopen existing");
+        let v: String = again
+            .with(
+                |c| Ok(c.query_row("SELECT value FROM settings WHERE key='k'", [], |r| r.get(0))?),
+            )
+            .expect("select");
+        assert_eq!(v, "v");
+        let mode: String = again
+            .with(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        let fk: i64 = again
+            .with(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
+            .expect("fk");
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn refuses_a_catalog_from_a_newer_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.sqlite");
+        drop(Catalog::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        drop(conn);
+        let err = Catalog::open(&path).expect_err("newer catalog refused");
+        assert!(err.message.contains("newer"), "{err}");
+    }
+}

@@ -1,0 +1,17 @@
+//! The product's core. Imports nothing from the GUI: the CLI, the GUI and
+//! the scheduler are thin front-ends over [`api::Engine`].
+
+pub mod api;
+pub mod catalog;
+pub mod conninfo;
+pub mod crypto;
+pub mod error;
+pub mod paths;
+pub mod pg;
+pub mod project;
+pub mod supabase;
+pub mod transfer;
+pub mod vault;
+
+pub use api::{Engine, EngineOptions, ProjectPatch};
+pub use error::{Error, ErrorKind, Result};
