@@ -24,7 +24,7 @@ CREATE TABLE secrets (
     project_id  TEXT REFERENCES projects (id) ON DELETE CASCADE,
     kind        TEXT NOT NULL
                 CHECK (kind IN ('db_password', 'access_token', 'service_role_key',
-                                'smtp_password', 'webhook_secret')),
+                                'smtp_password', 'webhook_secret', 'backup_passphrase')),
     nonce       BLOB NOT NULL,
     ciphertext  BLOB NOT NULL,
     created_at  TEXT NOT NULL,

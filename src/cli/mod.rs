@@ -2,6 +2,7 @@
 //! call into the engine; errors print as one sentence plus a hint on stderr
 //! and map to the exit codes listed in `--help`.
 
+pub mod backup;
 pub mod output;
 pub mod project;
 pub mod prompt;
@@ -34,6 +35,7 @@ Environment:
   SUPABACKUP_PASSPHRASE         master passphrase for headless use
   SUPABACKUP_NEW_PASSPHRASE     new master passphrase for `vault change-passphrase`
   SUPABACKUP_EXPORT_PASSPHRASE  passphrase for credentials in export files
+  SUPABACKUP_BACKUP_PASSPHRASE  backup-encryption passphrase (first use, decrypt)
   SUPABACKUP_NO_KEYCHAIN=1      never use the OS keychain
   SUPABACKUP_PG_BIN_DIR         folder with pg_dump/psql to prefer
   SUPABACKUP_LOG                log filter, e.g. debug (logs go to stderr)";
@@ -64,6 +66,32 @@ pub enum Command {
     /// The credential vault: status and passphrase.
     #[command(subcommand)]
     Vault(vault::VaultCmd),
+    /// Run, list, show and delete backups.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
+    /// Re-read every file of a backup and check it against its manifest.
+    Verify {
+        /// Backup id (or a unique prefix of it).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt a backup file (.enc) with the backup passphrase.
+    ///
+    /// Works without a catalog: FILE plus the passphrase (SUPABACKUP_BACKUP_PASSPHRASE,
+    /// --key-file, or a prompt) is enough. See docs/FORMAT.md.
+    Decrypt {
+        file: PathBuf,
+        /// Where to write the decrypted (still compressed) file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// A key file whose content is the passphrase.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// The catalog itself.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
     /// Show the audit log (newest first).
     Audit {
         /// How many entries.
@@ -72,6 +100,15 @@ pub enum Command {
         /// Only actions starting with this prefix, e.g. `project.`.
         #[arg(long)]
         action: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCmd {
+    /// Recreate the catalog's backup entries from the manifests on disk.
+    Rebuild {
         #[arg(long)]
         json: bool,
     },
@@ -103,8 +140,35 @@ pub fn report(e: &Error) {
 }
 
 async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
+    // Decrypting needs no data directory at all.
+    if let Command::Decrypt {
+        file,
+        output,
+        key_file,
+    } = &command
+    {
+        return backup::decrypt(file, output, key_file.as_ref());
+    }
     let engine = open_engine(data_dir).await?;
     match command {
+        Command::Backup(cmd) => backup::run(&engine, cmd).await,
+        Command::Verify { id, json } => backup::verify(&engine, &id, json).await,
+        Command::Decrypt { .. } => Ok(0),
+        Command::Catalog(CatalogCmd::Rebuild { json }) => {
+            let r = engine.rebuild_catalog().await?;
+            if json {
+                output::json(&r)?;
+            } else {
+                println!(
+                    "Read {} manifest(s): {} added, {} updated.",
+                    r.manifests, r.added, r.updated
+                );
+                for s in &r.skipped {
+                    eprintln!("skipped {s}");
+                }
+            }
+            Ok(0)
+        }
         Command::Project(cmd) => project::run(&engine, cmd).await,
         Command::Vault(cmd) => vault::run(&engine, cmd).await,
         Command::Audit {

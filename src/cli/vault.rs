@@ -18,6 +18,10 @@ pub enum VaultCmd {
     /// keychain, or a prompt); the new one from SUPABACKUP_NEW_PASSPHRASE or
     /// a prompt.
     ChangePassphrase,
+    /// Set the passphrase backup files are encrypted with (from
+    /// SUPABACKUP_BACKUP_PASSPHRASE or a prompt). Keep a copy somewhere safe:
+    /// restoring on another machine needs it.
+    SetBackupPassphrase,
 }
 
 pub async fn run(engine: &Engine, cmd: VaultCmd) -> Result<i32> {
@@ -53,6 +57,21 @@ pub async fn run(engine: &Engine, cmd: VaultCmd) -> Result<i32> {
                     })?;
             engine.change_passphrase(new).await?;
             eprintln!("The master passphrase was changed.");
+            Ok(0)
+        }
+        VaultCmd::SetBackupPassphrase => {
+            prompt::unlock(engine).await?;
+            let p = prompt::passphrase(
+                super::backup::BACKUP_PASSPHRASE_ENV,
+                "New backup passphrase: ",
+                true,
+            )?
+            .ok_or_else(|| {
+                Error::invalid("no backup passphrase given")
+                    .with_hint("set SUPABACKUP_BACKUP_PASSPHRASE or run in a terminal")
+            })?;
+            engine.set_backup_passphrase(p).await?;
+            eprintln!("The backup passphrase was set. Backups made from now on use it.");
             Ok(0)
         }
     }

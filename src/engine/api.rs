@@ -97,7 +97,7 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::internal(format!("opening the catalog failed: {e}")))??;
-        Ok(Engine(Arc::new(Inner {
+        let engine = Engine(Arc::new(Inner {
             dirs: opts.data_dir,
             catalog,
             keystore: opts.keystore,
@@ -105,7 +105,15 @@ impl Engine {
             actor: opts.actor,
             pg_bin_dir: opts.pg_bin_dir,
             key: RwLock::new(None),
-        })))
+        }));
+        match engine.recover_interrupted().await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!("recovered {} interrupted backup(s)", ids.len())
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not recover interrupted backups: {e}"),
+        }
+        Ok(engine)
     }
 
     pub fn data_dir(&self) -> &DataDir {

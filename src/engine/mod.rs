@@ -2,6 +2,7 @@
 //! the scheduler are thin front-ends over [`api::Engine`].
 
 pub mod api;
+pub mod backup;
 pub mod catalog;
 pub mod conninfo;
 pub mod crypto;

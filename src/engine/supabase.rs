@@ -36,6 +36,14 @@ pub const MANAGED_SCHEMAS: &[&str] = &[
 /// Managed schemas whose DATA is user data and is kept in data dumps.
 pub const MANAGED_WITH_USER_DATA: &[&str] = &["auth", "storage", "supabase_functions"];
 
+/// Platform services' own migration bookkeeping: every project has these
+/// rows already, so data dumps leave them out (as `supabase db dump` does).
+pub const PLATFORM_BOOKKEEPING_TABLES: &[&str] = &[
+    "auth.schema_migrations",
+    "storage.migrations",
+    "supabase_functions.migrations",
+];
+
 /// Roles the platform owns; never dumped or re-created.
 pub const RESERVED_ROLES: &[&str] = &[
     "anon",

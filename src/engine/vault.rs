@@ -32,6 +32,8 @@ pub enum SecretKind {
     ServiceRoleKey,
     SmtpPassword,
     WebhookSecret,
+    /// The passphrase backup files are encrypted with (global).
+    BackupPassphrase,
 }
 
 impl SecretKind {
@@ -42,6 +44,7 @@ impl SecretKind {
             SecretKind::ServiceRoleKey => "service_role_key",
             SecretKind::SmtpPassword => "smtp_password",
             SecretKind::WebhookSecret => "webhook_secret",
+            SecretKind::BackupPassphrase => "backup_passphrase",
         }
     }
     pub const PROJECT_KINDS: [SecretKind; 3] = [

@@ -1,6 +1,8 @@
 //! The integration test binary: one binary so the build and the PostgreSQL
 //! cluster are shared by every test.
 
+mod backup;
+mod backup_safety;
 mod cli;
 mod connection;
 mod harness;

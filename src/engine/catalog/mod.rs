@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod backups;
 pub mod projects;
 pub mod secrets;
 pub mod settings;

@@ -1,8 +1,8 @@
 //! Finding PostgreSQL's client programs (pg_dump, pg_dumpall, psql,
 //! pg_restore) on this machine and picking the one that fits a server:
 //! its major version must be ≥ the server's. Looked up in a configured
-//! folder (`SUPABACKUP_PG_BIN_DIR`), `/usr/lib/postgresql/*/bin` and
-//! similar, and `PATH`.
+//! folder only when one is set (`SUPABACKUP_PG_BIN_DIR`), otherwise in
+//! `/usr/lib/postgresql/*/bin` and similar, and `PATH`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,15 +21,17 @@ pub struct PgTool {
     pub version: String,
 }
 
-/// Folders to search, most specific first.
+/// Folders to search, most specific first. A configured folder (the
+/// engine's option, else `SUPABACKUP_PG_BIN_DIR`) is the only one searched:
+/// an explicit choice is never second-guessed by discovery.
 pub fn search_dirs(configured: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
     if let Some(c) = configured {
-        dirs.push(c.to_path_buf());
+        return vec![c.to_path_buf()];
     }
     if let Some(env) = std::env::var_os(BIN_DIR_ENV).filter(|v| !v.is_empty()) {
-        dirs.push(PathBuf::from(env));
+        return vec![PathBuf::from(env)];
     }
+    let mut dirs = Vec::new();
     for root in [
         "/usr/lib/postgresql",
         "/usr/pgsql",

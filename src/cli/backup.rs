@@ -1,0 +1,335 @@
+//! `supabackup backup ...`, `verify`, `decrypt`, `catalog rebuild`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use super::{output, prompt};
+use crate::engine::backup::{
+    BackupKind, BackupOptions, BackupProgress, BackupRequest, Codec, Phase,
+};
+use crate::engine::catalog::backups::BackupRecord;
+use crate::engine::crypto::Secret;
+use crate::engine::{Engine, Error, ErrorKind, Result};
+
+/// The environment variable for the backup-encryption passphrase.
+pub const BACKUP_PASSPHRASE_ENV: &str = "SUPABACKUP_BACKUP_PASSPHRASE";
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// Back up a project now. Prints the backup id (with --json, the catalog record).
+    Run(RunArgs),
+    /// List backups, newest first.
+    List {
+        /// Only this project's backups.
+        project: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one backup with its manifest.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a backup's files and catalog entry.
+    Delete {
+        id: String,
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Project name, id or ref.
+    project: String,
+    /// full = roles + schema + data + migration history.
+    #[arg(long = "type", default_value = "full", value_parser = ["full", "schema", "data", "roles"])]
+    kind: String,
+    /// Only these schemas (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    schema: Vec<String>,
+    /// Leave these tables' rows out (schema.table, comma-separated).
+    #[arg(long = "exclude-table", value_delimiter = ',')]
+    exclude_table: Vec<String>,
+    #[arg(long, default_value = "zstd", value_parser = ["zstd", "xz", "none"])]
+    compression: String,
+    /// Compression level 0–9 (default: zstd 3, xz 6).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    level: Option<u8>,
+    /// Encrypt the files (the default) with the backup passphrase.
+    #[arg(long, overrides_with = "no_encrypt")]
+    encrypt: bool,
+    /// Store the files unencrypted.
+    #[arg(long)]
+    no_encrypt: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn human_rate(bps: f64) -> String {
+    format!("{}/s", output::bytes(bps as i64))
+}
+
+fn progress_line(p: &BackupProgress) -> String {
+    let phase = match p.phase {
+        Phase::Connecting => "connecting",
+        Phase::Dumping => "dumping",
+        Phase::Finalizing => "finalizing",
+    };
+    let eta = p
+        .eta_secs
+        .map(|s| format!(" ETA {:.0}s", s))
+        .unwrap_or_default();
+    format!(
+        "{phase} {} read, {} written, {}{eta} {}",
+        output::bytes(p.bytes_read as i64),
+        output::bytes(p.bytes_written as i64),
+        human_rate(p.rate),
+        p.current_table.as_deref().unwrap_or("")
+    )
+}
+
+/// Makes sure a backup passphrase is stored when encrypting.
+async fn ensure_backup_passphrase(engine: &Engine) -> Result<()> {
+    if engine.backup_passphrase().await?.is_some() {
+        return Ok(());
+    }
+    let p = prompt::passphrase(
+        BACKUP_PASSPHRASE_ENV,
+        "New backup passphrase (keep a copy!): ",
+        true,
+    )?;
+    match p {
+        Some(p) => engine.set_backup_passphrase(p).await,
+        None => Err(Error::auth("encryption is on but no backup passphrase is set")
+            .with_hint("run `supabackup vault set-backup-passphrase` (or set SUPABACKUP_BACKUP_PASSPHRASE), or use --no-encrypt")),
+    }
+}
+
+pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
+    match cmd {
+        BackupCmd::Run(a) => {
+            let options = BackupOptions {
+                kind: BackupKind::parse(&a.kind)?,
+                schemas: a.schema,
+                exclude_tables: a.exclude_table,
+                codec: Codec::parse(&a.compression)?,
+                level: a.level,
+                encrypt: !a.no_encrypt,
+            };
+            options.validate()?;
+            prompt::unlock(engine).await?;
+            if options.encrypt {
+                ensure_backup_passphrase(engine).await?;
+            }
+            let tty = std::io::stderr().is_terminal();
+            let progress: crate::engine::backup::ProgressFn = Arc::new(move |p: BackupProgress| {
+                if tty {
+                    eprint!("\r\x1b[2K{}", progress_line(&p));
+                }
+            });
+            let cancel = CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_signal.cancel();
+                }
+            });
+            let result = engine
+                .run_backup(
+                    BackupRequest {
+                        project: a.project,
+                        options,
+                        job_id: None,
+                    },
+                    progress,
+                    cancel,
+                )
+                .await;
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
+            let rec = result?;
+            if a.json {
+                output::json(&rec)?;
+            } else {
+                println!("{}", rec.id);
+                eprintln!(
+                    "Backup completed: {} in {}",
+                    output::bytes(rec.file_size.unwrap_or(0)),
+                    rec.file_path.as_deref().unwrap_or("")
+                );
+            }
+            Ok(0)
+        }
+        BackupCmd::List {
+            project,
+            limit,
+            json,
+        } => {
+            let list = engine.list_backups(project.as_deref(), limit).await?;
+            if json {
+                return output::json(&list).map(|_| 0);
+            }
+            if list.is_empty() {
+                println!("No backups yet. Make one with `supabackup backup run PROJECT`.");
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = list.iter().map(row).collect();
+            output::table(
+                &[
+                    "ID", "PROJECT", "TYPE", "STATUS", "SIZE", "CREATED", "VERIFIED",
+                ],
+                &rows,
+            );
+            Ok(0)
+        }
+        BackupCmd::Show { id, json } => {
+            let rec = engine.backup(&id).await?;
+            let manifest = if rec.status == "completed" {
+                engine.backup_manifest(&rec.id).await.ok()
+            } else {
+                None
+            };
+            if json {
+                let mut v =
+                    serde_json::to_value(&rec).map_err(|e| Error::internal(e.to_string()))?;
+                v["manifest"] = serde_json::to_value(&manifest).unwrap_or_default();
+                return output::json(&v).map(|_| 0);
+            }
+            println!("Id:        {}", rec.id);
+            println!("Project:   {} ({})", rec.project_name, rec.project_ref);
+            println!("Type:      {}", rec.backup_type);
+            println!("Status:    {}", rec.status);
+            if let Some(e) = &rec.error_message {
+                println!("Error:     {e}");
+            }
+            println!("Folder:    {}", rec.file_path.as_deref().unwrap_or("-"));
+            println!("Size:      {}", output::bytes(rec.file_size.unwrap_or(0)));
+            println!("Created:   {}", rec.created_at);
+            println!(
+                "Verified:  {}",
+                rec.verified_at.as_deref().unwrap_or("never")
+            );
+            if let Some(m) = manifest {
+                println!(
+                    "Server:    PostgreSQL {} (pg_dump {})",
+                    m.server_version, m.pg_dump.version
+                );
+                println!("Duration:  {:.1} s", m.timings.duration_ms as f64 / 1000.0);
+                for f in &m.files {
+                    println!(
+                        "  {:<22} {:>10} plain {:>10} stored  sha256 {}",
+                        f.name,
+                        output::bytes(f.plain_size as i64),
+                        output::bytes(f.stored_size as i64),
+                        &f.stored_sha256[..16]
+                    );
+                }
+                println!(
+                    "Tables:    {} ({} rows)",
+                    m.tables.len(),
+                    m.tables.iter().map(|t| t.rows).sum::<u64>()
+                );
+                for w in &m.warnings {
+                    println!("warning: {w}");
+                }
+            }
+            Ok(0)
+        }
+        BackupCmd::Delete { id, yes } => {
+            let rec = engine.backup(&id).await?;
+            if !yes
+                && !prompt::confirm(&format!(
+                    "Delete backup {} of '{}'?",
+                    rec.id, rec.project_name
+                ))
+            {
+                return Err(Error::invalid("not deleting without confirmation")
+                    .with_hint("pass --yes to confirm"));
+            }
+            engine.delete_backup(&rec.id).await?;
+            println!("Deleted backup {}.", rec.id);
+            Ok(0)
+        }
+    }
+}
+
+fn row(b: &BackupRecord) -> Vec<String> {
+    vec![
+        b.id.clone(),
+        b.project_name.clone(),
+        b.backup_type.clone(),
+        b.status.clone(),
+        b.file_size.map(output::bytes).unwrap_or_else(|| "-".into()),
+        b.created_at.clone(),
+        b.verified_at.clone().unwrap_or_else(|| "-".into()),
+    ]
+}
+
+/// `supabackup verify ID`
+pub async fn verify(engine: &Engine, id: &str, json: bool) -> Result<i32> {
+    let rec = engine.backup(id).await?;
+    let manifest = engine.backup_manifest(&rec.id).await?;
+    if manifest.files.iter().any(|f| f.encrypted) {
+        prompt::unlock(engine).await?;
+    }
+    let report = engine.verify_backup(&rec.id).await?;
+    if json {
+        output::json(&report)?;
+    } else {
+        for f in &report.files {
+            println!(
+                "{:<24} {}",
+                f.name,
+                if f.ok {
+                    "ok".into()
+                } else {
+                    format!("FAILED: {}", f.error.clone().unwrap_or_default())
+                }
+            );
+        }
+    }
+    if report.ok {
+        if !json {
+            println!("Backup {} is intact.", report.backup_id);
+        }
+        Ok(0)
+    } else {
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "backup {} failed verification: {}",
+                report.backup_id,
+                report.first_failure.unwrap_or_default()
+            ),
+        ))
+    }
+}
+
+/// `supabackup decrypt FILE -o OUT`
+pub fn decrypt(file: &Path, out: &Path, key_file: Option<&PathBuf>) -> Result<i32> {
+    let passphrase: Secret = match key_file {
+        Some(k) => crate::engine::backup::crypt::passphrase_from_key_file(k)?,
+        None => prompt::passphrase(BACKUP_PASSPHRASE_ENV, "Backup passphrase: ", false)?
+            .ok_or_else(|| {
+                Error::auth("the backup passphrase is needed").with_hint(
+                    "set SUPABACKUP_BACKUP_PASSPHRASE, pass --key-file, or run in a terminal",
+                )
+            })?,
+    };
+    let n = crate::engine::backup::crypt::decrypt_file(file, out, &passphrase)?;
+    eprintln!(
+        "Decrypted {} to {}.",
+        output::bytes(n as i64),
+        out.display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,221 @@
+//! Running pg_dump / pg_dumpall: the password reaches them through a 0600
+//! passfile (never argv), stdout is streamed to a sink in bounded chunks,
+//! stderr is kept for error messages, and cancellation kills the process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::conninfo::ConnInfo;
+use crate::engine::error::{Error, ErrorKind, Result};
+
+const CHUNK: usize = 256 * 1024;
+
+/// A 0600 passfile holding one line for the connection; removed on drop.
+pub struct PassFile {
+    path: PathBuf,
+}
+
+fn escape(field: &str) -> String {
+    field.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+impl PassFile {
+    /// Writes the passfile for `info` (which must carry the password) at `path`.
+    pub fn create(path: &Path, info: &ConnInfo) -> Result<Option<PassFile>> {
+        let Some(password) = &info.password else {
+            return Ok(None);
+        };
+        let line = format!(
+            "{}:{}:*:{}:{}\n",
+            escape(&info.host),
+            info.port,
+            escape(&info.user),
+            escape(password.expose())
+        );
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options
+            .open(path)
+            .map_err(|e| Error::io("create the passfile", path, e))?;
+        f.write_all(line.as_bytes())
+            .map_err(|e| Error::io("write the passfile", path, e))?;
+        Ok(Some(PassFile {
+            path: path.to_path_buf(),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PassFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One invocation of a PostgreSQL client program.
+pub struct ToolRun<'a> {
+    pub program: &'a Path,
+    pub args: Vec<String>,
+    pub info: &'a ConnInfo,
+    pub passfile: Option<&'a Path>,
+}
+
+impl ToolRun<'_> {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(self.program);
+        cmd.args(&self.args);
+        // Only our connection settings reach the tool: nothing inherited.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("PG") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in self.info.libpq_env() {
+            cmd.env(k, v);
+        }
+        if let Some(p) = self.passfile {
+            cmd.env("PGPASSFILE", p);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+}
+
+fn program_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs the tool, handing its stdout to `sink` chunk by chunk. Stops and
+/// kills the process when `cancel` fires or the sink fails.
+pub fn stream(
+    run: &ToolRun<'_>,
+    cancel: &CancellationToken,
+    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    let name = program_name(run.program);
+    let mut child = run
+        .command()
+        .spawn()
+        .map_err(|e| Error::tool(format!("could not start {}: {e}", run.program.display())))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::internal("no stdout pipe"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| Error::internal("no stderr pipe"))?;
+    let child: Arc<Mutex<Child>> = Arc::new(Mutex::new(child));
+
+    // Stderr: keep the last lines for the error message.
+    let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let stderr_thread = {
+        let tail = tail.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                if let Ok(mut t) = tail.lock() {
+                    t.push(line);
+                    if t.len() > 30 {
+                        t.remove(0);
+                    }
+                }
+            }
+        })
+    };
+    // Cancellation: kill the process from outside the blocking read.
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let child = child.clone();
+        let cancel = cancel.clone();
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                if cancel.is_cancelled() {
+                    if let Ok(mut c) = child.lock() {
+                        let _ = c.kill();
+                    }
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+
+    let mut buf = vec![0u8; CHUNK];
+    let mut sink_error: Option<std::io::Error> = None;
+    loop {
+        match stdout.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Err(e) = sink(&buf[..n]) {
+                    sink_error = Some(e);
+                    if let Ok(mut c) = child.lock() {
+                        let _ = c.kill();
+                    }
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                sink_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(stdout);
+    let status = match child.lock() {
+        Ok(mut c) => c.wait(),
+        Err(p) => p.into_inner().wait(),
+    };
+    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
+    let _ = stderr_thread.join();
+    if cancel.is_cancelled() {
+        return Err(Error::cancelled());
+    }
+    if let Some(e) = sink_error {
+        let hint = (e.kind() == std::io::ErrorKind::StorageFull)
+            .then_some("free some disk space and try again");
+        let err = Error::new(
+            ErrorKind::Io,
+            format!("writing the output of {name} failed: {e}"),
+        );
+        return Err(match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        });
+    }
+    let status = status.map_err(|e| Error::internal(format!("waiting for {name} failed: {e}")))?;
+    if !status.success() {
+        let lines = tail.lock().map(|t| t.clone()).unwrap_or_default();
+        let detail = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("error") || l.contains("FATAL"))
+            .or(lines.last())
+            .cloned()
+            .unwrap_or_else(|| format!("exit status {status}"));
+        let detail = crate::engine::conninfo::redact_url(&detail);
+        return Err(Error::new(
+            ErrorKind::Connection,
+            format!("{name} failed: {detail}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! `metadata.json`: the manifest every backup folder carries. The catalog is
+//! an index; the manifests are the truth `catalog rebuild` recreates it from.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::options::{Artifact, BackupOptions, Codec};
+use super::tap::{SequenceStat, TableStat};
+use crate::engine::error::{Error, Result};
+
+pub const MANIFEST_FILE: &str = "metadata.json";
+pub const FORMAT_NAME: &str = "supabackup.backup";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    pub id: Option<String>,
+    pub name: String,
+    pub project_ref: String,
+    pub slug: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub artifact: Artifact,
+    pub name: String,
+    pub codec: Codec,
+    pub encrypted: bool,
+    pub plain_size: u64,
+    pub stored_size: u64,
+    pub plain_sha256: String,
+    pub stored_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub path: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatviewInfo {
+    pub schema: String,
+    pub name: String,
+    /// Whether it held data at backup time (then data.sql refreshes it).
+    pub populated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub started_at: String,
+    pub completed_at: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub id: String,
+    pub status: String,
+    pub project: ProjectInfo,
+    pub options: BackupOptions,
+    pub tool: String,
+    pub pg_dump: ToolInfo,
+    pub server_version: String,
+    pub server_major: u32,
+    pub database_size_bytes: i64,
+    /// The exported snapshot all dumps of this backup read, if one was used.
+    pub snapshot: Option<String>,
+    pub files: Vec<FileEntry>,
+    /// Per-table row counts and content checksums of data.sql.
+    pub tables: Vec<TableStat>,
+    pub sequences: Vec<SequenceStat>,
+    pub matviews: Vec<MatviewInfo>,
+    /// Roles re-created by roles.sql.
+    pub roles: Vec<String>,
+    /// Platform objects deliberately left out of schema.sql (the target
+    /// project has its own), e.g. `PUBLICATION supabase_realtime`.
+    #[serde(default)]
+    pub left_out: Vec<String>,
+    pub timings: Timings,
+    pub warnings: Vec<String>,
+    /// Encryption parameters (informational: each file's header is authoritative).
+    pub encryption: Option<EncryptionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionInfo {
+    pub algorithm: String,
+    pub kdf: String,
+}
+
+impl Manifest {
+    pub fn file(&self, artifact: Artifact) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.artifact == artifact)
+    }
+
+    pub fn total_stored(&self) -> u64 {
+        self.files.iter().map(|f| f.stored_size).sum()
+    }
+
+    /// A digest over the files' stored checksums: the catalog's `checksum`.
+    pub fn digest(&self) -> String {
+        let joined: Vec<String> = self
+            .files
+            .iter()
+            .map(|f| format!("{}={}", f.name, f.stored_sha256))
+            .collect();
+        crate::engine::crypto::sha256_hex(joined.join("\n").as_bytes())
+    }
+
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::corrupt(format!("{} is missing", path.display()))
+            }
+            _ => Error::io("read", &path, e),
+        })?;
+        let m: Manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::corrupt(format!("{} is unreadable: {e}", path.display())))?;
+        if m.format != FORMAT_NAME {
+            return Err(Error::corrupt(format!(
+                "{} is not a supabackup manifest",
+                path.display()
+            )));
+        }
+        if m.version != 1 {
+            return Err(Error::corrupt(format!(
+                "{} has manifest version {}; this supabackup reads version 1",
+                path.display(),
+                m.version
+            )));
+        }
+        Ok(m)
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        crate::engine::paths::write_atomic(&dir.join(MANIFEST_FILE), &bytes)
+    }
+}

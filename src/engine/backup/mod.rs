@@ -1,0 +1,15 @@
+//! Backups: dumps, the streaming pipeline, storage layout, verification.
+pub mod crypt;
+pub mod dump;
+pub mod manifest;
+pub mod options;
+pub mod pipeline;
+pub mod roles;
+pub mod run;
+pub mod store;
+pub mod tap;
+pub mod toc;
+pub mod verify;
+
+pub use options::{BackupKind, BackupOptions, Codec};
+pub use run::{BackupProgress, BackupRequest, Phase, ProgressFn};

@@ -1,0 +1,258 @@
+//! What a backup contains and how it is stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::error::{Error, Result};
+
+/// The seed's backup types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackupKind {
+    /// Roles + schema + data + migration history.
+    #[default]
+    Full,
+    /// Schema only.
+    Schema,
+    /// Data only.
+    Data,
+    /// Roles only.
+    Roles,
+    /// A safety snapshot taken before a restore.
+    PreRestore,
+}
+
+impl BackupKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(BackupKind::Full),
+            "schema" => Ok(BackupKind::Schema),
+            "data" => Ok(BackupKind::Data),
+            "roles" => Ok(BackupKind::Roles),
+            "pre-restore" => Ok(BackupKind::PreRestore),
+            other => Err(Error::invalid(format!(
+                "unknown backup type '{other}': use full, schema, data or roles"
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Full => "full",
+            BackupKind::Schema => "schema",
+            BackupKind::Data => "data",
+            BackupKind::Roles => "roles",
+            BackupKind::PreRestore => "pre-restore",
+        }
+    }
+}
+
+/// Compression codec; the file extension names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// zstd (multi-threaded): the fast default.
+    #[default]
+    Zstd,
+    /// xz (multi-threaded liblzma): smallest files, much slower.
+    Xz,
+    /// Plain SQL.
+    None,
+}
+
+impl Codec {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "zstd" | "zst" => Ok(Codec::Zstd),
+            "xz" => Ok(Codec::Xz),
+            "none" => Ok(Codec::None),
+            other => Err(Error::invalid(format!(
+                "unknown compression '{other}': use zstd, xz or none"
+            ))),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::Xz => "xz",
+            Codec::None => "none",
+        }
+    }
+    /// The extension after `.sql` ("" for none).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Codec::Zstd => ".zst",
+            Codec::Xz => ".xz",
+            Codec::None => "",
+        }
+    }
+    pub fn default_level(self) -> u8 {
+        match self {
+            Codec::Zstd => 3,
+            Codec::Xz => 6,
+            Codec::None => 0,
+        }
+    }
+}
+
+/// The artifacts a backup folder can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Artifact {
+    Roles,
+    Schema,
+    Data,
+    History,
+}
+
+impl Artifact {
+    pub fn stem(self) -> &'static str {
+        match self {
+            Artifact::Roles => "roles",
+            Artifact::Schema => "schema",
+            Artifact::Data => "data",
+            Artifact::History => "history",
+        }
+    }
+    /// pg_dump's (or pg_dumpall's) completion comment, which every complete
+    /// artifact contains near its end.
+    pub fn completion_marker(self) -> &'static str {
+        match self {
+            Artifact::Roles => "-- PostgreSQL database cluster dump complete",
+            _ => "-- PostgreSQL database dump complete",
+        }
+    }
+    /// The file name for a codec and encryption choice, e.g. `data.sql.zst.enc`.
+    pub fn file_name(self, codec: Codec, encrypted: bool) -> String {
+        format!(
+            "{}.sql{}{}",
+            self.stem(),
+            codec.extension(),
+            if encrypted { ".enc" } else { "" }
+        )
+    }
+}
+
+/// Everything that decides what a backup contains and how it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupOptions {
+    pub kind: BackupKind,
+    /// Only these schemas (empty: all user schemas).
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// Tables left out, as `schema.table` (patterns as pg_dump's -T).
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    pub codec: Codec,
+    /// 0–9; the codec's default when `None`.
+    pub level: Option<u8>,
+    pub encrypt: bool,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            kind: BackupKind::Full,
+            schemas: Vec::new(),
+            exclude_tables: Vec::new(),
+            codec: Codec::Zstd,
+            level: None,
+            encrypt: true,
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)
+}
+
+impl BackupOptions {
+    pub fn validate(&self) -> Result<()> {
+        if let Some(l) = self.level
+            && l > 9
+        {
+            return Err(Error::invalid(format!(
+                "compression level {l} is out of range 0–9"
+            )));
+        }
+        for s in &self.schemas {
+            if !valid_name(s) {
+                return Err(Error::invalid(format!("invalid schema name '{s}'")));
+            }
+        }
+        for t in &self.exclude_tables {
+            if !valid_name(t) || !t.contains('.') {
+                return Err(Error::invalid(format!(
+                    "excluded table '{t}' must be written schema.table"
+                )));
+            }
+        }
+        if self.kind == BackupKind::Roles
+            && (!self.schemas.is_empty() || !self.exclude_tables.is_empty())
+        {
+            return Err(Error::invalid(
+                "a roles backup takes no schema or table filters",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn effective_level(&self) -> u8 {
+        self.level.unwrap_or(self.codec.default_level())
+    }
+
+    /// The artifacts this backup produces.
+    pub fn artifacts(&self) -> Vec<Artifact> {
+        let filtered = !self.schemas.is_empty();
+        match self.kind {
+            BackupKind::Full if filtered => vec![Artifact::Schema, Artifact::Data],
+            BackupKind::Full => vec![
+                Artifact::Roles,
+                Artifact::Schema,
+                Artifact::Data,
+                Artifact::History,
+            ],
+            BackupKind::PreRestore => vec![Artifact::Schema, Artifact::Data],
+            BackupKind::Schema => vec![Artifact::Schema],
+            BackupKind::Data => vec![Artifact::Data],
+            BackupKind::Roles => vec![Artifact::Roles],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_per_type_and_names() {
+        let mut o = BackupOptions::default();
+        assert_eq!(o.artifacts().len(), 4);
+        o.schemas = vec!["public".into()];
+        assert_eq!(o.artifacts(), [Artifact::Schema, Artifact::Data]);
+        o.kind = BackupKind::Roles;
+        assert!(o.validate().is_err(), "roles take no filters");
+        assert_eq!(
+            Artifact::Data.file_name(Codec::Zstd, true),
+            "data.sql.zst.enc"
+        );
+        assert_eq!(Artifact::Roles.file_name(Codec::None, false), "roles.sql");
+        assert_eq!(
+            Artifact::Schema.file_name(Codec::Xz, false),
+            "schema.sql.xz"
+        );
+    }
+
+    #[test]
+    fn validation() {
+        let mut o = BackupOptions {
+            level: Some(10),
+            ..Default::default()
+        };
+        assert!(o.validate().is_err());
+        o.level = Some(9);
+        assert!(o.validate().is_ok());
+        o.exclude_tables = vec!["nodot".into()];
+        assert!(o.validate().is_err());
+        assert!(BackupKind::parse("weekly").is_err());
+        assert!(Codec::parse("gzip").is_err());
+    }
+}
