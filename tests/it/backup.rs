@@ -4,13 +4,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use supabackup::engine::Engine;
 use supabackup::engine::backup::manifest::Manifest;
 use supabackup::engine::backup::options::Artifact;
 use supabackup::engine::backup::pipeline::open_artifact;
 use supabackup::engine::backup::{BackupKind, BackupOptions, BackupRequest, Codec};
 use supabackup::engine::catalog::backups::BackupRecord;
 use supabackup::engine::crypto::Secret;
-use supabackup::engine::Engine;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::engine::{TestEngine, cli, input, stderr, unlocked_engine};
@@ -109,8 +109,10 @@ async fn a_full_backup_restores_with_supabases_documented_procedure() {
         [
             "roles.sql.zst.enc",
             "schema.sql.zst.enc",
+            "schema.dump.zst.enc",
             "data.sql.zst.enc",
-            "history.sql.zst.enc"
+            "history.sql.zst.enc",
+            "platform.dump.zst.enc"
         ]
     );
     let folder = PathBuf::from(rec.file_path.clone().expect("folder"));
@@ -256,7 +258,10 @@ async fn each_type_and_filter_produces_its_artifacts() {
         },
     )
     .await;
-    assert_eq!(names(&schema), ["schema.sql.zst.enc"]);
+    assert_eq!(
+        names(&schema),
+        ["schema.sql.zst.enc", "schema.dump.zst.enc"]
+    );
     let data = backup(
         e,
         "Types",
@@ -289,7 +294,7 @@ async fn each_type_and_filter_produces_its_artifacts() {
         },
     )
     .await;
-    assert_eq!(names(&filtered), ["schema.sql", "data.sql"]);
+    assert_eq!(names(&filtered), ["schema.sql", "schema.dump", "data.sql"]);
     let m = e.backup_manifest(&filtered.id).await.expect("manifest");
     assert!(
         !m.tables.is_empty() && m.tables.iter().all(|x| x.schema == "billing"),
@@ -318,8 +323,10 @@ async fn each_type_and_filter_produces_its_artifacts() {
         [
             "roles.sql.xz",
             "schema.sql.xz",
+            "schema.dump.xz",
             "data.sql.xz",
-            "history.sql.xz"
+            "history.sql.xz",
+            "platform.dump.xz"
         ]
     );
     let m = e.backup_manifest(&excluded.id).await.expect("manifest");

@@ -46,6 +46,19 @@ pub struct MatviewInfo {
     pub populated: bool,
 }
 
+/// One catalog object as the source had it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectSummary {
+    /// table, view, materialized view, sequence, foreign table, function,
+    /// procedure, aggregate, type.
+    pub kind: String,
+    pub schema: String,
+    /// For functions: `name(identity arguments)`.
+    pub name: String,
+    /// Columns for relations, body digest for functions, type kind for types.
+    pub signature: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     pub started_at: String,
@@ -79,6 +92,13 @@ pub struct Manifest {
     /// project has its own), e.g. `PUBLICATION supabase_realtime`.
     #[serde(default)]
     pub left_out: Vec<String>,
+    /// Every non-built-in role of the source cluster (owners, grantees and
+    /// policy roles are among them), for restores into a plain server.
+    #[serde(default)]
+    pub cluster_roles: Vec<String>,
+    /// The source's catalog at backup time, for restore previews.
+    #[serde(default)]
+    pub objects: Vec<ObjectSummary>,
     pub timings: Timings,
     pub warnings: Vec<String>,
     /// Encryption parameters (informational: each file's header is authoritative).

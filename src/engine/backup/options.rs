@@ -101,30 +101,44 @@ pub enum Artifact {
     Schema,
     Data,
     History,
+    /// The schema as a pg_dump custom archive: lets a restore pick objects
+    /// exactly (pg_restore -L) instead of rewriting SQL text.
+    SchemaArchive,
+    /// The platform schemas' DDL (auth, storage, ...) as a custom archive:
+    /// lets a backup be restored into a plain PostgreSQL (restore tests).
+    PlatformArchive,
 }
 
 impl Artifact {
     pub fn stem(self) -> &'static str {
         match self {
             Artifact::Roles => "roles",
-            Artifact::Schema => "schema",
+            Artifact::Schema | Artifact::SchemaArchive => "schema",
             Artifact::Data => "data",
             Artifact::History => "history",
+            Artifact::PlatformArchive => "platform",
         }
+    }
+
+    pub fn is_archive(self) -> bool {
+        matches!(self, Artifact::SchemaArchive | Artifact::PlatformArchive)
     }
     /// pg_dump's (or pg_dumpall's) completion comment, which every complete
     /// artifact contains near its end.
-    pub fn completion_marker(self) -> &'static str {
+    pub fn completion_marker(self) -> Option<&'static str> {
         match self {
-            Artifact::Roles => "-- PostgreSQL database cluster dump complete",
-            _ => "-- PostgreSQL database dump complete",
+            Artifact::Roles => Some("-- PostgreSQL database cluster dump complete"),
+            Artifact::Data => Some("-- supabackup data dump complete"),
+            Artifact::Schema | Artifact::History => Some("-- PostgreSQL database dump complete"),
+            Artifact::SchemaArchive | Artifact::PlatformArchive => None,
         }
     }
     /// The file name for a codec and encryption choice, e.g. `data.sql.zst.enc`.
     pub fn file_name(self, codec: Codec, encrypted: bool) -> String {
         format!(
-            "{}.sql{}{}",
+            "{}.{}{}{}",
             self.stem(),
+            if self.is_archive() { "dump" } else { "sql" },
             codec.extension(),
             if encrypted { ".enc" } else { "" }
         )
@@ -209,6 +223,7 @@ impl BackupOptions {
                 Artifact::Schema,
                 Artifact::Data,
                 Artifact::History,
+                Artifact::PlatformArchive,
             ],
             BackupKind::PreRestore => vec![Artifact::Schema, Artifact::Data],
             BackupKind::Schema => vec![Artifact::Schema],
@@ -225,7 +240,11 @@ mod tests {
     #[test]
     fn artifacts_per_type_and_names() {
         let mut o = BackupOptions::default();
-        assert_eq!(o.artifacts().len(), 4);
+        assert_eq!(o.artifacts().len(), 5);
+        assert_eq!(
+            Artifact::SchemaArchive.file_name(Codec::Zstd, true),
+            "schema.dump.zst.enc"
+        );
         o.schemas = vec!["public".into()];
         assert_eq!(o.artifacts(), [Artifact::Schema, Artifact::Data]);
         o.kind = BackupKind::Roles;

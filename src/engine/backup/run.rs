@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::crypt::FileKey;
 use super::dump::{PassFile, ToolRun, stream};
 use super::manifest::{
-    EncryptionInfo, FileEntry, Manifest, MatviewInfo, ProjectInfo, Timings, ToolInfo,
+    EncryptionInfo, FileEntry, Manifest, MatviewInfo, ObjectSummary, ProjectInfo, Timings, ToolInfo,
 };
 use super::options::{Artifact, BackupKind, BackupOptions};
 use super::pipeline::{ArtifactWriter, Counters};
@@ -100,6 +100,9 @@ struct Server {
     size: i64,
     matviews: Vec<MatviewInfo>,
     has_history: bool,
+    has_platform: bool,
+    cluster_roles: Vec<String>,
+    objects: Vec<ObjectSummary>,
     snapshot: Option<String>,
     /// Holds the snapshot open until the dumps are done.
     _client: tokio_postgres::Client,
@@ -157,20 +160,52 @@ async fn matviews(client: &tokio_postgres::Client) -> Result<Vec<MatviewInfo>> {
     Ok(out)
 }
 
-async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
-    let client = connect::connect(info, None).await?;
-    let row = client
-        .query_one(
-            "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
-                    pg_database_size(current_database()),
-                    EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'supabase_migrations')",
+/// What the catalog holds, for restore previews: tables (with columns),
+/// views, sequences, functions (with a digest of the body) and types.
+async fn object_summary(client: &tokio_postgres::Client) -> Result<Vec<ObjectSummary>> {
+    let rows = client
+        .query(
+            "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                        WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'foreign table' END,
+                    n.nspname::text, c.relname::text,
+                    COALESCE((SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                              FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+             UNION ALL
+             SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+                    n.nspname::text, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                    md5(COALESCE(p.prosrc, ''))
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+             UNION ALL
+             SELECT 'type', n.nspname::text, t.typname::text, t.typtype::text
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.typtype IN ('e', 'd', 'c', 'r') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+             ORDER BY 2, 1, 3",
             &[],
         )
         .await
-        .map_err(|e| Error::connection(format!("could not read the server version: {e}")))?;
+        .map_err(|e| Error::connection(format!("could not summarize the catalog: {e}")))?;
+    Ok(rows
+        .iter()
+        .map(|r| ObjectSummary {
+            kind: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            signature: r.get(3),
+        })
+        .filter(|o| !o.schema.starts_with("pg_") && o.schema != "information_schema")
+        .collect())
+}
+
+async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
+    let client = connect::connect(info, None).await?;
     let mut warnings = Vec::new();
-    let mvs = matviews(&client).await?;
-    // One snapshot for every dump of this backup, so they agree.
+    // One snapshot for every dump of this backup, so they agree; the
+    // queries below read it too.
     let snapshot = match client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
@@ -179,6 +214,7 @@ async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
             Ok(r) => Some(r.get::<_, String>(0)),
             Err(e) => {
                 warnings.push(format!("could not export a snapshot ({e}); the dumps may see slightly different moments"));
+                let _ = client.batch_execute("ROLLBACK").await;
                 None
             }
         },
@@ -187,6 +223,23 @@ async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
             None
         }
     };
+    let platform: Vec<String> = PLATFORM_ARCHIVE_SCHEMAS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
+                    pg_database_size(current_database()),
+                    EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'supabase_migrations'),
+                    EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ANY($1)),
+                    ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1)",
+            &[&platform],
+        )
+        .await
+        .map_err(|e| Error::connection(format!("could not read the server version: {e}")))?;
+    let mvs = matviews(&client).await?;
+    let objects = object_summary(&client).await?;
     let version_num: i32 = row.get(1);
     Ok((
         Server {
@@ -195,6 +248,9 @@ async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
             size: row.get(2),
             matviews: mvs,
             has_history: row.get(3),
+            has_platform: row.get(4),
+            cluster_roles: row.get(5),
+            objects,
             snapshot,
             _client: client,
         },
@@ -265,15 +321,25 @@ fn dump_args(
         Artifact::History => {
             args.push("--schema=supabase_migrations".into());
         }
-        Artifact::Roles => {}
+        Artifact::PlatformArchive => {
+            args.push("--schema-only".into());
+            for s in PLATFORM_ARCHIVE_SCHEMAS {
+                args.push(format!("--schema={s}"));
+            }
+        }
+        Artifact::Roles | Artifact::SchemaArchive => {}
     }
-    if artifact != Artifact::History {
+    if !matches!(artifact, Artifact::History | Artifact::PlatformArchive) {
         for t in &opts.exclude_tables {
             args.push(format!("--exclude-table-data={t}"));
         }
     }
     args
 }
+
+/// The platform schemas kept as DDL in `platform.dump` (when present).
+pub const PLATFORM_ARCHIVE_SCHEMAS: &[&str] =
+    &["auth", "storage", "supabase_functions", "extensions"];
 
 const DATA_HEADER: &str = "-- supabackup data dump: load after roles.sql and schema.sql.\n\
 -- Triggers and foreign-key checks are off while loading, as pg_dump's data order needs.\n\
@@ -320,7 +386,8 @@ struct ArtifactJob {
 }
 
 struct ArtifactDone {
-    entry: FileEntry,
+    /// The artifact's file, and for the schema also its archive.
+    entries: Vec<FileEntry>,
     tap: Option<TapReport>,
     roles: Vec<String>,
     /// Platform objects left out of schema.sql.
@@ -361,6 +428,8 @@ fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
     let mut roles_kept = Vec::new();
     let mut tap_report = None;
     let mut left_out = Vec::new();
+    // A custom archive to store next to the artifact (schema) or as it (platform).
+    let mut archive: Option<(Artifact, PathBuf)> = None;
     match job.artifact {
         Artifact::Roles => {
             let mut filter = RolesFilter::new();
@@ -403,10 +472,11 @@ fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
         Artifact::Schema => {
             // pg_dump → custom archive → listing without platform objects →
             // pg_restore writes the plain SQL (see toc.rs).
-            let archive = job.path.with_extension("archive");
+            let archive_path = job.path.with_extension("archive");
             let mut dump_args = job.args.clone();
             dump_args.push("--format=custom".into());
-            dump_args.push(format!("--file={}", archive.display()));
+            dump_args.push("--compress=0".into());
+            dump_args.push(format!("--file={}", archive_path.display()));
             let dump = ToolRun {
                 args: dump_args,
                 ..run
@@ -426,7 +496,7 @@ fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
             let mut listing = Vec::new();
             let list = ToolRun {
                 program: &pg_restore,
-                args: vec!["--list".into(), archive.display().to_string()],
+                args: vec!["--list".into(), archive_path.display().to_string()],
                 info: &job.info,
                 passfile: None,
             };
@@ -443,7 +513,7 @@ fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
                 args: vec![
                     format!("--use-list={}", list_path.display()),
                     "--file=-".into(),
-                    archive.display().to_string(),
+                    archive_path.display().to_string(),
                 ],
                 info: &job.info,
                 passfile: None,
@@ -452,8 +522,28 @@ fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
                 tail.push(bytes);
                 writer.write_all(bytes)
             })?;
-            let _ = std::fs::remove_file(&archive);
             let _ = std::fs::remove_file(&list_path);
+            archive = Some((Artifact::SchemaArchive, archive_path));
+        }
+        Artifact::PlatformArchive | Artifact::SchemaArchive => {
+            let archive_path = job.path.with_extension("archive");
+            let mut dump_args = job.args.clone();
+            dump_args.push("--format=custom".into());
+            dump_args.push("--compress=0".into());
+            dump_args.push(format!("--file={}", archive_path.display()));
+            stream(
+                &ToolRun {
+                    args: dump_args,
+                    ..run
+                },
+                &job.cancel,
+                &mut |_| Ok(()),
+            )?;
+            let mut f = std::fs::File::open(&archive_path)
+                .map_err(|e| Error::io("open", &archive_path, e))?;
+            std::io::copy(&mut f, &mut WriteAdapter(&mut writer))
+                .map_err(|e| Error::io("write", &job.path, e))?;
+            let _ = std::fs::remove_file(&archive_path);
         }
         Artifact::History => {
             stream(&run, &job.cancel, &mut |bytes| {
@@ -462,8 +552,9 @@ fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
             })?;
         }
     }
-    if job.artifact != Artifact::Data
-        && !tail_is_complete(&tail.0, job.artifact.completion_marker())
+    if let Some(marker) = job.artifact.completion_marker()
+        && job.artifact != Artifact::Data
+        && !tail_is_complete(&tail.0, marker)
     {
         return Err(Error::corrupt(format!(
             "{}'s output ended without its completion marker",
@@ -473,25 +564,78 @@ fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
     let written = writer
         .finish()
         .map_err(|e| Error::io("finish", &job.path, e))?;
+    let mut entries = vec![file_entry(
+        job.artifact,
+        &job.path,
+        &job.opts,
+        job.key.is_some(),
+        written,
+    )];
+    if let Some((artifact, archive)) = archive {
+        // The custom archive itself, through the same pipeline.
+        let path = job
+            .path
+            .with_file_name(artifact.file_name(job.opts.codec, job.key.is_some()));
+        let mut w = ArtifactWriter::create(
+            &path,
+            job.opts.codec,
+            job.opts.effective_level(),
+            job.key.as_ref(),
+            &job.counters,
+        )?;
+        let mut f = std::fs::File::open(&archive).map_err(|e| Error::io("open", &archive, e))?;
+        std::io::copy(&mut f, &mut WriteAdapter(&mut w))
+            .map_err(|e| Error::io("write", &path, e))?;
+        let written = w.finish().map_err(|e| Error::io("finish", &path, e))?;
+        entries.push(file_entry(
+            artifact,
+            &path,
+            &job.opts,
+            job.key.is_some(),
+            written,
+        ));
+        let _ = std::fs::remove_file(&archive);
+    }
     Ok(ArtifactDone {
-        entry: FileEntry {
-            artifact: job.artifact,
-            name: job
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            codec: job.opts.codec,
-            encrypted: job.key.is_some(),
-            plain_size: written.plain_size,
-            stored_size: written.stored_size,
-            plain_sha256: written.plain_sha256,
-            stored_sha256: written.stored_sha256,
-        },
+        entries,
         tap: tap_report,
         roles: roles_kept,
         left_out,
     })
+}
+
+struct WriteAdapter<'a>(&'a mut ArtifactWriter);
+
+impl std::io::Write for WriteAdapter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn file_entry(
+    artifact: Artifact,
+    path: &Path,
+    opts: &BackupOptions,
+    encrypted: bool,
+    written: super::pipeline::Written,
+) -> FileEntry {
+    FileEntry {
+        artifact,
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        codec: opts.codec,
+        encrypted,
+        plain_size: written.plain_size,
+        stored_size: written.stored_size,
+        plain_sha256: written.plain_sha256,
+        stored_sha256: written.stored_sha256,
+    }
 }
 
 fn fsync_dir(path: &Path) {
@@ -772,6 +916,7 @@ impl Engine {
             .artifacts()
             .into_iter()
             .filter(|a| *a != Artifact::History || server.has_history)
+            .filter(|a| *a != Artifact::PlatformArchive || server.has_platform)
             .collect();
         let pg_dumpall = match pg_dump.path.parent().map(|d| d.join("pg_dumpall")) {
             Some(p) if p.is_file() => p,
@@ -881,7 +1026,7 @@ impl Engine {
             return Err(e);
         }
         report(Phase::Finalizing, Some(&counters), None, total);
-        done.sort_by_key(|d| d.entry.artifact);
+        done.sort_by_key(|d| d.entries.first().map(|e| e.artifact));
         let tap = done.iter().find_map(|d| d.tap.clone()).unwrap_or_default();
         let roles = done.iter().flat_map(|d| d.roles.clone()).collect();
         let left_out: Vec<String> = done.iter().flat_map(|d| d.left_out.clone()).collect();
@@ -910,7 +1055,7 @@ impl Engine {
             server_major: server.major,
             database_size_bytes: server.size,
             snapshot: server.snapshot.clone(),
-            files: done.into_iter().map(|d| d.entry).collect(),
+            files: done.into_iter().flat_map(|d| d.entries).collect(),
             tables: tap.tables,
             sequences: tap.sequences,
             matviews: if artifacts.contains(&Artifact::Data) {
@@ -919,6 +1064,8 @@ impl Engine {
                 Vec::new()
             },
             roles,
+            cluster_roles: server.cluster_roles.clone(),
+            objects: server.objects.clone(),
             left_out,
             timings: Timings {
                 started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

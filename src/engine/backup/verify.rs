@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::crypt::{FileKey, Header};
 use super::manifest::{FileEntry, Manifest};
-use super::options::Artifact;
 use super::pipeline::{HashingReader, open_artifact};
 use crate::engine::Engine;
 use crate::engine::catalog::backups;
@@ -32,8 +31,6 @@ pub struct VerifyReport {
     /// "file: reason" of the first failure.
     pub first_failure: Option<String>,
 }
-
-const DATA_TRAILER_MARKER: &str = "-- supabackup data dump complete";
 
 fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let file = std::fs::File::open(path).map_err(|e| match e.kind() {
@@ -106,12 +103,9 @@ fn check_file(
         )));
     }
     let tail_text = String::from_utf8_lossy(&tail);
-    let marker = if f.artifact == Artifact::Data {
-        DATA_TRAILER_MARKER
-    } else {
-        f.artifact.completion_marker()
-    };
-    if !tail_text.contains(marker) {
+    if let Some(marker) = f.artifact.completion_marker()
+        && !tail_text.contains(marker)
+    {
         return Err(Error::corrupt(
             "the dump is incomplete (no completion marker at its end)",
         ));
