@@ -6,6 +6,7 @@ pub mod backup;
 pub mod output;
 pub mod project;
 pub mod prompt;
+pub mod restore;
 pub mod vault;
 
 use std::path::PathBuf;
@@ -69,10 +70,20 @@ pub enum Command {
     /// Run, list, show and delete backups.
     #[command(subcommand)]
     Backup(backup::BackupCmd),
-    /// Re-read every file of a backup and check it against its manifest.
+    /// Restore backups: preview, run, roll back, list.
+    #[command(subcommand)]
+    Restore(restore::RestoreCmd),
+    /// Re-read every file of a backup and check it against its manifest;
+    /// with --restore-test also restore it into a throw-away database.
     Verify {
         /// Backup id (or a unique prefix of it).
         id: String,
+        /// Restore into a scratch database and compare every table.
+        #[arg(long)]
+        restore_test: bool,
+        /// The scratch server (default: the configured one, else a local PostgreSQL).
+        #[arg(long, requires = "restore_test")]
+        scratch_url: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -152,7 +163,14 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
     let engine = open_engine(data_dir).await?;
     match command {
         Command::Backup(cmd) => backup::run(&engine, cmd).await,
-        Command::Verify { id, json } => backup::verify(&engine, &id, json).await,
+        Command::Restore(cmd) => restore::run(&engine, cmd).await,
+        Command::Verify {
+            id,
+            restore_test: true,
+            scratch_url,
+            json,
+        } => restore::restore_test(&engine, &id, scratch_url, json).await,
+        Command::Verify { id, json, .. } => backup::verify(&engine, &id, json).await,
         Command::Decrypt { .. } => Ok(0),
         Command::Catalog(CatalogCmd::Rebuild { json }) => {
             let r = engine.rebuild_catalog().await?;

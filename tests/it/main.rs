@@ -4,7 +4,9 @@
 mod backup;
 mod backup_safety;
 mod cli;
+mod compare_selftest;
 mod connection;
 mod harness;
 mod projects;
+mod restore;
 mod support;

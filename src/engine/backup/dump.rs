@@ -88,6 +88,8 @@ impl ToolRun<'_> {
         if let Some(p) = self.passfile {
             cmd.env("PGPASSFILE", p);
         }
+        // Deterministic text for timestamps in dumps (and their checksums).
+        cmd.env("PGTZ", "UTC").env("PGDATESTYLE", "ISO");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -218,4 +220,109 @@ pub fn stream(
         ));
     }
     Ok(())
+}
+
+/// Runs the tool (psql) with `producer` writing its standard input; stdout
+/// is discarded, stderr kept for the error message. Cancelling kills the
+/// tool, which makes the server roll back its open transaction.
+pub fn feed(
+    run: &ToolRun<'_>,
+    cancel: &CancellationToken,
+    producer: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let name = program_name(run.program);
+    let mut cmd = run.command();
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::tool(format!("could not start {}: {e}", run.program.display())))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::internal("no stdin pipe"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::internal("no stdout pipe"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| Error::internal("no stderr pipe"))?;
+    let child: Arc<Mutex<Child>> = Arc::new(Mutex::new(child));
+    let out_thread = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
+    });
+    let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let err_thread = {
+        let tail = tail.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                if let Ok(mut t) = tail.lock() {
+                    t.push(line);
+                    if t.len() > 30 {
+                        t.remove(0);
+                    }
+                }
+            }
+        })
+    };
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let child = child.clone();
+        let cancel = cancel.clone();
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                if cancel.is_cancelled() {
+                    if let Ok(mut c) = child.lock() {
+                        let _ = c.kill();
+                    }
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let produced = producer(&mut stdin);
+    // A broken pipe means the tool stopped reading (it failed: its own
+    // error is the one to report). Any other producer failure must never
+    // look like a clean end of input: the tool is killed before its stdin
+    // closes, so the transaction it holds is rolled back, not committed.
+    let tool_failed_first = matches!(&produced, Err(e) if e.message.contains("Broken pipe") || e.message.contains("stopped reading"));
+    if produced.is_err()
+        && !tool_failed_first
+        && let Ok(mut c) = child.lock()
+    {
+        let _ = c.kill();
+    }
+    drop(stdin);
+    let status = match child.lock() {
+        Ok(mut c) => c.wait(),
+        Err(p) => p.into_inner().wait(),
+    };
+    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
+    let _ = out_thread.join();
+    let _ = err_thread.join();
+    if cancel.is_cancelled() {
+        return Err(Error::cancelled());
+    }
+    if !tool_failed_first {
+        produced.clone()?;
+    }
+    let status = status.map_err(|e| Error::internal(format!("waiting for {name} failed: {e}")))?;
+    if !status.success() {
+        let lines = tail.lock().map(|t| t.clone()).unwrap_or_default();
+        let detail = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("ERROR") || l.contains("FATAL") || l.contains("error"))
+            .or(lines.last())
+            .cloned()
+            .unwrap_or_else(|| format!("exit status {status}"));
+        let detail = crate::engine::conninfo::redact_url(&detail);
+        return Err(Error::new(ErrorKind::Invalid, format!("{name} stopped: {detail}"))
+            .with_hint("nothing was changed: the whole restore ran in one transaction, which was rolled back"));
+    }
+    produced
 }

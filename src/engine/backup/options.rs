@@ -225,7 +225,9 @@ impl BackupOptions {
                 Artifact::History,
                 Artifact::PlatformArchive,
             ],
-            BackupKind::PreRestore => vec![Artifact::Schema, Artifact::Data],
+            BackupKind::PreRestore => {
+                vec![Artifact::Schema, Artifact::Data, Artifact::PlatformArchive]
+            }
             BackupKind::Schema => vec![Artifact::Schema],
             BackupKind::Data => vec![Artifact::Data],
             BackupKind::Roles => vec![Artifact::Roles],

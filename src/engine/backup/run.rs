@@ -102,6 +102,7 @@ struct Server {
     has_history: bool,
     has_platform: bool,
     cluster_roles: Vec<String>,
+    schemas: Vec<String>,
     objects: Vec<ObjectSummary>,
     snapshot: Option<String>,
     /// Holds the snapshot open until the dumps are done.
@@ -162,7 +163,7 @@ async fn matviews(client: &tokio_postgres::Client) -> Result<Vec<MatviewInfo>> {
 
 /// What the catalog holds, for restore previews: tables (with columns),
 /// views, sequences, functions (with a digest of the body) and types.
-async fn object_summary(client: &tokio_postgres::Client) -> Result<Vec<ObjectSummary>> {
+pub(crate) async fn object_summary(client: &tokio_postgres::Client) -> Result<Vec<ObjectSummary>> {
     let rows = client
         .query(
             "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
@@ -233,7 +234,8 @@ async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
                     pg_database_size(current_database()),
                     EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'supabase_migrations'),
                     EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ANY($1)),
-                    ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1)",
+                    ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1),
+                    ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1)",
             &[&platform],
         )
         .await
@@ -250,6 +252,7 @@ async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
             has_history: row.get(3),
             has_platform: row.get(4),
             cluster_roles: row.get(5),
+            schemas: row.get(6),
             objects,
             snapshot,
             _client: client,
@@ -264,6 +267,7 @@ fn dump_args(
     opts: &BackupOptions,
     info: &ConnInfo,
     snapshot: Option<&str>,
+    all_schemas: &[String],
 ) -> Vec<String> {
     let mut args = vec![
         "--quote-all-identifiers".to_owned(),
@@ -289,12 +293,14 @@ fn dump_args(
                 }
                 args.push("--exclude-schema=*timescaledb_*".into());
             } else {
-                for s in opts
-                    .schemas
+                // Every other schema is excluded (rather than these
+                // included), so database-wide objects that reach into the
+                // chosen schemas — publication memberships — stay in.
+                for s in all_schemas
                     .iter()
-                    .filter(|s| !supabase::is_managed_schema(s))
+                    .filter(|s| !opts.schemas.contains(s) || supabase::is_managed_schema(s))
                 {
-                    args.push(format!("--schema={s}"));
+                    args.push(format!("--exclude-schema={s}"));
                 }
             }
         }
@@ -700,6 +706,21 @@ impl Engine {
         req.options.validate()?;
         let project = self.project(&req.project).await?;
         let info = self.connection_info(&project).await?;
+        self.run_backup_of(project, info, req, progress, cancel)
+            .await
+    }
+
+    /// Backs up a database given its connection details; `project` names
+    /// it (an id of "" means a target outside the catalog, e.g. a URL).
+    pub(crate) async fn run_backup_of(
+        &self,
+        project: Project,
+        info: ConnInfo,
+        req: BackupRequest,
+        progress: ProgressFn,
+        cancel: CancellationToken,
+    ) -> Result<BackupRecord> {
+        req.options.validate()?;
         let passphrase = if req.options.encrypt {
             Some(self.backup_passphrase().await?.ok_or_else(|| {
                 Error::auth("encryption is on but no backup passphrase is set")
@@ -730,7 +751,7 @@ impl Engine {
                         c,
                         &NewBackup {
                             id: &id,
-                            project_id: Some(&project.id),
+                            project_id: (!project.id.is_empty()).then_some(project.id.as_str()),
                             project_name: &project.name,
                             project_ref: &project.project_ref,
                             job_id: job_id.as_deref(),
@@ -791,7 +812,7 @@ impl Engine {
                         backups::mark_ended(c, &id2, status, &msg)?;
                         analytics::record(
                             c,
-                            Some(&pid),
+                            (!pid.is_empty()).then_some(pid.as_str()),
                             "backup",
                             &json!({"backup_id": id2, "status": status, "type": kind, "duration_ms": elapsed, "error": msg}),
                         )
@@ -969,7 +990,13 @@ impl Engine {
                 } else {
                     pg_dump.path.clone()
                 },
-                args: dump_args(*artifact, &req.options, info, server.snapshot.as_deref()),
+                args: dump_args(
+                    *artifact,
+                    &req.options,
+                    info,
+                    server.snapshot.as_deref(),
+                    &server.schemas,
+                ),
                 info: info.clone(),
                 passfile: passfile.as_ref().map(|p| p.path().to_path_buf()),
                 opts: req.options.clone(),
@@ -1040,7 +1067,7 @@ impl Engine {
             id: id.to_owned(),
             status: "completed".into(),
             project: ProjectInfo {
-                id: Some(project.id.clone()),
+                id: (!project.id.is_empty()).then(|| project.id.clone()),
                 name: project.name.clone(),
                 project_ref: project.project_ref.clone(),
                 slug: project.slug.clone(),

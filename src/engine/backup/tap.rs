@@ -367,7 +367,7 @@ impl CopyBlock {
 
 /// Reads one identifier at the start of `s`: `"..."` with `""` escapes, or a
 /// bare word (up to `.`, a blank or `(`). Returns the plain name and the rest.
-fn parse_ident(s: &[u8]) -> Option<(String, &[u8])> {
+pub(crate) fn parse_ident(s: &[u8]) -> Option<(String, &[u8])> {
     if let Some(body) = s.strip_prefix(b"\"") {
         let mut name = Vec::new();
         let mut i = 0;
@@ -396,7 +396,7 @@ fn parse_ident(s: &[u8]) -> Option<(String, &[u8])> {
 
 /// `"schema"."table" (cols...) ` → plain (schema, table). An unqualified name
 /// gets an empty schema; an unparsable target is reported whole as the name.
-fn parse_copy_target(target: &[u8]) -> (String, String) {
+pub(crate) fn parse_copy_target(target: &[u8]) -> (String, String) {
     let Some((first, rest)) = parse_ident(target) else {
         return (
             String::new(),

@@ -38,6 +38,14 @@ pub fn exclusion(line: &str) -> Option<String> {
         }
         return None;
     }
+    if let Some(after) = text.strip_prefix("DEFAULT ACL ") {
+        // Default privileges the platform set for its own roles.
+        let (_, owner) = after.rsplit_once(' ')?;
+        if supabase::is_reserved_role(owner) && owner != "postgres" {
+            return Some(format!("DEFAULT ACL {after}"));
+        }
+        return None;
+    }
     if let Some(after) = text.strip_prefix("EVENT TRIGGER - ") {
         let (name, owner) = after.rsplit_once(' ')?;
         if supabase::is_reserved_role(owner) && owner != "postgres" {
@@ -106,5 +114,212 @@ mod tests {
         );
         assert!(out.contains("\n4011; 3466 17101 EVENT TRIGGER - my_audit_trigger postgres\n"));
         assert_eq!(out.lines().count(), LISTING.lines().count());
+    }
+}
+
+/// pg_dump's entry types (`te->desc`), longest first so multi-word types win.
+const TYPES: &[&str] = &[
+    "PUBLICATION TABLES IN SCHEMA",
+    "TEXT SEARCH CONFIGURATION",
+    "TEXT SEARCH DICTIONARY",
+    "TEXT SEARCH TEMPLATE",
+    "FOREIGN DATA WRAPPER",
+    "TEXT SEARCH PARSER",
+    "PROCEDURAL LANGUAGE",
+    "MATERIALIZED VIEW DATA",
+    "DATABASE PROPERTIES",
+    "SUBSCRIPTION TABLE",
+    "MATERIALIZED VIEW",
+    "PUBLICATION TABLE",
+    "SEQUENCE OWNED BY",
+    "CHECK CONSTRAINT",
+    "OPERATOR FAMILY",
+    "FOREIGN SERVER",
+    "OPERATOR CLASS",
+    "SECURITY LABEL",
+    "EVENT TRIGGER",
+    "FK CONSTRAINT",
+    "FOREIGN TABLE",
+    "ACCESS METHOD",
+    "INDEX ATTACH",
+    "LARGE OBJECT",
+    "SEQUENCE SET",
+    "TABLE ATTACH",
+    "USER MAPPING",
+    "ROW SECURITY",
+    "DEFAULT ACL",
+    "DUMMY TYPE",
+    "SHELL TYPE",
+    "TABLE DATA",
+    "BLOB DATA",
+    "CONSTRAINT",
+    "CONVERSION",
+    "SEARCHPATH",
+    "STATISTICS",
+    "STDSTRINGS",
+    "SUBSCRIPTION",
+    "PUBLICATION",
+    "AGGREGATE",
+    "COLLATION",
+    "EXTENSION",
+    "PROCEDURE",
+    "TRANSFORM",
+    "ENCODING",
+    "FUNCTION",
+    "OPERATOR",
+    "SEQUENCE",
+    "DATABASE",
+    "COMMENT",
+    "DEFAULT",
+    "TRIGGER",
+    "DOMAIN",
+    "POLICY",
+    "SCHEMA",
+    "SERVER",
+    "BLOBS",
+    "INDEX",
+    "TABLE",
+    "BLOB",
+    "CAST",
+    "RULE",
+    "TYPE",
+    "VIEW",
+    "ACL",
+];
+
+/// One line of a `pg_restore -l` listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TocEntry<'a> {
+    pub kind: &'static str,
+    /// The schema, or `-` for objects outside schemas.
+    pub namespace: &'a str,
+    /// Name and owner, as listed (e.g. `SCHEMA billing postgres` for an ACL).
+    pub rest: &'a str,
+}
+
+/// Parses a listing line; comments and unknown shapes give `None`.
+pub fn parse_entry(line: &str) -> Option<TocEntry<'_>> {
+    let line = line.trim_end();
+    if line.starts_with(';') || line.is_empty() {
+        return None;
+    }
+    let (_, rest) = line.split_once("; ")?;
+    let mut it = rest.splitn(3, ' ');
+    let _tableoid = it.next()?;
+    let _oid = it.next()?;
+    let text = it.next()?;
+    let kind = TYPES
+        .iter()
+        .find(|t| text.starts_with(*t) && text[t.len()..].starts_with(' '))?;
+    let after = &text[kind.len() + 1..];
+    let (namespace, rest) = after.split_once(' ').unwrap_or((after, ""));
+    Some(TocEntry {
+        kind,
+        namespace,
+        rest,
+    })
+}
+
+impl TocEntry<'_> {
+    /// The schema an entry belongs to: its namespace, or for a schema (and
+    /// its ACL, comment, label) the schema's own name.
+    pub fn schema(&self) -> Option<&str> {
+        if self.namespace != "-" {
+            return Some(self.namespace);
+        }
+        let first = self.rest.split(' ').next()?;
+        match self.kind {
+            "SCHEMA" => Some(first),
+            "ACL" | "COMMENT" | "SECURITY LABEL" => {
+                // With --quote-all-identifiers the tag is `SCHEMA "name"`.
+                let after = self.rest.strip_prefix("SCHEMA ")?;
+                if let Some(quoted) = after.strip_prefix('"') {
+                    let end = quoted.find("\" ").or_else(|| quoted.rfind('"'))?;
+                    return Some(&quoted[..end]).filter(|n| !n.contains("\"\""));
+                }
+                after.split(' ').next()
+            }
+            _ => None,
+        }
+    }
+
+    /// Session settings every script needs.
+    pub fn is_setting(&self) -> bool {
+        matches!(self.kind, "ENCODING" | "STDSTRINGS" | "SEARCHPATH")
+    }
+}
+
+/// Comments out every entry of a listing that `keep` rejects (and the
+/// platform exclusions); comments and unparsable lines are kept as they are.
+pub fn select_listing(listing: &str, keep: &dyn Fn(&TocEntry<'_>) -> bool) -> String {
+    let mut out = String::with_capacity(listing.len());
+    for line in listing.lines() {
+        let drop = match parse_entry(line) {
+            Some(e) => exclusion(line).is_some() || !(e.is_setting() || keep(&e)),
+            None => false,
+        };
+        if drop && !line.starts_with(';') {
+            out.push(';');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[test]
+    fn parses_entries_and_their_schema() {
+        let e = parse_entry(
+            "4002; 6106 17000 PUBLICATION TABLE public supabase_realtime messages postgres",
+        )
+        .expect("entry");
+        assert_eq!(
+            (e.kind, e.namespace, e.schema()),
+            ("PUBLICATION TABLE", "public", Some("public"))
+        );
+        let e = parse_entry("7; 2615 16402 SCHEMA - billing postgres").expect("schema");
+        assert_eq!(e.schema(), Some("billing"));
+        let e = parse_entry("4100; 0 0 ACL - SCHEMA billing postgres").expect("acl");
+        assert_eq!(e.schema(), Some("billing"));
+        let e = parse_entry("3972; 0 0 COMMENT - SCHEMA \"billing\" postgres").expect("quoted");
+        assert_eq!(e.schema(), Some("billing"));
+        let e = parse_entry("3892; 0 0 COMMENT - EXTENSION citext").expect("comment");
+        assert_eq!(e.schema(), None);
+        let e = parse_entry("250; 1259 17200 MATERIALIZED VIEW public product_sales_mv postgres")
+            .expect("mv");
+        assert_eq!(e.kind, "MATERIALIZED VIEW");
+        let e = parse_entry("251; 1259 17201 TABLE DATA public orders postgres").expect("data");
+        assert_eq!(e.kind, "TABLE DATA");
+        assert!(parse_entry("; comment").is_none());
+    }
+
+    #[test]
+    fn selects_by_schema_and_keeps_settings() {
+        let listing = "3890; 0 0 ENCODING - ENCODING\n\
+7; 2615 16402 SCHEMA - billing postgres\n\
+8; 1259 16500 TABLE billing invoices postgres\n\
+9; 1259 16600 TABLE public orders postgres\n\
+10; 0 0 ACL - SCHEMA billing postgres\n\
+4001; 6104 16999 PUBLICATION - supabase_realtime postgres\n";
+        let out = select_listing(listing, &|e| e.schema() == Some("billing"));
+        let kept: Vec<&str> = out.lines().filter(|l| !l.starts_with(';')).collect();
+        assert_eq!(
+            kept,
+            [
+                "3890; 0 0 ENCODING - ENCODING",
+                "7; 2615 16402 SCHEMA - billing postgres",
+                "8; 1259 16500 TABLE billing invoices postgres",
+                "10; 0 0 ACL - SCHEMA billing postgres"
+            ]
+        );
+        let all = select_listing(listing, &|_| true);
+        assert!(
+            all.contains("\n;4001; 6104 16999 PUBLICATION - supabase_realtime postgres\n"),
+            "platform entries never come back"
+        );
     }
 }

@@ -22,14 +22,15 @@ use rusqlite_migration::{M, Migrations};
 use crate::engine::error::{Error, Result};
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![M::up(include_str!(
-        "../../../migrations/0001_initial.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../../migrations/0001_initial.sql")),
+        M::up(include_str!("../../../migrations/0002_restores.sql")),
+    ])
 });
 
 /// How many schema versions this build knows.
 pub fn known_version() -> usize {
-    1
+    2
 }
 
 /// A handle on the catalog; cheap to clone, shared by all front-ends.

@@ -51,6 +51,15 @@ static DB_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// into different databases would race on CREATE ROLE, so loads are serialized.
 static FIXTURE_LOCK: Mutex<()> = Mutex::new(());
 
+/// Serializes work that changes cluster-wide roles (fixture loads, restores
+/// of roles.sql): concurrent ALTER ROLE of the same role in two sessions
+/// fails with "tuple concurrently updated".
+pub fn roles_lock() -> std::sync::MutexGuard<'static, ()> {
+    FIXTURE_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The shared cluster, started on first call.  Panics (in every caller) when
 /// the cluster could not be started.
 pub fn cluster() -> &'static Cluster {

@@ -1,0 +1,386 @@
+//! `supabackup restore ...` and `verify --restore-test`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use super::{output, prompt};
+use crate::engine::project::Environment;
+use crate::engine::restore::{
+    RestoreMode, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope, RestoreTarget,
+};
+use crate::engine::{Engine, Error, ErrorKind, Result};
+
+#[derive(Debug, Subcommand)]
+pub enum RestoreCmd {
+    /// Restore a backup (asks for confirmation on a terminal unless --yes).
+    Run {
+        backup_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// new: the target has nothing in scope; replace: replace what is there.
+        #[arg(long, value_parser = ["new", "replace"])]
+        mode: Option<String>,
+        /// Do not ask; also required for production targets.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a restore would do, changing nothing.
+    Preview {
+        backup_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[arg(long, value_parser = ["new", "replace"])]
+        mode: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo a restore by restoring its safety snapshot.
+    Rollback {
+        restore_id: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List restores, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// A project of the catalog (name, id or ref).
+    #[arg(long = "to")]
+    to: Option<String>,
+    /// Any PostgreSQL URL (password in it, or via ~/.pgpass-less prompt-free env).
+    #[arg(long = "to-url")]
+    to_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// Only these schemas (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    schema: Vec<String>,
+    /// Only these tables' rows (schema.table, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    table: Vec<String>,
+    /// Restore roles (default with a whole-backup scope).
+    #[arg(long, overrides_with = "no_roles")]
+    roles: bool,
+    /// Do not restore roles.
+    #[arg(long)]
+    no_roles: bool,
+    /// Only the schema (no data).
+    #[arg(long, conflicts_with = "data_only")]
+    schema_only: bool,
+    /// Only the data.
+    #[arg(long)]
+    data_only: bool,
+}
+
+impl TargetArgs {
+    fn target(&self) -> Result<RestoreTarget> {
+        match (&self.to, &self.to_url) {
+            (Some(p), None) => Ok(RestoreTarget::Project(p.clone())),
+            (None, Some(u)) => Ok(RestoreTarget::Url(u.clone())),
+            _ => Err(Error::invalid(
+                "give exactly one of --to PROJECT or --to-url URL",
+            )),
+        }
+    }
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> RestoreScope {
+        RestoreScope {
+            schemas: self.schema.clone(),
+            tables: self.table.clone(),
+            roles: !self.no_roles
+                && !self.data_only
+                && (self.roles || (self.schema.is_empty() && self.table.is_empty())),
+            schema: !self.data_only && self.table.is_empty(),
+            data: !self.schema_only,
+        }
+    }
+}
+
+fn print_preview(p: &RestorePreview) {
+    println!(
+        "Restore preview of backup {} into {}",
+        p.backup_id, p.target
+    );
+    println!("  Target server:   PostgreSQL {}", p.target_server_version);
+    println!("  Create:          {} object(s)", p.create.len());
+    for o in p.create.iter().take(15) {
+        println!("    + {o}");
+    }
+    if p.create.len() > 15 {
+        println!("    … and {} more", p.create.len() - 15);
+    }
+    println!("  Replace:         {} object(s)", p.replace.len());
+    for o in p.replace.iter().take(15) {
+        println!("    ~ {o}");
+    }
+    println!(
+        "  Left alone:      {} object(s) outside the scope",
+        p.left_alone
+    );
+    if !p.changed.is_empty() {
+        println!("  Differ from the backup: {}", p.changed.join(", "));
+    }
+    if !p.extra_in_target.is_empty() {
+        println!(
+            "  Only in the target (within scope): {}",
+            p.extra_in_target.join(", ")
+        );
+    }
+    if !p.tables.is_empty() {
+        println!("  Rows (now → after):");
+        for t in &p.tables {
+            println!(
+                "    {:<40} {:>10} → {}",
+                t.table,
+                t.rows_now
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                t.rows_after
+            );
+        }
+    }
+    if !p.roles_to_create.is_empty() {
+        println!("  Roles to create: {}", p.roles_to_create.join(", "));
+    }
+    println!("  Estimated time:  {:.0} s", p.estimated_seconds);
+    println!(
+        "  Safety snapshot: {}",
+        if p.snapshot {
+            "yes (rollback possible)"
+        } else {
+            "no"
+        }
+    );
+    for w in &p.warnings {
+        println!("  warning: {w}");
+    }
+    match &p.refusal {
+        Some(r) => println!("  NOT ALLOWED: {r}"),
+        None => println!("  Allowed."),
+    }
+}
+
+fn progress_fn() -> crate::engine::restore::RestoreProgressFn {
+    let tty = std::io::stderr().is_terminal();
+    Arc::new(move |p: RestoreProgress| {
+        if tty {
+            eprint!(
+                "\r\x1b[2K{:?} {} / {} applied, {}/s",
+                p.phase,
+                output::bytes(p.bytes_applied as i64),
+                output::bytes(p.total_bytes as i64),
+                output::bytes(p.rate as i64)
+            );
+        }
+    })
+}
+
+fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    cancel
+}
+
+pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
+    match cmd {
+        RestoreCmd::Preview {
+            backup_id,
+            target,
+            scope,
+            mode,
+            json,
+        } => {
+            prompt::unlock(engine).await?;
+            let req = RestoreRequest {
+                backup: backup_id,
+                target: target.target()?,
+                scope: scope.scope(),
+                mode: mode.as_deref().map(RestoreMode::parse).transpose()?,
+            };
+            let p = engine.preview_restore(&req).await?;
+            if json {
+                output::json(&p)?;
+            } else {
+                print_preview(&p);
+            }
+            Ok(0)
+        }
+        RestoreCmd::Run {
+            backup_id,
+            target,
+            scope,
+            mode,
+            yes,
+            json,
+        } => {
+            prompt::unlock(engine).await?;
+            let target = target.target()?;
+            let req = RestoreRequest {
+                backup: backup_id,
+                target: target.clone(),
+                scope: scope.scope(),
+                mode: mode.as_deref().map(RestoreMode::parse).transpose()?,
+            };
+            let preview = engine.preview_restore(&req).await?;
+            if let Some(r) = &preview.refusal {
+                return Err(Error::conflict(r.clone()).with_hint("run `supabackup restore preview` to see them; pass --mode replace to replace them"));
+            }
+            let production = match &target {
+                RestoreTarget::Project(p) => {
+                    engine.project(p).await?.environment == Environment::Production
+                }
+                RestoreTarget::Url(_) => false,
+            };
+            if !yes {
+                if production {
+                    return Err(Error::invalid(format!(
+                        "{} is a production project: restoring into it needs --yes",
+                        preview.target
+                    )));
+                }
+                if !json && std::io::stdout().is_terminal() {
+                    print_preview(&preview);
+                }
+                if !prompt::confirm("Go ahead with this restore?") {
+                    return Err(Error::invalid("restore not confirmed; nothing was changed")
+                        .with_hint("pass --yes to skip the question"));
+                }
+            }
+            let rec = engine
+                .run_restore(req, progress_fn(), cancel_on_ctrl_c())
+                .await;
+            if std::io::stderr().is_terminal() {
+                eprint!("\r\x1b[2K");
+            }
+            let rec = rec?;
+            if json {
+                output::json(&rec)?;
+            } else {
+                println!("{}", rec.id);
+                eprintln!(
+                    "Restore completed{}.",
+                    rec.snapshot_backup_id
+                        .as_ref()
+                        .map(|s| format!(
+                            "; undo it with `supabackup restore rollback {}` (snapshot {s})",
+                            rec.id
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(0)
+        }
+        RestoreCmd::Rollback { restore_id, yes } => {
+            prompt::unlock(engine).await?;
+            let r = engine.restore_record(&restore_id).await?;
+            if !yes && !prompt::confirm(&format!("Roll back restore {} into {}?", r.id, r.target)) {
+                return Err(
+                    Error::invalid("rollback not confirmed; nothing was changed")
+                        .with_hint("pass --yes"),
+                );
+            }
+            let rec = engine
+                .rollback_restore(&r.id, progress_fn(), cancel_on_ctrl_c())
+                .await?;
+            println!("{}", rec.id);
+            eprintln!("Restore {} was rolled back.", r.id);
+            Ok(0)
+        }
+        RestoreCmd::List { limit, json } => {
+            let list = engine.list_restores(limit).await?;
+            if json {
+                return output::json(&list).map(|_| 0);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        r.backup_id.clone(),
+                        r.target.clone(),
+                        r.mode.clone(),
+                        r.status.clone(),
+                        r.snapshot_backup_id.clone().unwrap_or_else(|| "-".into()),
+                        r.started_at.clone(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &[
+                    "ID", "BACKUP", "TARGET", "MODE", "STATUS", "SNAPSHOT", "STARTED",
+                ],
+                &rows,
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// `supabackup verify ID --restore-test`
+pub async fn restore_test(
+    engine: &Engine,
+    id: &str,
+    scratch: Option<String>,
+    json: bool,
+) -> Result<i32> {
+    prompt::unlock(engine).await?;
+    let report = engine.restore_test(id, scratch, cancel_on_ctrl_c()).await?;
+    if json {
+        output::json(&report)?;
+    } else {
+        for t in &report.tables {
+            let ok = t.actual_rows == t.expected_rows && t.checksum_matches;
+            println!(
+                "{:<48} {:>10} rows {}",
+                t.table,
+                t.actual_rows,
+                if ok { "ok" } else { "MISMATCH" }
+            );
+        }
+    }
+    if report.ok {
+        if !json {
+            println!(
+                "Backup {} restored and matched its manifest ({} tables).",
+                report.backup_id,
+                report.tables.len()
+            );
+        }
+        Ok(0)
+    } else {
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the restore test of {} failed: {}",
+                report.backup_id,
+                report.first_failure.unwrap_or_default()
+            ),
+        ))
+    }
+}

@@ -1,0 +1,369 @@
+//! The restore engine: lossless full restores, selective restores, preview,
+//! refusal, atomic failure, replace + rollback, cross-project, restore tests.
+
+use std::sync::Arc;
+
+use supabackup::engine::backup::BackupOptions;
+use supabackup::engine::catalog::backups::BackupRecord;
+use supabackup::engine::restore::{RestoreMode, RestoreRequest, RestoreScope, RestoreTarget};
+use supabackup::engine::{Engine, ErrorKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::backup::{backup, engine_for};
+use crate::support::compare::{CompareOptions, assert_same, compare, diff_snapshots, snapshot};
+use crate::support::engine::{TestEngine, input};
+use crate::support::pg::{TestDb, cluster, roles_lock};
+
+fn req(
+    b: &BackupRecord,
+    target: RestoreTarget,
+    scope: RestoreScope,
+    mode: Option<RestoreMode>,
+) -> RestoreRequest {
+    RestoreRequest {
+        backup: b.id.clone(),
+        target,
+        scope,
+        mode,
+    }
+}
+
+async fn restore(e: &Engine, r: RestoreRequest) -> supabackup::engine::restore::RestoreRecord {
+    let _roles = roles_lock();
+    e.run_restore(r, Arc::new(|_| {}), CancellationToken::new())
+        .await
+        .expect("restore")
+}
+
+/// A fixture source, its full backup, and a platform-only target project.
+async fn setup(tag: &str) -> (TestEngine, TestDb, TestDb, BackupRecord) {
+    let c = cluster();
+    let src = c.create_db(&format!("rs_{tag}_src"));
+    src.load_fixture();
+    let dst = c.create_db(&format!("rs_{tag}_dst"));
+    dst.load_platform_only();
+    let t = engine_for(&src, "Source").await;
+    let mut target = input("Target", &dst.url());
+    target.project_ref = "target-ref".into();
+    t.engine.add_project(target).await.expect("target project");
+    let b = backup(&t.engine, "Source", BackupOptions::default()).await;
+    (t, src, dst, b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_restore_into_a_new_project_is_lossless_across_projects() {
+    let (t, src, dst, b) = setup("full").await;
+    let p = t
+        .engine
+        .preview_restore(&req(
+            &b,
+            RestoreTarget::Project("Target".into()),
+            RestoreScope::default(),
+            Some(RestoreMode::New),
+        ))
+        .await
+        .expect("preview");
+    assert!(p.allowed, "{p:?}");
+    assert!(
+        p.create.iter().any(|o| o == "table public.orders"),
+        "{:?}",
+        p.create
+    );
+    assert!(
+        p.tables
+            .iter()
+            .any(|x| x.table == "public.orders" && x.rows_now == Some(0)
+                || x.table == "public.orders" && x.rows_now.is_none())
+    );
+    let rec = restore(
+        &t.engine,
+        req(
+            &b,
+            RestoreTarget::Project("Target".into()),
+            RestoreScope::default(),
+            Some(RestoreMode::New),
+        ),
+    )
+    .await;
+    assert_eq!(rec.status, "completed");
+    assert_same(&src, &dst, &CompareOptions::default());
+    let listed = t.engine.list_restores(10).await.expect("list");
+    assert_eq!(listed[0].id, rec.id);
+    let log = t
+        .engine
+        .audit_log(Some("restore.".into()), 10)
+        .await
+        .expect("audit");
+    assert!(log.iter().any(|e| e.action == "restore.end"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_changes_nothing_and_a_non_empty_target_is_refused() {
+    let (t, src, _dst, b) = setup("refuse").await;
+    // The source itself as target: everything in scope exists.
+    let before = snapshot(&src, &CompareOptions::default());
+    let r = req(
+        &b,
+        RestoreTarget::Project("Source".into()),
+        RestoreScope::default(),
+        None,
+    );
+    let p = t.engine.preview_restore(&r).await.expect("preview");
+    assert!(!p.allowed);
+    assert!(
+        p.refusal.as_deref().unwrap_or("").contains("replace"),
+        "{p:?}"
+    );
+    assert!(
+        p.tables
+            .iter()
+            .any(|x| x.table == "public.orders" && x.rows_now.unwrap_or(0) > 0)
+    );
+    let err = t
+        .engine
+        .run_restore(r, Arc::new(|_| {}), CancellationToken::new())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    let after = snapshot(&src, &CompareOptions::default());
+    assert!(
+        diff_snapshots(&before, &after).is_empty(),
+        "preview and refusal changed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
+    let (t, _src, _dst, b) = setup("atomic").await;
+    // A plain database: no platform schemas, so loading fails part-way.
+    let bare = cluster().create_db("rs_atomic_bare");
+    bare.psql("CREATE TABLE public.keep_me (id int); INSERT INTO public.keep_me VALUES (1), (2);");
+    let before = snapshot(&bare, &CompareOptions::default());
+    let _roles = roles_lock();
+    let err = t
+        .engine
+        .run_restore(
+            req(
+                &b,
+                RestoreTarget::Url(bare.url()),
+                RestoreScope::default(),
+                Some(RestoreMode::New),
+            ),
+            Arc::new(|_| {}),
+            CancellationToken::new(),
+        )
+        .await
+        .expect_err("must fail");
+    assert!(err.message.contains("psql stopped"), "{err}");
+    let after = snapshot(&bare, &CompareOptions::default());
+    let diffs = diff_snapshots(&before, &after);
+    assert!(
+        diffs.is_empty(),
+        "target changed: {}",
+        diffs
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(
+        t.engine.list_restores(1).await.expect("list")[0].status,
+        "failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn selective_restores_touch_nothing_else() {
+    let (t, src, dst, b) = setup("select").await;
+    restore(
+        &t.engine,
+        req(
+            &b,
+            RestoreTarget::Project("Target".into()),
+            RestoreScope::default(),
+            Some(RestoreMode::New),
+        ),
+    )
+    .await;
+    // One table's rows: damage them, restore them, the rest is untouched.
+    dst.psql("DELETE FROM public.order_items; UPDATE public.profiles SET full_name = 'changed' WHERE id = (SELECT id FROM public.profiles ORDER BY id LIMIT 1);");
+    let untouched = CompareOptions::default();
+    let scope = RestoreScope {
+        tables: vec!["public.order_items".into()],
+        roles: false,
+        schema: false,
+        data: true,
+        ..Default::default()
+    };
+    let refused = t
+        .engine
+        .preview_restore(&req(
+            &b,
+            RestoreTarget::Project("Target".into()),
+            scope.clone(),
+            None,
+        ))
+        .await
+        .expect("preview");
+    assert!(
+        refused.allowed,
+        "an empty table is not a conflict: {refused:?}"
+    );
+    restore(
+        &t.engine,
+        req(&b, RestoreTarget::Project("Target".into()), scope, None),
+    )
+    .await;
+    let diffs = compare(&src, &dst, &untouched);
+    assert!(
+        diffs.iter().all(|d| d.object.contains("profiles")),
+        "only the untouched change remains: {diffs:?}"
+    );
+    assert!(
+        !diffs.is_empty(),
+        "the change outside the scope was left alone"
+    );
+    // One schema: drop it, restore it alone.
+    dst.psql("DROP SCHEMA billing CASCADE;");
+    let scope = RestoreScope {
+        schemas: vec!["billing".into()],
+        roles: false,
+        ..Default::default()
+    };
+    restore(
+        &t.engine,
+        req(
+            &b,
+            RestoreTarget::Project("Target".into()),
+            scope,
+            Some(RestoreMode::New),
+        ),
+    )
+    .await;
+    let billing = CompareOptions {
+        schemas: Some(vec!["billing".into()]),
+        include_roles: false,
+    };
+    assert_same(&src, &dst, &billing);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replace_then_rollback_returns_the_target_exactly() {
+    let (t, src, dst, b) = setup("rollback").await;
+    restore(
+        &t.engine,
+        req(
+            &b,
+            RestoreTarget::Project("Target".into()),
+            RestoreScope::default(),
+            Some(RestoreMode::New),
+        ),
+    )
+    .await;
+    // The target drifts from the backup. (Its materialized view is refreshed:
+    // a restore brings a materialized view back by refreshing it, so a stale
+    // one cannot be reproduced.)
+    dst.psql(
+        "DELETE FROM public.order_items WHERE ctid IN (SELECT ctid FROM public.order_items LIMIT 3);
+         UPDATE public.products SET name = name || ' (edited)';
+         CREATE TABLE public.scratch_notes (id int primary key, note text); INSERT INTO public.scratch_notes VALUES (1, 'x');
+         ALTER TABLE public.orders DISABLE TRIGGER ALL;
+         REFRESH MATERIALIZED VIEW public.product_sales_mv;",
+    );
+    let drifted = snapshot(&dst, &CompareOptions::default());
+    let rec = restore(
+        &t.engine,
+        req(
+            &b,
+            RestoreTarget::Project("Target".into()),
+            RestoreScope::default(),
+            Some(RestoreMode::Replace),
+        ),
+    )
+    .await;
+    assert!(
+        rec.snapshot_backup_id.is_some(),
+        "replace takes a safety snapshot"
+    );
+    assert_same(&src, &dst, &CompareOptions::default());
+    let _roles = roles_lock();
+    let back = t
+        .engine
+        .rollback_restore(&rec.id, Arc::new(|_| {}), CancellationToken::new())
+        .await
+        .expect("rollback");
+    assert_eq!(back.rollback_of.as_deref(), Some(rec.id.as_str()));
+    let now = snapshot(&dst, &CompareOptions::default());
+    let diffs = diff_snapshots(&drifted, &now);
+    assert!(
+        diffs.is_empty(),
+        "rollback differs:\n{}",
+        diffs
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(
+        t.engine.restore_record(&rec.id).await.expect("rec").status,
+        "rolled_back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_restore_test_passes_and_names_a_table_that_does_not_match() {
+    let c = cluster();
+    let src = c.create_db("rs_rtest_src");
+    src.load_fixture();
+    let t = engine_for(&src, "Tested").await;
+    let b = backup(&t.engine, "Tested", BackupOptions::default()).await;
+    let scratch = Some(c.url("postgres"));
+    let dbs_before = c.psql("postgres", "SELECT count(*) FROM pg_database");
+    let report = t
+        .engine
+        .restore_test(&b.id, scratch.clone(), CancellationToken::new())
+        .await
+        .expect("restore test");
+    assert!(report.ok, "{report:?}");
+    assert!(report.tables.len() > 10);
+    assert!(
+        t.engine
+            .backup(&b.id)
+            .await
+            .expect("rec")
+            .verified_restorable_at
+            .is_some()
+    );
+    assert_eq!(
+        c.psql("postgres", "SELECT count(*) FROM pg_database"),
+        dbs_before,
+        "the scratch database was dropped"
+    );
+
+    // An edited row count in the manifest is caught and named.
+    let dir = std::path::PathBuf::from(b.file_path.clone().expect("folder"));
+    let path = dir.join("metadata.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let tables = m["tables"].as_array_mut().expect("tables");
+    let victim = tables
+        .iter_mut()
+        .find(|x| x["name"] == "orders")
+        .expect("orders");
+    victim["rows"] = serde_json::json!(victim["rows"].as_u64().unwrap_or(0) + 1);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).expect("ser")).expect("write");
+    let report = t
+        .engine
+        .restore_test(&b.id, scratch, CancellationToken::new())
+        .await
+        .expect("restore test runs");
+    assert!(!report.ok);
+    assert!(
+        report
+            .first_failure
+            .as_deref()
+            .unwrap_or("")
+            .contains("public.orders"),
+        "{report:?}"
+    );
+}
