@@ -3,6 +3,7 @@
 //! and map to the exit codes listed in `--help`.
 
 pub mod backup;
+pub mod job;
 pub mod output;
 pub mod project;
 pub mod prompt;
@@ -100,6 +101,20 @@ pub enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+    /// Scheduled backups.
+    #[command(subcommand)]
+    Job(job::JobCmd),
+    /// Run the schedule headless until stopped (see docs/SCHEDULING.md).
+    Daemon {
+        /// Seconds between schedule checks.
+        #[arg(long, default_value_t = 20)]
+        interval: u64,
+        /// Jobs running at once.
+        #[arg(long, default_value_t = 2)]
+        max_concurrent: usize,
+    },
+    /// Apply retention rules now (each job's, or the ones given).
+    Prune(job::PruneArgs),
     /// The catalog itself.
     #[command(subcommand)]
     Catalog(CatalogCmd),
@@ -164,6 +179,12 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
     match command {
         Command::Backup(cmd) => backup::run(&engine, cmd).await,
         Command::Restore(cmd) => restore::run(&engine, cmd).await,
+        Command::Job(cmd) => job::run(&engine, cmd).await,
+        Command::Daemon { interval, max_concurrent } => job::daemon(&engine, interval, max_concurrent).await,
+        Command::Prune(a) => {
+            let rules = crate::engine::schedule::Retention { keep_last: a.keep_last, keep_days: a.keep_days, gfs: None };
+            job::prune(&engine, a.project, rules, a.dry_run, a.json).await
+        }
         Command::Verify {
             id,
             restore_test: true,

@@ -12,6 +12,7 @@ pub mod paths;
 pub mod pg;
 pub mod project;
 pub mod restore;
+pub mod schedule;
 pub mod supabase;
 pub mod transfer;
 pub mod vault;

@@ -9,4 +9,5 @@ mod connection;
 mod harness;
 mod projects;
 mod restore;
+mod schedule;
 mod support;

@@ -1,0 +1,447 @@
+//! `supabackup job ...`, `daemon`, `prune`.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::{output, prompt};
+use crate::engine::backup::{BackupKind, BackupOptions, Codec};
+use crate::engine::schedule::{
+    ChainPolicy, CronExpr, Gfs, Hook, HookPolicy, JobConfig, JobInput, JobTz, Retention, Scheduler,
+    SchedulerConfig,
+};
+use crate::engine::{Engine, Error, Result};
+
+#[derive(Debug, Subcommand)]
+pub enum JobCmd {
+    /// Schedule backups of a project.
+    Add(AddArgs),
+    /// List jobs with their last and next runs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a job (its backups stay).
+    Remove {
+        id: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Enable or disable a job.
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    /// Run one scheduler tick: start the due jobs, wait for them, exit.
+    RunDue {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the next run times of a cron expression.
+    NextRuns {
+        #[arg(long)]
+        cron: String,
+        #[arg(long, default_value = "local", value_parser = ["local", "utc"])]
+        tz: String,
+        #[arg(short = 'n', default_value_t = 5)]
+        count: usize,
+        /// Start from this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Project name, id or ref.
+    project: String,
+    /// Cron expression: 5 fields (`0 3 * * *`) or 6 with seconds first.
+    #[arg(long)]
+    cron: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long = "type", default_value = "full", value_parser = ["full", "schema", "data", "roles"])]
+    kind: String,
+    #[arg(long, value_delimiter = ',')]
+    schema: Vec<String>,
+    #[arg(long = "exclude-table", value_delimiter = ',')]
+    exclude_table: Vec<String>,
+    #[arg(long, default_value = "zstd", value_parser = ["zstd", "xz", "none"])]
+    compression: String,
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    level: Option<u8>,
+    #[arg(long)]
+    no_encrypt: bool,
+    /// Keep the newest N backups.
+    #[arg(long)]
+    keep_last: Option<u32>,
+    /// Keep backups younger than D days.
+    #[arg(long)]
+    keep_days: Option<u32>,
+    /// Grandfather-father-son: DAILY,WEEKLY,MONTHLY counts, e.g. 7,4,12.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    gfs: Vec<u32>,
+    #[arg(long, default_value = "local", value_parser = ["local", "utc"])]
+    tz: String,
+    /// More projects backed up after this one, in order (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    chain: Vec<String>,
+    /// Stop the chain at the first failed project (default: continue).
+    #[arg(long)]
+    chain_stop_on_failure: bool,
+    /// Skip when the database has not changed since the last successful backup.
+    #[arg(long)]
+    skip_if_unchanged: bool,
+    /// Command run before each backup (sh -c).
+    #[arg(long)]
+    pre_hook: Option<String>,
+    /// Command run after each backup (sh -c).
+    #[arg(long)]
+    post_hook: Option<String>,
+    /// Hook timeout in seconds.
+    #[arg(long, default_value_t = 300)]
+    hook_timeout: u64,
+    /// A failing pre-hook only warns (default: it aborts the backup).
+    #[arg(long)]
+    hook_warn_only: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
+    match cmd {
+        JobCmd::Add(a) => {
+            let hook = |c: Option<String>| {
+                c.map(|command| Hook {
+                    command,
+                    timeout_secs: a.hook_timeout,
+                    on_failure: if a.hook_warn_only {
+                        HookPolicy::Warn
+                    } else {
+                        HookPolicy::Abort
+                    },
+                })
+            };
+            let input = JobInput {
+                project: a.project.clone(),
+                name: a.name.clone(),
+                cron: a.cron.clone(),
+                timezone: JobTz::parse(&a.tz)?,
+                config: JobConfig {
+                    backup: BackupOptions {
+                        kind: BackupKind::parse(&a.kind)?,
+                        schemas: a.schema.clone(),
+                        exclude_tables: a.exclude_table.clone(),
+                        codec: Codec::parse(&a.compression)?,
+                        level: a.level,
+                        encrypt: !a.no_encrypt,
+                    },
+                    chain: a.chain.clone(),
+                    chain_policy: if a.chain_stop_on_failure {
+                        ChainPolicy::Stop
+                    } else {
+                        ChainPolicy::Continue
+                    },
+                    skip_if_unchanged: a.skip_if_unchanged,
+                    min_size_change: 0,
+                    pre_hook: hook(a.pre_hook.clone()),
+                    post_hook: hook(a.post_hook.clone()),
+                },
+                retention: Retention {
+                    keep_last: a.keep_last,
+                    keep_days: a.keep_days,
+                    gfs: (a.gfs.len() == 3).then(|| Gfs {
+                        daily: a.gfs[0],
+                        weekly: a.gfs[1],
+                        monthly: a.gfs[2],
+                    }),
+                },
+                enabled: true,
+            };
+            if input.config.backup.encrypt {
+                prompt::unlock(engine).await?;
+                if engine.backup_passphrase().await?.is_none() {
+                    return Err(Error::auth(
+                        "scheduled backups are encrypted but no backup passphrase is set",
+                    )
+                    .with_hint(
+                        "run `supabackup vault set-backup-passphrase`, or add --no-encrypt",
+                    ));
+                }
+            }
+            let job = engine.add_job(input).await?;
+            if a.json {
+                output::json(&job)?;
+            } else {
+                println!("{}", job.id);
+                eprintln!(
+                    "Job '{}' added; next run {}.",
+                    job.name,
+                    job.next_run_at.as_deref().unwrap_or("never")
+                );
+            }
+            Ok(0)
+        }
+        JobCmd::List { json } => {
+            let jobs = engine.list_jobs().await?;
+            if json {
+                return output::json(&jobs).map(|_| 0);
+            }
+            if jobs.is_empty() {
+                println!(
+                    "No jobs yet. Add one with `supabackup job add PROJECT --cron '0 3 * * *'`."
+                );
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    vec![
+                        j.id.clone(),
+                        j.name.clone(),
+                        format!("{} ({})", j.cron, j.timezone.as_str()),
+                        if j.enabled { "yes".into() } else { "no".into() },
+                        j.last_status.clone().unwrap_or_else(|| "-".into()),
+                        j.next_run_at.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ID", "NAME", "SCHEDULE", "ENABLED", "LAST", "NEXT RUN"],
+                &rows,
+            );
+            Ok(0)
+        }
+        JobCmd::Remove { id, yes } => {
+            let job = engine.job(&id).await?;
+            if !yes && !prompt::confirm(&format!("Remove job '{}'?", job.name)) {
+                return Err(
+                    Error::invalid("not removing without confirmation").with_hint("pass --yes")
+                );
+            }
+            engine.remove_job(&id).await?;
+            println!("Removed job '{}'.", job.name);
+            Ok(0)
+        }
+        JobCmd::Enable { id } => {
+            let j = engine.set_job_enabled(&id, true).await?;
+            println!(
+                "Enabled '{}'; next run {}.",
+                j.name,
+                j.next_run_at.unwrap_or_default()
+            );
+            Ok(0)
+        }
+        JobCmd::Disable { id } => {
+            let j = engine.set_job_enabled(&id, false).await?;
+            println!("Disabled '{}'.", j.name);
+            Ok(0)
+        }
+        JobCmd::RunDue { json } => {
+            prompt::unlock(engine).await?;
+            let mut s = Scheduler::new(engine.clone(), SchedulerConfig::default());
+            let report = s.tick(chrono::Utc::now()).await?;
+            if !report.leader {
+                eprintln!(
+                    "Another supabackup process is running the schedule; nothing to do here."
+                );
+                return Ok(0);
+            }
+            let mut outcomes = Vec::new();
+            for h in report.handles {
+                outcomes.push(h.await.map_err(|e| Error::internal(e.to_string()))?);
+            }
+            if json {
+                output::json(
+                    &serde_json::json!({"started": report.started, "queued": report.queued, "missed": report.missed, "outcomes": outcomes}),
+                )?;
+            } else {
+                if outcomes.is_empty() {
+                    println!("No job was due.");
+                }
+                for o in &outcomes {
+                    println!("job {}: {}", o.job_id, o.status);
+                    for s in &o.steps {
+                        println!(
+                            "  {}: {}{}",
+                            s.project,
+                            s.status,
+                            s.detail
+                                .as_ref()
+                                .map(|d| format!(" ({d})"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Ok(if outcomes.iter().any(|o| o.status == "failed") {
+                1
+            } else {
+                0
+            })
+        }
+        JobCmd::NextRuns {
+            cron,
+            tz,
+            count,
+            after,
+        } => {
+            let c = CronExpr::parse(&cron)?;
+            let after = match after {
+                Some(a) => chrono::DateTime::parse_from_rfc3339(&a)
+                    .map_err(|e| Error::invalid(format!("--after must be an RFC 3339 time: {e}")))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            for t in c.next_runs(JobTz::parse(&tz)?, after, count) {
+                match JobTz::parse(&tz)? {
+                    JobTz::Utc => println!("{}", t.to_rfc3339()),
+                    JobTz::Local => println!("{}", t.with_timezone(&chrono::Local).to_rfc3339()),
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `supabackup daemon`: ticks until stopped (Ctrl-C / SIGTERM).
+pub async fn daemon(engine: &Engine, interval: u64, max_concurrent: usize) -> Result<i32> {
+    prompt::unlock(engine).await?;
+    let cfg = SchedulerConfig {
+        max_concurrent: max_concurrent.max(1),
+        ..Default::default()
+    };
+    let mut s = Scheduler::new(engine.clone(), cfg);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::internal(format!("cannot watch SIGTERM: {e}")))?;
+    eprintln!("supabackup daemon: checking the schedule every {interval} s (stop with Ctrl-C).");
+    let mut ticker = tokio::time::interval(Duration::from_secs(interval.max(1)));
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                match s.tick(chrono::Utc::now()).await {
+                    Ok(r) => {
+                        if !r.leader && !warned {
+                            eprintln!("Another supabackup process holds the schedule; waiting.");
+                            warned = true;
+                        }
+                        for id in &r.started {
+                            eprintln!("started job {id}");
+                        }
+                        for h in r.handles {
+                            tokio::spawn(async move {
+                                if let Ok(o) = h.await {
+                                    eprintln!("job {} {}", o.job_id, o.status);
+                                }
+                            });
+                        }
+                    }
+                    Err(e) => eprintln!("tick failed: {e}"),
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    s.shutdown();
+    // Give cancelled backups a moment to clean up.
+    for _ in 0..100 {
+        if s.running().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("supabackup daemon stopped.");
+    Ok(0)
+}
+
+/// `supabackup prune [PROJECT] [--dry-run]`: applies each job's retention
+/// (or the given rules) now.
+pub async fn prune(
+    engine: &Engine,
+    project: Option<String>,
+    rules: Retention,
+    dry_run: bool,
+    json: bool,
+) -> Result<i32> {
+    let jobs = engine.list_jobs().await?;
+    let projects = engine.list_projects().await?;
+    let mut reports = Vec::new();
+    for p in projects.iter().filter(|p| {
+        project
+            .as_deref()
+            .is_none_or(|k| k == p.name || k == p.id || k == p.project_ref)
+    }) {
+        let r = if !rules.is_empty() {
+            rules
+        } else {
+            match jobs
+                .iter()
+                .find(|j| j.project_id == p.id && !j.retention.is_empty())
+            {
+                Some(j) => j.retention,
+                None => continue,
+            }
+        };
+        reports.push((
+            p.name.clone(),
+            engine
+                .prune_project(&p.id, &r, dry_run, chrono::Utc::now())
+                .await?,
+        ));
+    }
+    if let Some(k) = &project
+        && !projects
+            .iter()
+            .any(|p| k == &p.name || k == &p.id || k == &p.project_ref)
+    {
+        return Err(Error::not_found(format!("no project named '{k}'")));
+    }
+    if json {
+        let v: Vec<_> = reports
+            .iter()
+            .map(|(n, r)| serde_json::json!({"project": n, "report": r}))
+            .collect();
+        output::json(&v)?;
+    } else if reports.is_empty() {
+        println!("No retention rules apply (give --keep-last/--keep-days, or add them to a job).");
+    } else {
+        for (name, r) in &reports {
+            println!(
+                "{name}: {} {} backup(s), {} kept",
+                if dry_run { "would delete" } else { "deleted" },
+                r.deleted.len(),
+                r.kept
+            );
+            for d in &r.deleted {
+                println!(
+                    "  {} {} {}",
+                    d.id,
+                    d.created_at,
+                    d.bytes.map(output::bytes).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only this project.
+    pub project: Option<String>,
+    /// Show what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Override: keep the newest N.
+    #[arg(long)]
+    pub keep_last: Option<u32>,
+    /// Override: keep backups younger than D days.
+    #[arg(long)]
+    pub keep_days: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+}

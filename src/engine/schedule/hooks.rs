@@ -1,0 +1,151 @@
+//! Pre/post backup hooks: user commands run with `sh -c`, a documented
+//! environment (never a secret), a timeout, and their output kept for the
+//! error message.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use super::jobs::Hook;
+use crate::engine::error::{Error, Result};
+
+/// The variables a hook sees (documented in docs/SCHEDULING.md).
+#[derive(Debug, Clone, Default)]
+pub struct HookEnv {
+    pub phase: &'static str,
+    pub project: String,
+    pub project_ref: String,
+    pub job_id: String,
+    pub backup_id: String,
+    pub backup_type: String,
+    pub status: String,
+    pub backup_dir: String,
+    /// Artifact paths, one per line.
+    pub artifacts: Vec<String>,
+}
+
+const OUTPUT_KEEP: usize = 4000;
+
+/// Runs the hook; `Ok(output)` when it exits 0 in time, otherwise an
+/// error carrying its output.
+pub async fn run_hook(hook: &Hook, env: &HookEnv) -> Result<String> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(&hook.command)
+        .env("SUPABACKUP_HOOK", env.phase)
+        .env("SUPABACKUP_PROJECT", &env.project)
+        .env("SUPABACKUP_PROJECT_REF", &env.project_ref)
+        .env("SUPABACKUP_JOB_ID", &env.job_id)
+        .env("SUPABACKUP_BACKUP_ID", &env.backup_id)
+        .env("SUPABACKUP_BACKUP_TYPE", &env.backup_type)
+        .env("SUPABACKUP_STATUS", &env.status)
+        .env("SUPABACKUP_BACKUP_DIR", &env.backup_dir)
+        .env("SUPABACKUP_ARTIFACTS", env.artifacts.join("\n"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // Secrets of the engine never reach hooks.
+    for var in [
+        "SUPABACKUP_PASSPHRASE",
+        "SUPABACKUP_BACKUP_PASSPHRASE",
+        "SUPABACKUP_EXPORT_PASSPHRASE",
+        "SUPABACKUP_NEW_PASSPHRASE",
+        "PGPASSWORD",
+    ] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::tool(format!("could not start the {} hook: {e}", env.phase)))?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let collect = async {
+        let mut text = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut text).await;
+        }
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut text).await;
+        }
+        let status = child.wait().await;
+        (text, status)
+    };
+    let (text, status) =
+        match tokio::time::timeout(Duration::from_secs(hook.timeout_secs), collect).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(Error::tool(format!(
+                    "the {} hook `{}` did not finish within {} s and was stopped",
+                    env.phase, hook.command, hook.timeout_secs
+                )));
+            }
+        };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(OUTPUT_KEEP)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let status =
+        status.map_err(|e| Error::tool(format!("the {} hook failed to run: {e}", env.phase)))?;
+    if status.success() {
+        Ok(tail)
+    } else {
+        Err(Error::tool(format!(
+            "the {} hook `{}` failed ({status}): {}",
+            env.phase,
+            hook.command,
+            tail.trim()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::schedule::jobs::HookPolicy;
+
+    fn hook(cmd: &str, timeout: u64) -> Hook {
+        Hook {
+            command: cmd.into(),
+            timeout_secs: timeout,
+            on_failure: HookPolicy::Abort,
+        }
+    }
+
+    #[tokio::test]
+    async fn environment_output_failure_and_timeout() {
+        let env = HookEnv {
+            phase: "pre",
+            project: "Shop".into(),
+            backup_type: "full".into(),
+            ..Default::default()
+        };
+        let out = run_hook(
+            &hook(
+                "echo \"$SUPABACKUP_HOOK $SUPABACKUP_PROJECT $SUPABACKUP_BACKUP_TYPE\"",
+                5,
+            ),
+            &env,
+        )
+        .await
+        .expect("runs");
+        assert_eq!(out.trim(), "pre Shop full");
+        let err = run_hook(&hook("echo disk is full >&2; exit 3", 5), &env)
+            .await
+            .expect_err("fails");
+        assert!(
+            err.message.contains("disk is full") && err.message.contains("pre hook"),
+            "{err}"
+        );
+        let err = run_hook(&hook("sleep 5", 1), &env)
+            .await
+            .expect_err("times out");
+        assert!(err.message.contains("within 1 s"), "{err}");
+    }
+}

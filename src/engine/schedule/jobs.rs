@@ -1,0 +1,324 @@
+//! Backup jobs (`backup_jobs` rows): a cron schedule, a backup config,
+//! retention, hooks, chaining and a skip-when-unchanged condition.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::cron::{CronExpr, JobTz};
+use super::retention::Retention;
+use crate::engine::Engine;
+use crate::engine::backup::BackupOptions;
+use crate::engine::catalog::{audit, new_id, now};
+use crate::engine::error::{Error, Result};
+
+/// What to do when a hook fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HookPolicy {
+    /// A failing pre-hook stops the backup.
+    #[default]
+    Abort,
+    /// Log and go on.
+    Warn,
+}
+
+/// A user command run before or after a backup (`sh -c`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    pub command: String,
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub on_failure: HookPolicy,
+}
+
+fn default_hook_timeout() -> u64 {
+    300
+}
+
+/// Whether a chain goes on after a failed project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainPolicy {
+    #[default]
+    Continue,
+    Stop,
+}
+
+/// Everything a job does besides its schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct JobConfig {
+    pub backup: BackupOptions,
+    /// More projects (ids) backed up one after another after the job's own.
+    #[serde(default)]
+    pub chain: Vec<String>,
+    #[serde(default)]
+    pub chain_policy: ChainPolicy,
+    /// Skip when the database has not changed since the last successful backup.
+    #[serde(default)]
+    pub skip_if_unchanged: bool,
+    /// With `skip_if_unchanged`: a size change below this many bytes with
+    /// no row changes still counts as unchanged.
+    #[serde(default)]
+    pub min_size_change: u64,
+    #[serde(default)]
+    pub pre_hook: Option<Hook>,
+    #[serde(default)]
+    pub post_hook: Option<Hook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub cron: String,
+    pub timezone: JobTz,
+    pub config: JobConfig,
+    pub retention: Retention,
+    pub enabled: bool,
+    pub last_run_at: Option<String>,
+    pub last_status: Option<String>,
+    pub next_run_at: Option<String>,
+    pub created_at: String,
+}
+
+/// What a person types to add or change a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInput {
+    pub project: String,
+    pub name: Option<String>,
+    pub cron: String,
+    pub timezone: JobTz,
+    pub config: JobConfig,
+    pub retention: Retention,
+    pub enabled: bool,
+}
+
+const COLUMNS: &str =
+    "id, project_id, name, cron_expression, timezone, backup_config, retention, enabled,
+    last_run_at, last_status, next_run_at, created_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+    let tz: String = r.get(4)?;
+    let config: String = r.get(5)?;
+    let retention: String = r.get(6)?;
+    Ok(Job {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        name: r.get(2)?,
+        cron: r.get(3)?,
+        timezone: JobTz::parse(&tz).unwrap_or_default(),
+        config: serde_json::from_str(&config).unwrap_or_default(),
+        retention: serde_json::from_str(&retention).unwrap_or_default(),
+        enabled: r.get(7)?,
+        last_run_at: r.get(8)?,
+        last_status: r.get(9)?,
+        next_run_at: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}
+
+pub(crate) fn list(conn: &Connection) -> Result<Vec<Job>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM backup_jobs ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<Job> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM backup_jobs WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?
+    .ok_or_else(|| {
+        Error::not_found(format!("no job with id '{id}'"))
+            .with_hint("`supabackup job list` shows the jobs")
+    })
+}
+
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Marks a job as started at `now` and moves its next run, only if nobody
+/// else did since `seen_next`: two tickers can never both claim a run.
+pub(crate) fn claim(
+    conn: &Connection,
+    id: &str,
+    seen_next: Option<&str>,
+    now: &str,
+    next: Option<&str>,
+    status: &str,
+) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE backup_jobs SET last_run_at = ?3, next_run_at = ?4, last_status = ?5, updated_at = ?3
+         WHERE id = ?1 AND next_run_at IS ?2 AND enabled = 1",
+        params![id, seen_next, now, next, status],
+    )?;
+    Ok(n == 1)
+}
+
+pub(crate) fn set_status(conn: &Connection, id: &str, status: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE backup_jobs SET last_status = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, status, now()],
+    )?;
+    Ok(())
+}
+
+impl Engine {
+    pub async fn list_jobs(&self) -> Result<Vec<Job>> {
+        self.catalog().call(|c| list(c)).await
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Job> {
+        let id = id.to_owned();
+        self.catalog().call(move |c| get(c, &id)).await
+    }
+
+    fn check(&self, input: &JobInput) -> Result<CronExpr> {
+        let cron = CronExpr::parse(&input.cron)?;
+        input.config.backup.validate()?;
+        for h in [&input.config.pre_hook, &input.config.post_hook]
+            .into_iter()
+            .flatten()
+        {
+            if h.command.trim().is_empty() {
+                return Err(Error::invalid("a hook needs a command"));
+            }
+            if h.timeout_secs == 0 || h.timeout_secs > 24 * 3600 {
+                return Err(Error::invalid(
+                    "a hook's timeout must be between 1 second and 24 hours",
+                ));
+            }
+        }
+        Ok(cron)
+    }
+
+    /// Adds a job; its first run is computed from now.
+    pub async fn add_job(&self, input: JobInput) -> Result<Job> {
+        let cron = self.check(&input)?;
+        let project = self.project(&input.project).await?;
+        let mut chain = Vec::new();
+        for p in &input.config.chain {
+            chain.push(self.project(p).await?.id);
+        }
+        let mut config = input.config.clone();
+        config.chain = chain;
+        let next = cron.next_run(input.timezone, Utc::now()).map(rfc3339);
+        let id = new_id();
+        let name = input
+            .name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("{} {}", project.name, cron.source));
+        let actor = self.actor().to_owned();
+        let (cfg, ret) = (
+            serde_json::to_string(&config)?,
+            serde_json::to_string(&input.retention)?,
+        );
+        let (tz, enabled, src) = (input.timezone.as_str(), input.enabled, cron.source.clone());
+        let id2 = id.clone();
+        self.catalog()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let ts = now();
+                tx.execute(
+                    "INSERT INTO backup_jobs (id, project_id, name, cron_expression, timezone, backup_config, retention,
+                                              enabled, next_run_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                    params![id2, project.id, name, src, tz, cfg, ret, enabled, next, ts],
+                )?;
+                audit::append(&tx, &actor, "job.add", Some(&name), &json!({"job_id": id2, "cron": src, "project": project.name}))?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        self.job(&id).await
+    }
+
+    /// Replaces a job's settings (its next run is recomputed).
+    pub async fn update_job(&self, id: &str, input: JobInput) -> Result<Job> {
+        let cron = self.check(&input)?;
+        let project = self.project(&input.project).await?;
+        let next = cron.next_run(input.timezone, Utc::now()).map(rfc3339);
+        let actor = self.actor().to_owned();
+        let (cfg, ret) = (
+            serde_json::to_string(&input.config)?,
+            serde_json::to_string(&input.retention)?,
+        );
+        let (id2, tz, enabled, src) = (
+            id.to_owned(),
+            input.timezone.as_str(),
+            input.enabled,
+            cron.source.clone(),
+        );
+        let name = input
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", project.name, cron.source));
+        self.catalog()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                get(&tx, &id2)?;
+                tx.execute(
+                    "UPDATE backup_jobs SET project_id = ?2, name = ?3, cron_expression = ?4, timezone = ?5,
+                        backup_config = ?6, retention = ?7, enabled = ?8, next_run_at = ?9, updated_at = ?10 WHERE id = ?1",
+                    params![id2, project.id, name, src, tz, cfg, ret, enabled, next, now()],
+                )?;
+                audit::append(&tx, &actor, "job.edit", Some(&name), &json!({"job_id": id2}))?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        self.job(id).await
+    }
+
+    pub async fn set_job_enabled(&self, id: &str, enabled: bool) -> Result<Job> {
+        let job = self.job(id).await?;
+        let cron = CronExpr::parse(&job.cron)?;
+        let next = if enabled {
+            cron.next_run(job.timezone, Utc::now()).map(rfc3339)
+        } else {
+            None
+        };
+        let (id2, actor) = (id.to_owned(), self.actor().to_owned());
+        self.catalog()
+            .call(move |c| {
+                c.execute(
+                    "UPDATE backup_jobs SET enabled = ?2, next_run_at = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![id2, enabled, next, now()],
+                )?;
+                audit::append(c, &actor, if enabled { "job.enable" } else { "job.disable" }, Some(&id2), &json!({}))
+            })
+            .await?;
+        self.job(id).await
+    }
+
+    pub async fn remove_job(&self, id: &str) -> Result<Job> {
+        let job = self.job(id).await?;
+        let (id2, actor, name) = (id.to_owned(), self.actor().to_owned(), job.name.clone());
+        self.catalog()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                tx.execute("DELETE FROM backup_jobs WHERE id = ?1", [&id2])?;
+                audit::append(
+                    &tx,
+                    &actor,
+                    "job.remove",
+                    Some(&name),
+                    &json!({"job_id": id2}),
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(job)
+    }
+}

@@ -1,0 +1,14 @@
+//! Automation: cron jobs, the ticker (GUI subscription and daemon alike),
+//! catch-up of missed runs, retention sweeps, hooks, chaining and
+//! skip-when-unchanged.
+
+pub mod cron;
+pub mod hooks;
+pub mod jobs;
+pub mod retention;
+pub mod ticker;
+
+pub use cron::{CronExpr, JobTz};
+pub use jobs::{ChainPolicy, Hook, HookPolicy, Job, JobConfig, JobInput};
+pub use retention::{Gfs, PruneReport, Retention};
+pub use ticker::{JobOutcome, Scheduler, SchedulerConfig, TickReport};

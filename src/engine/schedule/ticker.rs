@@ -1,0 +1,472 @@
+//! The ticker: one engine function that finds due jobs and starts them —
+//! called by the GUI's subscription and by `supabackup daemon` alike, with
+//! the clock as a parameter. Only the process holding the scheduler lease
+//! (an OS lock on `config/scheduler.lock`) acts, and every run is claimed
+//! with a compare-and-set on the job row, so two tickers never start the
+//! same run. Missed runs (sleep, app closed) are caught up once within a
+//! grace window; older ones are recorded as missed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::cron::CronExpr;
+use super::hooks::{HookEnv, run_hook};
+use super::jobs::{self, ChainPolicy, HookPolicy, Job, rfc3339};
+use crate::engine::Engine;
+use crate::engine::backup::BackupRequest;
+use crate::engine::catalog::{analytics, settings};
+use crate::engine::error::{Error, Result};
+use crate::engine::pg::connect;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerConfig {
+    /// Jobs running at once, all projects together.
+    pub max_concurrent: usize,
+    /// Jobs running at once for one project.
+    pub per_project: usize,
+    /// A missed run younger than this is caught up (once); older is skipped.
+    pub catch_up_grace: chrono::Duration,
+    /// Take the process-wide lease before acting (off only in tests of the
+    /// per-run claim).
+    pub use_lease: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_concurrent: 2,
+            per_project: 1,
+            catch_up_grace: chrono::Duration::hours(12),
+            use_lease: true,
+        }
+    }
+}
+
+/// How one job run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobOutcome {
+    pub job_id: String,
+    /// completed, failed, skipped (per project: see `steps`).
+    pub status: String,
+    pub steps: Vec<StepOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepOutcome {
+    pub project: String,
+    /// completed, failed, skipped, not-run
+    pub status: String,
+    pub backup_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// What one tick did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    /// This process holds the lease (only then does it act).
+    pub leader: bool,
+    pub started: Vec<String>,
+    /// Due, but over the concurrency limits: they start on a later tick.
+    pub queued: Vec<String>,
+    /// Missed by more than the grace window: skipped, recorded.
+    pub missed: Vec<String>,
+    pub handles: Vec<tokio::task::JoinHandle<JobOutcome>>,
+}
+
+/// One per process: holds the lease and knows what it runs.
+pub struct Scheduler {
+    engine: Engine,
+    pub config: SchedulerConfig,
+    lease: Option<std::fs::File>,
+    running: Arc<Mutex<HashMap<String, String>>>,
+    cancel: CancellationToken,
+}
+
+fn parse(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Scheduler {
+    pub fn new(engine: Engine, config: SchedulerConfig) -> Self {
+        Scheduler {
+            engine,
+            config,
+            lease: None,
+            running: Arc::new(Mutex::new(HashMap::new())),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Stops running jobs (their backups are cancelled and cleaned).
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Job ids running in this process.
+    pub fn running(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn take_lease(&mut self) -> Result<bool> {
+        if self.lease.is_some() || !self.config.use_lease {
+            return Ok(true);
+        }
+        let path = self.engine.data_dir().config().join("scheduler.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        match f.try_lock() {
+            Ok(()) => {
+                self.lease = Some(f);
+                Ok(true)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+        }
+    }
+
+    /// One tick at `now`.
+    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport> {
+        let mut report = TickReport::default();
+        if !self.take_lease()? {
+            return Ok(report);
+        }
+        report.leader = true;
+        let jobs = self.engine.list_jobs().await?;
+        for job in jobs.into_iter().filter(|j| j.enabled) {
+            let Some(next) = job.next_run_at.as_deref().and_then(parse) else {
+                continue;
+            };
+            if next > now {
+                continue;
+            }
+            let cron = match CronExpr::parse(&job.cron) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("job {} has an invalid schedule: {e}", job.id);
+                    continue;
+                }
+            };
+            let missed_slots = 1 + cron
+                .next_in(&chrono::Utc, next, 1000)
+                .iter()
+                .take_while(|t| **t <= now)
+                .count();
+            let following = cron.next_run(job.timezone, now).map(rfc3339);
+            let late = now - next;
+            if late > self.config.catch_up_grace {
+                let (id, seen, ts) = (job.id.clone(), job.next_run_at.clone(), rfc3339(now));
+                let f = following.clone();
+                let claimed = self
+                    .engine
+                    .catalog()
+                    .call(move |c| {
+                        jobs::claim(c, &id, seen.as_deref(), &ts, f.as_deref(), "missed")
+                    })
+                    .await?;
+                if claimed {
+                    self.record(&job, "job_decision", json!({"decision": "missed", "missed_runs": missed_slots, "late_secs": late.num_seconds()})).await;
+                    report.missed.push(job.id.clone());
+                }
+                continue;
+            }
+            let (total, for_project) = {
+                let r = self
+                    .running
+                    .lock()
+                    .map_err(|_| Error::internal("scheduler state poisoned"))?;
+                (
+                    r.len(),
+                    r.values().filter(|p| **p == job.project_id).count(),
+                )
+            };
+            if total >= self.config.max_concurrent || for_project >= self.config.per_project {
+                let id = job.id.clone();
+                self.engine
+                    .catalog()
+                    .call(move |c| jobs::set_status(c, &id, "queued"))
+                    .await?;
+                report.queued.push(job.id.clone());
+                continue;
+            }
+            let (id, seen, ts) = (job.id.clone(), job.next_run_at.clone(), rfc3339(now));
+            let f = following.clone();
+            let claimed = self
+                .engine
+                .catalog()
+                .call(move |c| jobs::claim(c, &id, seen.as_deref(), &ts, f.as_deref(), "running"))
+                .await?;
+            if !claimed {
+                continue; // another ticker took this run
+            }
+            if missed_slots > 1 {
+                self.record(
+                    &job,
+                    "job_decision",
+                    json!({"decision": "caught_up", "missed_runs": missed_slots, "ran_once": true}),
+                )
+                .await;
+            }
+            if let Ok(mut r) = self.running.lock() {
+                r.insert(job.id.clone(), job.project_id.clone());
+            }
+            let engine = self.engine.clone();
+            let running = self.running.clone();
+            let cancel = self.cancel.child_token();
+            report.started.push(job.id.clone());
+            report.handles.push(tokio::spawn(async move {
+                let outcome = run_job(&engine, &job, cancel).await;
+                let (id, status) = (job.id.clone(), outcome.status.clone());
+                let _ = engine
+                    .catalog()
+                    .call(move |c| jobs::set_status(c, &id, &status))
+                    .await;
+                if let Ok(mut r) = running.lock() {
+                    r.remove(&job.id);
+                }
+                outcome
+            }));
+        }
+        Ok(report)
+    }
+
+    async fn record(&self, job: &Job, event: &str, data: serde_json::Value) {
+        let (pid, event, mut data) = (job.project_id.clone(), event.to_owned(), data);
+        data["job_id"] = json!(job.id);
+        let _ = self
+            .engine
+            .catalog()
+            .call(move |c| analytics::record(c, Some(&pid), &event, &data))
+            .await;
+    }
+}
+
+/// Change counters of a database: rows written and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeState {
+    pub writes: i64,
+    pub size: i64,
+}
+
+async fn change_state(engine: &Engine, project_id: &str) -> Result<ChangeState> {
+    let p = engine.project(project_id).await?;
+    let info = engine.connection_info(&p).await?;
+    let client = connect::connect(&info, None).await?;
+    let row = client
+        .query_one(
+            "SELECT (COALESCE(tup_inserted, 0) + COALESCE(tup_updated, 0) + COALESCE(tup_deleted, 0))::int8,
+                    pg_database_size(current_database())
+             FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::connection(format!("could not read change counters: {e}")))?;
+    Ok(ChangeState {
+        writes: row.get(0),
+        size: row.get(1),
+    })
+}
+
+fn state_key(job: &str, project: &str) -> String {
+    format!("job_state.{job}.{project}")
+}
+
+/// Runs one job now: for each project of its chain, the skip condition,
+/// the pre-hook, the backup, the post-hook, then retention.
+pub async fn run_job(engine: &Engine, job: &Job, cancel: CancellationToken) -> JobOutcome {
+    let mut steps = Vec::new();
+    let mut projects = vec![job.project_id.clone()];
+    projects.extend(job.config.chain.iter().cloned());
+    let mut stop = false;
+    for pid in projects {
+        if stop {
+            steps.push(StepOutcome {
+                project: pid,
+                status: "not-run".into(),
+                backup_id: None,
+                detail: Some("an earlier project of the chain failed".into()),
+            });
+            continue;
+        }
+        let step = run_step(engine, job, &pid, cancel.clone()).await;
+        if step.status == "failed" && job.config.chain_policy == ChainPolicy::Stop {
+            stop = true;
+        }
+        let event = json!({"job_id": job.id, "status": step.status, "backup_id": step.backup_id, "detail": step.detail});
+        let p = pid.clone();
+        let _ = engine
+            .catalog()
+            .call(move |c| analytics::record(c, Some(&p), "job_run", &event))
+            .await;
+        steps.push(step);
+    }
+    let status = if steps
+        .iter()
+        .any(|s| s.status == "failed" || s.status == "not-run")
+    {
+        "failed"
+    } else if steps.iter().all(|s| s.status == "skipped") {
+        "skipped"
+    } else {
+        "completed"
+    };
+    JobOutcome {
+        job_id: job.id.clone(),
+        status: status.into(),
+        steps,
+    }
+}
+
+async fn run_step(
+    engine: &Engine,
+    job: &Job,
+    project_id: &str,
+    cancel: CancellationToken,
+) -> StepOutcome {
+    let name = engine
+        .project(project_id)
+        .await
+        .map(|p| p.name)
+        .unwrap_or_else(|_| project_id.to_owned());
+    let fail = |detail: String| StepOutcome {
+        project: name.clone(),
+        status: "failed".into(),
+        backup_id: None,
+        detail: Some(detail),
+    };
+    let project = match engine.project(project_id).await {
+        Ok(p) => p,
+        Err(e) => return fail(e.message),
+    };
+    // Skip when nothing changed since the last successful backup.
+    let state = if job.config.skip_if_unchanged {
+        match change_state(engine, project_id).await {
+            Ok(s) => Some(s),
+            Err(e) => return fail(e.message),
+        }
+    } else {
+        None
+    };
+    if let Some(now_state) = state {
+        let key = state_key(&job.id, project_id);
+        let last: Option<ChangeState> = engine
+            .catalog()
+            .call(move |c| settings::get(c, &key))
+            .await
+            .ok()
+            .flatten();
+        if let Some(last) = last
+            && last.writes == now_state.writes
+            && (last.size - now_state.size).unsigned_abs() <= job.config.min_size_change
+        {
+            return StepOutcome {
+                project: project.name,
+                status: "skipped".into(),
+                backup_id: None,
+                detail: Some(format!(
+                    "unchanged since the last successful backup ({} row writes, size {} bytes)",
+                    now_state.writes, now_state.size
+                )),
+            };
+        }
+    }
+    let mut env = HookEnv {
+        phase: "pre",
+        project: project.name.clone(),
+        project_ref: project.project_ref.clone(),
+        job_id: job.id.clone(),
+        backup_type: job.config.backup.kind.as_str().into(),
+        status: "running".into(),
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+    if let Some(h) = &job.config.pre_hook
+        && let Err(e) = run_hook(h, &env).await
+    {
+        match h.on_failure {
+            HookPolicy::Abort => return fail(format!("the backup did not run: {}", e.message)),
+            HookPolicy::Warn => warnings.push(e.message),
+        }
+    }
+    let result = engine
+        .run_backup(
+            BackupRequest {
+                project: project.id.clone(),
+                options: job.config.backup.clone(),
+                job_id: Some(job.id.clone()),
+            },
+            Arc::new(|_| {}),
+            cancel,
+        )
+        .await;
+    let mut step = match &result {
+        Ok(rec) => StepOutcome {
+            project: project.name.clone(),
+            status: "completed".into(),
+            backup_id: Some(rec.id.clone()),
+            detail: None,
+        },
+        Err(e) => fail(e.message.clone()),
+    };
+    if let Some(h) = &job.config.post_hook {
+        env.phase = "post";
+        env.status = step.status.clone();
+        if let Ok(rec) = &result {
+            env.backup_id = rec.id.clone();
+            env.backup_dir = rec.file_path.clone().unwrap_or_default();
+            if let Ok(m) = engine.backup_manifest(&rec.id).await {
+                env.artifacts = m
+                    .files
+                    .iter()
+                    .map(|f| format!("{}/{}", env.backup_dir, f.name))
+                    .collect();
+            }
+        }
+        if let Err(e) = run_hook(h, &env).await {
+            warnings.push(e.message);
+        }
+    }
+    if result.is_ok() {
+        if let Some(s) = state {
+            let key = state_key(&job.id, project_id);
+            let _ = engine
+                .catalog()
+                .call(move |c| settings::set(c, &key, &s))
+                .await;
+        }
+        if !job.retention.is_empty() {
+            match engine
+                .prune_project(&project.id, &job.retention, false, Utc::now())
+                .await
+            {
+                Ok(r) if !r.deleted.is_empty() => warnings.push(format!(
+                    "retention deleted {} old backup(s)",
+                    r.deleted.len()
+                )),
+                Ok(_) => {}
+                Err(e) => warnings.push(format!("retention failed: {}", e.message)),
+            }
+        }
+    }
+    if !warnings.is_empty() {
+        let w = warnings.join("; ");
+        step.detail = Some(match step.detail {
+            Some(d) => format!("{d}; {w}"),
+            None => w,
+        });
+    }
+    step
+}

@@ -1,0 +1,512 @@
+//! Automation: DST-aware next runs, catch-up, racing tickers, hooks,
+//! chaining, skip-when-unchanged, and the daemon end to end.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use supabackup::engine::backup::BackupOptions;
+use supabackup::engine::schedule::ticker::run_job;
+use supabackup::engine::schedule::{
+    ChainPolicy, Hook, HookPolicy, JobConfig, JobInput, JobTz, Retention, Scheduler,
+    SchedulerConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::engine::{PASSPHRASE, TestEngine, cli, input, stderr, stdout, unlocked_engine};
+use crate::support::pg::{TestDb, cluster};
+
+fn plain() -> BackupOptions {
+    BackupOptions {
+        encrypt: false,
+        kind: supabackup::engine::backup::BackupKind::Schema,
+        ..Default::default()
+    }
+}
+
+fn job_input(project: &str, cron: &str, config: JobConfig) -> JobInput {
+    JobInput {
+        project: project.into(),
+        name: None,
+        cron: cron.into(),
+        timezone: JobTz::Utc,
+        config,
+        retention: Retention::default(),
+        enabled: true,
+    }
+}
+
+async fn with_project(db: &TestDb, name: &str) -> TestEngine {
+    let t = unlocked_engine().await;
+    let mut i = input(name, &db.url());
+    i.project_ref = name.to_lowercase();
+    t.engine.add_project(i).await.expect("project");
+    t
+}
+
+fn set_next(t: &TestEngine, job: &str, at: DateTime<Utc>) {
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let job = job.to_owned();
+    t.engine
+        .catalog()
+        .with(move |c| {
+            Ok(c.execute(
+                "UPDATE backup_jobs SET next_run_at = ?2 WHERE id = ?1",
+                [job, at],
+            )?)
+        })
+        .expect("set next");
+}
+
+#[test]
+fn next_runs_follow_wall_clock_across_dst_in_a_non_utc_zone() {
+    let data = tempfile::tempdir().expect("tmp");
+    let runs = |tz: &str, cron: &str, after: &str| -> Vec<String> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_supabackup"))
+            .args(["--data-dir"])
+            .arg(data.path())
+            .args([
+                "job",
+                "next-runs",
+                "--cron",
+                cron,
+                "--tz",
+                "local",
+                "-n",
+                "3",
+                "--after",
+                after,
+            ])
+            .env("TZ", tz)
+            .env("SUPABACKUP_NO_KEYCHAIN", "1")
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    // Spring forward in Berlin (2027-03-28, 02:00 → 03:00): 02:30 does not
+    // exist that day and runs at 03:00 instead; 5-field syntax.
+    assert_eq!(
+        runs("Europe/Berlin", "30 2 * * *", "2027-03-26T12:00:00Z"),
+        [
+            "2027-03-27T02:30:00+01:00",
+            "2027-03-28T03:00:00+02:00",
+            "2027-03-29T02:30:00+02:00"
+        ]
+    );
+    // Fall back (2027-10-31, 03:00 → 02:00): 02:30 happens twice, runs once;
+    // 6-field syntax with seconds.
+    assert_eq!(
+        runs("Europe/Berlin", "15 30 2 * * *", "2027-10-29T12:00:00Z"),
+        [
+            "2027-10-30T02:30:15+02:00",
+            "2027-10-31T02:30:15+02:00",
+            "2027-11-01T02:30:15+01:00"
+        ]
+    );
+    assert_eq!(
+        runs(
+            "America/New_York",
+            "0 9 * * MON-FRI",
+            "2027-03-12T12:00:00Z"
+        ),
+        [
+            "2027-03-12T09:00:00-05:00",
+            "2027-03-15T09:00:00-04:00",
+            "2027-03-16T09:00:00-04:00"
+        ]
+    );
+    // An invalid expression is refused with the reason.
+    let out = cli(
+        data.path(),
+        &["job", "next-runs", "--cron", "61 * * * *"],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("invalid"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missed_runs_are_caught_up_once_within_the_grace_window() {
+    let db = cluster().create_db("sch_catchup");
+    let t = with_project(&db, "Catch").await;
+    let job = t
+        .engine
+        .add_job(job_input(
+            "Catch",
+            "*/5 * * * *",
+            JobConfig {
+                backup: plain(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("job");
+    let now = Utc::now();
+    // The machine slept: six slots were missed.
+    set_next(&t, &job.id, now - chrono::Duration::minutes(30));
+    let mut s = Scheduler::new(t.engine.clone(), SchedulerConfig::default());
+    let report = s.tick(now).await.expect("tick");
+    assert!(report.leader);
+    assert_eq!(
+        report.started,
+        [job.id.clone()],
+        "one run for all missed slots"
+    );
+    for h in report.handles {
+        assert_eq!(h.await.expect("join").status, "completed");
+    }
+    assert_eq!(
+        t.engine
+            .list_backups(Some("Catch"), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let after = t.engine.job(&job.id).await.expect("job");
+    assert!(after.next_run_at.as_deref().unwrap_or("") > now.to_rfc3339().as_str());
+    let again = s.tick(now).await.expect("tick");
+    assert!(again.started.is_empty(), "nothing due any more");
+    let caught: i64 = t
+        .engine
+        .catalog()
+        .with(|c| Ok(c.query_row("SELECT count(*) FROM analytics WHERE event_type = 'job_decision' AND event_data LIKE '%caught_up%'", [], |r| r.get(0))?))
+        .expect("count");
+    assert_eq!(caught, 1, "the decision is recorded");
+    // Too late (beyond the grace window): skipped and recorded.
+    set_next(&t, &job.id, now - chrono::Duration::days(3));
+    let report = s.tick(now).await.expect("tick");
+    assert_eq!(report.missed, [job.id.clone()]);
+    assert!(report.started.is_empty());
+    assert_eq!(
+        t.engine
+            .job(&job.id)
+            .await
+            .expect("job")
+            .last_status
+            .as_deref(),
+        Some("missed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tickers_racing_never_start_the_same_run_twice() {
+    let db = cluster().create_db("sch_race");
+    let t = with_project(&db, "Race").await;
+    let job = t
+        .engine
+        .add_job(job_input(
+            "Race",
+            "* * * * *",
+            JobConfig {
+                backup: plain(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("job");
+    let now = Utc::now();
+    set_next(&t, &job.id, now - chrono::Duration::seconds(5));
+    // Two processes' worth of tickers, without the lease: the per-run claim decides.
+    let cfg = SchedulerConfig {
+        use_lease: false,
+        ..Default::default()
+    };
+    let mut a = Scheduler::new(t.engine.clone(), cfg);
+    let mut b = Scheduler::new(t.engine.clone(), cfg);
+    let (ra, rb) = tokio::join!(a.tick(now), b.tick(now));
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert_eq!(
+        ra.started.len() + rb.started.len(),
+        1,
+        "exactly one ticker started it"
+    );
+    for h in ra.handles.into_iter().chain(rb.handles) {
+        h.await.expect("join");
+    }
+    assert_eq!(
+        t.engine
+            .list_backups(Some("Race"), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    // With the lease, a second ticker does not act at all.
+    let mut c = Scheduler::new(t.engine.clone(), SchedulerConfig::default());
+    let mut d = Scheduler::new(t.engine.clone(), SchedulerConfig::default());
+    assert!(c.tick(now).await.expect("c").leader);
+    assert!(!d.tick(now).await.expect("d").leader);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pre_hook_aborts_with_its_output_and_post_hooks_see_the_backup() {
+    let db = cluster().create_db("sch_hooks");
+    let t = with_project(&db, "Hooks").await;
+    let marker = t.dir.path().join("post.txt");
+    let config = JobConfig {
+        backup: plain(),
+        pre_hook: Some(Hook {
+            command: "echo 'maintenance window closed' >&2; exit 4".into(),
+            timeout_secs: 10,
+            on_failure: HookPolicy::Abort,
+        }),
+        ..Default::default()
+    };
+    let job = t
+        .engine
+        .add_job(job_input("Hooks", "0 3 * * *", config))
+        .await
+        .expect("job");
+    let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+    assert_eq!(out.status, "failed");
+    let detail = out.steps[0].detail.clone().unwrap_or_default();
+    assert!(detail.contains("maintenance window closed"), "{detail}");
+    assert!(
+        t.engine
+            .list_backups(Some("Hooks"), 10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "no backup ran"
+    );
+
+    let config = JobConfig {
+        backup: plain(),
+        pre_hook: Some(Hook {
+            command: "exit 1".into(),
+            timeout_secs: 10,
+            on_failure: HookPolicy::Warn,
+        }),
+        post_hook: Some(Hook {
+            command: format!(
+                "printf '%s %s %s' \"$SUPABACKUP_STATUS\" \"$SUPABACKUP_BACKUP_ID\" \"$SUPABACKUP_PROJECT\" > {}; env | grep -c PASSPHRASE >> {} || true",
+                marker.display(),
+                marker.display()
+            ),
+            timeout_secs: 10,
+            on_failure: HookPolicy::Warn,
+        }),
+        ..Default::default()
+    };
+    let job = t
+        .engine
+        .add_job(job_input("Hooks", "0 4 * * *", config))
+        .await
+        .expect("job");
+    let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+    assert_eq!(out.status, "completed", "{out:?}");
+    let id = out.steps[0].backup_id.clone().expect("backup");
+    let text = std::fs::read_to_string(&marker).expect("post hook ran");
+    assert!(text.starts_with(&format!("completed {id} Hooks")), "{text}");
+    assert!(
+        text.ends_with('0') || text.ends_with("0\n"),
+        "no passphrase variable reaches hooks: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_stops_or_continues_per_policy() {
+    let c = cluster();
+    let good = c.create_db("sch_chain");
+    let t = with_project(&good, "Good").await;
+    let mut broken = input("Broken", &c.url("no_such_db_for_chain"));
+    broken.project_ref = "broken".into();
+    t.engine.add_project(broken).await.expect("broken");
+    for (policy, second) in [
+        (ChainPolicy::Stop, "not-run"),
+        (ChainPolicy::Continue, "completed"),
+    ] {
+        let config = JobConfig {
+            backup: plain(),
+            chain: vec!["Good".into()],
+            chain_policy: policy,
+            ..Default::default()
+        };
+        let job = t
+            .engine
+            .add_job(job_input("Broken", "0 3 * * *", config))
+            .await
+            .expect("job");
+        let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+        let statuses: Vec<&str> = out.steps.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(statuses, ["failed", second], "{policy:?}: {out:?}");
+        assert_eq!(out.status, "failed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_database_is_skipped_and_a_changed_one_backed_up() {
+    let db = cluster().create_db("sch_unchanged");
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let t = with_project(&db, "Quiet").await;
+    let config = JobConfig {
+        backup: BackupOptions {
+            encrypt: false,
+            ..Default::default()
+        },
+        skip_if_unchanged: true,
+        ..Default::default()
+    };
+    let job = t
+        .engine
+        .add_job(job_input("Quiet", "0 3 * * *", config))
+        .await
+        .expect("job");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        run_job(&t.engine, &job, CancellationToken::new())
+            .await
+            .status,
+        "completed"
+    );
+    let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+    assert_eq!(out.status, "skipped", "{out:?}");
+    assert!(
+        out.steps[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("unchanged")
+    );
+    db.psql("INSERT INTO t SELECT generate_series(2, 100);");
+    // Statistics reach pg_stat_database within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        run_job(&t.engine, &job, CancellationToken::new())
+            .await
+            .status,
+        "completed"
+    );
+    assert_eq!(
+        t.engine
+            .list_backups(Some("Quiet"), 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    let skips: i64 = t
+        .engine
+        .catalog()
+        .with(|c| Ok(c.query_row("SELECT count(*) FROM analytics WHERE event_type = 'job_run' AND event_data LIKE '%skipped%'", [], |r| r.get(0))?))
+        .expect("count");
+    assert_eq!(skips, 1, "the skip is recorded with its reason");
+}
+
+#[test]
+fn the_daemon_runs_a_minutely_job_and_prunes_to_keep_last_two() {
+    let db = cluster().create_db("sch_daemon");
+    db.psql("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000);");
+    let data = tempfile::tempdir().expect("tmp");
+    let env = [("SUPABACKUP_PASSPHRASE", PASSPHRASE)];
+    let out = cli(
+        data.path(),
+        &[
+            "project",
+            "add",
+            "--name",
+            "Daemon",
+            "--ref",
+            "daemon",
+            "--db-url",
+            &db.url(),
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli(
+        data.path(),
+        &[
+            "job",
+            "add",
+            "Daemon",
+            "--cron",
+            "* * * * *",
+            "--keep-last",
+            "2",
+            "--no-encrypt",
+            "--tz",
+            "utc",
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started = Instant::now();
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_supabackup"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["daemon", "--interval", "2"])
+        .env("SUPABACKUP_NO_KEYCHAIN", "1")
+        .env("SUPABACKUP_PASSPHRASE", PASSPHRASE)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let completed = || -> usize {
+        let out = cli(data.path(), &["backup", "list", "--json"], &[], None);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v.as_array()
+            .map(|a| a.iter().filter(|b| b["status"] == "completed").count())
+            .unwrap_or(0)
+    };
+    let runs = || -> usize {
+        let out = cli(
+            data.path(),
+            &["audit", "--action", "backup.create", "--json"],
+            &[],
+            None,
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    let mut first = None;
+    while started.elapsed() < Duration::from_secs(215) {
+        if first.is_none() && completed() >= 1 {
+            first = Some(started.elapsed());
+        }
+        if runs() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(daemon.id().to_string())
+        .status();
+    let _ = daemon.wait();
+    let first = first.expect("a backup completed");
+    assert!(
+        first <= Duration::from_secs(70),
+        "first backup after {first:?}"
+    );
+    assert!(runs() >= 3, "three scheduled runs happened");
+    assert_eq!(
+        completed(),
+        2,
+        "pruned to --keep-last 2: {}",
+        stdout(&cli(data.path(), &["backup", "list"], &[], None))
+    );
+    let out = cli(
+        data.path(),
+        &["audit", "--action", "retention.delete", "--json"],
+        &[],
+        None,
+    );
+    let deletions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        deletions.as_array().is_some_and(|a| !a.is_empty()),
+        "each deletion is audited"
+    );
+}
