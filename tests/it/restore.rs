@@ -367,3 +367,178 @@ async fn the_restore_test_passes_and_names_a_table_that_does_not_match() {
         "{report:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_restore_rolls_back() {
+    let c = cluster();
+    let src = c.create_db("rs_cancel_src");
+    src.psql("CREATE TABLE public.big AS SELECT g AS id, repeat(md5(g::text), 8) AS payload FROM generate_series(1, 200000) g;");
+    let dst = c.create_db("rs_cancel_dst");
+    let t = engine_for(&src, "Big").await;
+    let b = backup(
+        &t.engine,
+        "Big",
+        BackupOptions {
+            encrypt: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let progress = Arc::new(move |p: supabackup::engine::restore::RestoreProgress| {
+        if p.phase == supabackup::engine::restore::RestorePhase::Loading && p.bytes_applied > 0 {
+            trigger.cancel();
+        }
+    });
+    let scope = RestoreScope {
+        roles: false,
+        ..Default::default()
+    };
+    let err = t
+        .engine
+        .run_restore(
+            req(
+                &b,
+                RestoreTarget::Url(dst.url()),
+                scope,
+                Some(RestoreMode::New),
+            ),
+            progress,
+            cancel,
+        )
+        .await
+        .expect_err("cancelled");
+    assert_eq!(err.kind, ErrorKind::Cancelled);
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"),
+        "0",
+        "nothing stayed"
+    );
+    assert_eq!(
+        t.engine.list_restores(1).await.expect("list")[0].status,
+        "cancelled"
+    );
+}
+
+#[test]
+fn the_cli_previews_restores_guards_production_and_runs_restore_tests() {
+    use crate::support::engine::{PASSPHRASE, cli, stderr, stdout};
+    let c = cluster();
+    let src = c.create_db("rs_cli_src");
+    src.psql("CREATE TABLE public.notes (id int primary key, body text); INSERT INTO public.notes VALUES (1, 'a'), (2, 'b');");
+    let dst = c.create_db("rs_cli_dst");
+    let data = tempfile::tempdir().expect("tmp");
+    let env = [
+        ("SUPABACKUP_PASSPHRASE", PASSPHRASE),
+        ("SUPABACKUP_BACKUP_PASSPHRASE", "cli backup passphrase"),
+    ];
+    for (name, url, envname) in [
+        ("Src", src.url(), "development"),
+        ("Prod", dst.url(), "production"),
+    ] {
+        let out = cli(
+            data.path(),
+            &[
+                "project",
+                "add",
+                "--name",
+                name,
+                "--ref",
+                &name.to_lowercase(),
+                "--db-url",
+                &url,
+                "--environment",
+                envname,
+            ],
+            &env,
+            None,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = cli(data.path(), &["backup", "run", "Src", "--json"], &env, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = rec["id"].as_str().expect("id").to_owned();
+
+    let out = cli(
+        data.path(),
+        &[
+            "restore",
+            "preview",
+            &id,
+            "--to",
+            "Prod",
+            "--no-roles",
+            "--json",
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(p["allowed"], true);
+    assert!(
+        p["create"].to_string().contains("table public.notes"),
+        "{p}"
+    );
+
+    let out = cli(
+        data.path(),
+        &["restore", "run", &id, "--to", "Prod", "--no-roles"],
+        &env,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "production needs --yes");
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_class WHERE relname = 'notes'"),
+        "0"
+    );
+
+    let out = cli(
+        data.path(),
+        &[
+            "restore",
+            "run",
+            &id,
+            "--to",
+            "Prod",
+            "--no-roles",
+            "--yes",
+            "--json",
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        dst.psql("SELECT string_agg(body, ',' ORDER BY id) FROM public.notes"),
+        "a,b"
+    );
+    // Again without a mode: refused, the target holds the objects.
+    let out = cli(
+        data.path(),
+        &["restore", "run", &id, "--to", "Prod", "--no-roles", "--yes"],
+        &env,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let out = cli(data.path(), &["restore", "list", "--json"], &env, None);
+    assert!(stdout(&out).contains("\"completed\""));
+
+    let out = cli(
+        data.path(),
+        &[
+            "verify",
+            &id,
+            "--restore-test",
+            "--scratch-url",
+            &c.url("postgres"),
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("matched its manifest"));
+}
