@@ -15,7 +15,7 @@ use crate::engine::{Engine, Error, Result};
 #[derive(Debug, Subcommand)]
 pub enum JobCmd {
     /// Schedule backups of a project.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List jobs with their last and next runs.
     List {
         #[arg(long)]

@@ -2,6 +2,7 @@
 //! call into the engine; errors print as one sentence plus a hint on stderr
 //! and map to the exit codes listed in `--help`.
 
+pub mod alert;
 pub mod backup;
 pub mod job;
 pub mod output;
@@ -38,6 +39,8 @@ Environment:
   SUPABACKUP_NEW_PASSPHRASE     new master passphrase for `vault change-passphrase`
   SUPABACKUP_EXPORT_PASSPHRASE  passphrase for credentials in export files
   SUPABACKUP_BACKUP_PASSPHRASE  backup-encryption passphrase (first use, decrypt)
+  SUPABACKUP_WEBHOOK_SECRET     webhook signing secret for `alert add --webhook`
+  SUPABACKUP_SMTP_PASSWORD      SMTP password for `alert add --smtp-user`
   SUPABACKUP_NO_KEYCHAIN=1      never use the OS keychain
   SUPABACKUP_PG_BIN_DIR         folder with pg_dump/psql to prefer
   SUPABACKUP_LOG                log filter, e.g. debug (logs go to stderr)";
@@ -104,6 +107,9 @@ pub enum Command {
     /// Scheduled backups.
     #[command(subcommand)]
     Job(job::JobCmd),
+    /// Alert rules: desktop, webhook, e-mail.
+    #[command(subcommand)]
+    Alert(alert::AlertCmd),
     /// Run the schedule headless until stopped (see docs/SCHEDULING.md).
     Daemon {
         /// Seconds between schedule checks.
@@ -180,9 +186,17 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
         Command::Backup(cmd) => backup::run(&engine, cmd).await,
         Command::Restore(cmd) => restore::run(&engine, cmd).await,
         Command::Job(cmd) => job::run(&engine, cmd).await,
-        Command::Daemon { interval, max_concurrent } => job::daemon(&engine, interval, max_concurrent).await,
+        Command::Alert(cmd) => alert::run(&engine, cmd).await,
+        Command::Daemon {
+            interval,
+            max_concurrent,
+        } => job::daemon(&engine, interval, max_concurrent).await,
         Command::Prune(a) => {
-            let rules = crate::engine::schedule::Retention { keep_last: a.keep_last, keep_days: a.keep_days, gfs: None };
+            let rules = crate::engine::schedule::Retention {
+                keep_last: a.keep_last,
+                keep_days: a.keep_days,
+                gfs: None,
+            };
             job::prune(&engine, a.project, rules, a.dry_run, a.json).await
         }
         Command::Verify {

@@ -7,6 +7,7 @@ mod cli;
 mod compare_selftest;
 mod connection;
 mod harness;
+mod notify;
 mod projects;
 mod restore;
 mod schedule;

@@ -15,6 +15,13 @@ use tokio_util::sync::CancellationToken;
 use crate::support::engine::{PASSPHRASE, TestEngine, cli, input, stderr, stdout, unlocked_engine};
 use crate::support::pg::{TestDb, cluster};
 
+/// Alert delivery with a fake desktop notifier (no rules match anyway).
+fn quiet() -> supabackup::engine::notify::Delivery {
+    supabackup::engine::notify::Delivery::with_desktop(std::sync::Arc::new(
+        supabackup::engine::notify::RecordingNotifier::new(),
+    ))
+}
+
 fn plain() -> BackupOptions {
     BackupOptions {
         encrypt: false,
@@ -266,7 +273,7 @@ async fn a_failing_pre_hook_aborts_with_its_output_and_post_hooks_see_the_backup
         .add_job(job_input("Hooks", "0 3 * * *", config))
         .await
         .expect("job");
-    let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+    let out = run_job(&t.engine, &job, CancellationToken::new(), &quiet()).await;
     assert_eq!(out.status, "failed");
     let detail = out.steps[0].detail.clone().unwrap_or_default();
     assert!(detail.contains("maintenance window closed"), "{detail}");
@@ -302,7 +309,7 @@ async fn a_failing_pre_hook_aborts_with_its_output_and_post_hooks_see_the_backup
         .add_job(job_input("Hooks", "0 4 * * *", config))
         .await
         .expect("job");
-    let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+    let out = run_job(&t.engine, &job, CancellationToken::new(), &quiet()).await;
     assert_eq!(out.status, "completed", "{out:?}");
     let id = out.steps[0].backup_id.clone().expect("backup");
     let text = std::fs::read_to_string(&marker).expect("post hook ran");
@@ -321,6 +328,36 @@ async fn a_chain_stops_or_continues_per_policy() {
     let mut broken = input("Broken", &c.url("no_such_db_for_chain"));
     broken.project_ref = "broken".into();
     t.engine.add_project(broken).await.expect("broken");
+    // A failure rule with a desktop channel: the failed project alerts.
+    let rule = supabackup::engine::notify::AlertRule {
+        on_failure: true,
+        channels: vec![supabackup::engine::notify::Channel::Desktop],
+        ..Default::default()
+    };
+    t.engine
+        .save_alert_rule(rule, None, None)
+        .await
+        .expect("rule");
+    let notifier = std::sync::Arc::new(supabackup::engine::notify::RecordingNotifier::new());
+    let delivery = supabackup::engine::notify::Delivery::with_desktop(notifier.clone());
+    let config = JobConfig {
+        backup: plain(),
+        ..Default::default()
+    };
+    let job = t
+        .engine
+        .add_job(job_input("Broken", "0 2 * * *", config))
+        .await
+        .expect("job");
+    assert_eq!(
+        run_job(&t.engine, &job, CancellationToken::new(), &delivery)
+            .await
+            .status,
+        "failed"
+    );
+    let calls = notifier.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].0.contains("Backup of Broken failed"), "{calls:?}");
     for (policy, second) in [
         (ChainPolicy::Stop, "not-run"),
         (ChainPolicy::Continue, "completed"),
@@ -336,7 +373,7 @@ async fn a_chain_stops_or_continues_per_policy() {
             .add_job(job_input("Broken", "0 3 * * *", config))
             .await
             .expect("job");
-        let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+        let out = run_job(&t.engine, &job, CancellationToken::new(), &quiet()).await;
         let statuses: Vec<&str> = out.steps.iter().map(|s| s.status.as_str()).collect();
         assert_eq!(statuses, ["failed", second], "{policy:?}: {out:?}");
         assert_eq!(out.status, "failed");
@@ -363,12 +400,12 @@ async fn an_unchanged_database_is_skipped_and_a_changed_one_backed_up() {
         .expect("job");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
-        run_job(&t.engine, &job, CancellationToken::new())
+        run_job(&t.engine, &job, CancellationToken::new(), &quiet())
             .await
             .status,
         "completed"
     );
-    let out = run_job(&t.engine, &job, CancellationToken::new()).await;
+    let out = run_job(&t.engine, &job, CancellationToken::new(), &quiet()).await;
     assert_eq!(out.status, "skipped", "{out:?}");
     assert!(
         out.steps[0]
@@ -381,7 +418,7 @@ async fn an_unchanged_database_is_skipped_and_a_changed_one_backed_up() {
     // Statistics reach pg_stat_database within a second.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        run_job(&t.engine, &job, CancellationToken::new())
+        run_job(&t.engine, &job, CancellationToken::new(), &quiet())
             .await
             .status,
         "completed"

@@ -208,6 +208,16 @@ impl Engine {
             first_failure,
             duration_ms: started.elapsed().as_millis() as u64,
         };
+        if let Some(problem) = &report.first_failure {
+            let alert = crate::engine::notify::Alert::verification_failed(
+                rec.project_id.as_deref(),
+                &rec.project_name,
+                &rec.id,
+                problem,
+            );
+            self.dispatch_alert(&alert, &crate::engine::notify::Delivery::default())
+                .await;
+        }
         let (id, ok, pid) = (rec.id.clone(), report.ok, rec.project_id.clone());
         let event = json!({"backup_id": id, "ok": ok, "failure": report.first_failure, "duration_ms": report.duration_ms});
         self.catalog()

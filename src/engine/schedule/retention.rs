@@ -95,7 +95,7 @@ pub fn decide(candidates: &[Candidate], rules: &Retention, now: DateTime<Utc>) -
         .into_iter()
         .filter(|c| !keep.contains(c.id.as_str()) && !c.protected)
         .collect();
-    delete.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    delete.sort_by_key(|c| c.created_at);
     delete.into_iter().map(|c| c.id.clone()).collect()
 }
 

@@ -21,6 +21,7 @@ use crate::engine::Engine;
 use crate::engine::backup::BackupRequest;
 use crate::engine::catalog::{analytics, settings};
 use crate::engine::error::{Error, Result};
+use crate::engine::notify::{Alert, Delivery};
 use crate::engine::pg::connect;
 
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +86,8 @@ pub struct Scheduler {
     lease: Option<std::fs::File>,
     running: Arc<Mutex<HashMap<String, String>>>,
     cancel: CancellationToken,
+    /// How alerts go out (desktop notifier, retries).
+    pub delivery: Delivery,
 }
 
 fn parse(s: &str) -> Option<DateTime<Utc>> {
@@ -101,6 +104,7 @@ impl Scheduler {
             lease: None,
             running: Arc::new(Mutex::new(HashMap::new())),
             cancel: CancellationToken::new(),
+            delivery: Delivery::default(),
         }
     }
 
@@ -145,6 +149,10 @@ impl Scheduler {
             return Ok(report);
         }
         report.leader = true;
+        // Projects whose newest backup is too old (each alerted once).
+        if let Err(e) = self.engine.check_stale(now, &self.delivery).await {
+            tracing::warn!("stale-backup check failed: {e}");
+        }
         let jobs = self.engine.list_jobs().await?;
         for job in jobs.into_iter().filter(|j| j.enabled) {
             let Some(next) = job.next_run_at.as_deref().and_then(parse) else {
@@ -226,9 +234,10 @@ impl Scheduler {
             let engine = self.engine.clone();
             let running = self.running.clone();
             let cancel = self.cancel.child_token();
+            let delivery = self.delivery.clone();
             report.started.push(job.id.clone());
             report.handles.push(tokio::spawn(async move {
-                let outcome = run_job(&engine, &job, cancel).await;
+                let outcome = run_job(&engine, &job, cancel, &delivery).await;
                 let (id, status) = (job.id.clone(), outcome.status.clone());
                 let _ = engine
                     .catalog()
@@ -285,8 +294,13 @@ fn state_key(job: &str, project: &str) -> String {
 }
 
 /// Runs one job now: for each project of its chain, the skip condition,
-/// the pre-hook, the backup, the post-hook, then retention.
-pub async fn run_job(engine: &Engine, job: &Job, cancel: CancellationToken) -> JobOutcome {
+/// the pre-hook, the backup, the post-hook, retention, then alerts.
+pub async fn run_job(
+    engine: &Engine,
+    job: &Job,
+    cancel: CancellationToken,
+    delivery: &Delivery,
+) -> JobOutcome {
     let mut steps = Vec::new();
     let mut projects = vec![job.project_id.clone()];
     projects.extend(job.config.chain.iter().cloned());
@@ -302,6 +316,21 @@ pub async fn run_job(engine: &Engine, job: &Job, cancel: CancellationToken) -> J
             continue;
         }
         let step = run_step(engine, job, &pid, cancel.clone()).await;
+        let alert = match step.status.as_str() {
+            "failed" => Some(Alert::backup_failed(
+                Some(&pid),
+                &step.project,
+                step.backup_id.as_deref(),
+                step.detail.as_deref().unwrap_or("the backup failed"),
+            )),
+            "completed" => step.backup_id.as_deref().map(|id| {
+                Alert::backup_succeeded(Some(&pid), &step.project, id, json!({"job_id": job.id}))
+            }),
+            _ => None,
+        };
+        if let Some(a) = alert {
+            engine.dispatch_alert(&a, delivery).await;
+        }
         if step.status == "failed" && job.config.chain_policy == ChainPolicy::Stop {
             stop = true;
         }

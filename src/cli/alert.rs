@@ -1,0 +1,185 @@
+//! `supabackup alert ...`: alert rules and test alerts.
+
+use clap::{Args, Subcommand};
+
+use super::{output, prompt};
+use crate::engine::notify::{AlertRule, Channel, Delivery, EmailChannel, SmtpSecurity};
+use crate::engine::{Engine, Error, Result};
+
+/// Environment variables for the channels' secrets (or a prompt).
+pub const WEBHOOK_SECRET_ENV: &str = "SUPABACKUP_WEBHOOK_SECRET";
+pub const SMTP_PASSWORD_ENV: &str = "SUPABACKUP_SMTP_PASSWORD";
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCmd {
+    /// Add an alert rule (see docs/ALERTS.md).
+    Add(Box<AddArgs>),
+    /// List alert rules.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an alert rule.
+    Remove { id: String },
+    /// Send a test alert through every channel of a rule.
+    Test { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Only this project (default: every project).
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    /// Alert on failed backups.
+    #[arg(long)]
+    on_failure: bool,
+    /// Alert on completed backups.
+    #[arg(long)]
+    on_success: bool,
+    /// Alert on failed verifications and restore tests.
+    #[arg(long)]
+    on_verification_failure: bool,
+    /// Alert when the newest successful backup is older than this many hours.
+    #[arg(long)]
+    stale_hours: Option<u32>,
+    /// Show a desktop notification.
+    #[arg(long)]
+    desktop: bool,
+    /// POST a signed JSON payload here (secret from SUPABACKUP_WEBHOOK_SECRET or a prompt).
+    #[arg(long)]
+    webhook: Option<String>,
+    /// E-mail these addresses (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    email_to: Vec<String>,
+    #[arg(long)]
+    email_from: Option<String>,
+    #[arg(long)]
+    smtp_host: Option<String>,
+    #[arg(long)]
+    smtp_port: Option<u16>,
+    /// tls (implicit, 465), starttls (587) or none (localhost only).
+    #[arg(long, default_value = "starttls", value_parser = ["tls", "starttls", "none"])]
+    smtp_security: String,
+    /// SMTP user (password from SUPABACKUP_SMTP_PASSWORD or a prompt).
+    #[arg(long)]
+    smtp_user: Option<String>,
+}
+
+pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
+    match cmd {
+        AlertCmd::Add(a) => {
+            prompt::unlock(engine).await?;
+            let mut channels = Vec::new();
+            if a.desktop {
+                channels.push(Channel::Desktop);
+            }
+            let mut webhook_secret = None;
+            if let Some(url) = &a.webhook {
+                channels.push(Channel::Webhook { url: url.clone() });
+                webhook_secret =
+                    prompt::passphrase(WEBHOOK_SECRET_ENV, "Webhook signing secret: ", true)?;
+            }
+            let mut smtp_password = None;
+            if !a.email_to.is_empty() {
+                let security = match a.smtp_security.as_str() {
+                    "tls" => SmtpSecurity::Tls,
+                    "none" => SmtpSecurity::None,
+                    _ => SmtpSecurity::StartTls,
+                };
+                let host = a
+                    .smtp_host
+                    .clone()
+                    .ok_or_else(|| Error::invalid("e-mail alerts need --smtp-host"))?;
+                channels.push(Channel::Email(EmailChannel {
+                    smtp_port: a.smtp_port.unwrap_or(security.default_port()),
+                    smtp_host: host,
+                    security,
+                    username: a.smtp_user.clone(),
+                    from: a
+                        .email_from
+                        .clone()
+                        .ok_or_else(|| Error::invalid("e-mail alerts need --email-from"))?,
+                    to: a.email_to.clone(),
+                }));
+                if a.smtp_user.is_some() {
+                    smtp_password =
+                        prompt::passphrase(SMTP_PASSWORD_ENV, "SMTP password: ", false)?;
+                }
+            }
+            if channels.is_empty() {
+                return Err(Error::invalid(
+                    "an alert rule needs a channel: --desktop, --webhook URL or --email-to",
+                ));
+            }
+            let rule = AlertRule {
+                name: a.name.clone().unwrap_or_default(),
+                project_id: a.project.clone(),
+                on_failure: a.on_failure,
+                on_success: a.on_success,
+                on_verification_failure: a.on_verification_failure,
+                stale_after_hours: a.stale_hours,
+                channels,
+                ..Default::default()
+            };
+            let saved = engine
+                .save_alert_rule(rule, webhook_secret, smtp_password)
+                .await?;
+            println!("{}", saved.id);
+            Ok(0)
+        }
+        AlertCmd::List { json } => {
+            let rules = engine.alert_rules().await?;
+            if json {
+                return output::json(&rules).map(|_| 0);
+            }
+            let rows: Vec<Vec<String>> = rules
+                .iter()
+                .map(|r| {
+                    let mut on = Vec::new();
+                    if r.on_failure {
+                        on.push("failure".to_string());
+                    }
+                    if r.on_success {
+                        on.push("success".into());
+                    }
+                    if r.on_verification_failure {
+                        on.push("verification".into());
+                    }
+                    if let Some(h) = r.stale_after_hours {
+                        on.push(format!("stale>{h}h"));
+                    }
+                    vec![
+                        r.id.clone(),
+                        r.project_id.clone().unwrap_or_else(|| "all".into()),
+                        on.join(","),
+                        r.channels
+                            .iter()
+                            .map(|c| format!("{} {}", c.kind(), c.target()))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "PROJECT", "ON", "CHANNELS"], &rows);
+            Ok(0)
+        }
+        AlertCmd::Remove { id } => {
+            prompt::unlock(engine).await?;
+            engine.remove_alert_rule(&id).await?;
+            println!("Removed alert rule {id}.");
+            Ok(0)
+        }
+        AlertCmd::Test { id } => {
+            prompt::unlock(engine).await?;
+            let outcomes = engine.send_test_alert(&id, &Delivery::default()).await?;
+            output::json(&outcomes)?;
+            Ok(if outcomes.iter().all(|o| o.error.is_none()) {
+                0
+            } else {
+                7
+            })
+        }
+    }
+}

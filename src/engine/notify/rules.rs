@@ -1,0 +1,620 @@
+//! Alert rules: their shape, validation, storage (JSON in `settings`) and
+//! matching. Rules never hold a secret: the webhook signing secret and the
+//! SMTP password of a scope (global, or one project) are sealed in the vault.
+
+use lettre::message::Mailbox;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::{Alert, AlertKind};
+use crate::engine::catalog::{new_id, projects, settings};
+use crate::engine::crypto::{Key, Secret};
+use crate::engine::error::{Error, Result};
+use crate::engine::vault::{self, SecretKind};
+
+/// The `settings` key the rules are stored under.
+pub const SETTINGS_KEY: &str = "alerts.rules";
+/// The longest stale threshold: a year.
+pub const MAX_STALE_HOURS: u32 = 24 * 366;
+/// The shortest webhook signing secret accepted.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
+const MAX_RECIPIENTS: usize = 50;
+
+/// When to alert, and through which channels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// Empty for a rule not saved yet.
+    #[serde(default)]
+    pub id: String,
+    /// An optional label.
+    #[serde(default)]
+    pub name: String,
+    /// The project the rule watches; `None` = every project.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub on_failure: bool,
+    #[serde(default)]
+    pub on_success: bool,
+    /// Alert when the newest successful backup is older than this.
+    #[serde(default)]
+    pub stale_after_hours: Option<u32>,
+    #[serde(default)]
+    pub on_verification_failure: bool,
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+impl Default for AlertRule {
+    fn default() -> Self {
+        AlertRule {
+            id: String::new(),
+            name: String::new(),
+            project_id: None,
+            enabled: true,
+            on_failure: false,
+            on_success: false,
+            stale_after_hours: None,
+            on_verification_failure: false,
+            channels: Vec::new(),
+        }
+    }
+}
+
+impl AlertRule {
+    /// Whether this rule wants `alert` (test alerts match no rule: they are
+    /// sent to one rule explicitly).
+    pub fn matches(&self, alert: &Alert) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        if let Some(p) = &self.project_id
+            && alert.project_id.as_deref() != Some(p.as_str())
+        {
+            return false;
+        }
+        match alert.event {
+            AlertKind::BackupFailed => self.on_failure,
+            AlertKind::BackupSucceeded => self.on_success,
+            AlertKind::VerificationFailed => self.on_verification_failure,
+            AlertKind::BackupStale => match (self.stale_after_hours, alert.age_hours()) {
+                (Some(limit), Some(age)) => age >= u64::from(limit),
+                _ => false,
+            },
+            AlertKind::Test => false,
+        }
+    }
+
+    /// Its name, or a short description.
+    pub fn label(&self) -> String {
+        if !self.name.is_empty() {
+            return format!("\"{}\"", self.name);
+        }
+        let mut on = Vec::new();
+        if self.on_failure {
+            on.push("failure".to_owned());
+        }
+        if self.on_success {
+            on.push("success".to_owned());
+        }
+        if self.on_verification_failure {
+            on.push("verification failure".to_owned());
+        }
+        if let Some(h) = self.stale_after_hours {
+            on.push(format!("no backup for {h} h"));
+        }
+        format!("on {}", on.join(", "))
+    }
+
+    fn needs_webhook_secret(&self) -> bool {
+        self.channels
+            .iter()
+            .any(|c| matches!(c, Channel::Webhook { .. }))
+    }
+
+    fn needs_smtp_password(&self) -> bool {
+        self.channels
+            .iter()
+            .any(|c| matches!(c, Channel::Email(e) if e.username.is_some()))
+    }
+}
+
+/// Where an alert goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Channel {
+    /// A notification on this computer's desktop.
+    Desktop,
+    /// An HTTPS POST of the alert as JSON, signed with the scope's secret.
+    Webhook { url: String },
+    /// An e-mail over SMTP.
+    Email(EmailChannel),
+}
+
+impl Channel {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Channel::Desktop => "desktop",
+            Channel::Webhook { .. } => "webhook",
+            Channel::Email(_) => "email",
+        }
+    }
+
+    /// The URL or the recipients; empty for the desktop.
+    pub fn target(&self) -> String {
+        match self {
+            Channel::Desktop => String::new(),
+            Channel::Webhook { url } => url.clone(),
+            Channel::Email(e) => e.to.join(", "),
+        }
+    }
+}
+
+/// An SMTP server and the message's addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailChannel {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub security: SmtpSecurity,
+    /// Log in with this user name and the scope's sealed SMTP password.
+    #[serde(default)]
+    pub username: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SmtpSecurity {
+    /// TLS from the first byte (usually port 465).
+    #[serde(rename = "tls")]
+    Tls,
+    /// Plain connection upgraded with STARTTLS, which is required (usually 587).
+    #[serde(rename = "starttls")]
+    StartTls,
+    /// No encryption: only for a relay on this machine (localhost).
+    #[serde(rename = "none")]
+    None,
+}
+
+impl SmtpSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpSecurity::Tls => "tls",
+            SmtpSecurity::StartTls => "starttls",
+            SmtpSecurity::None => "none",
+        }
+    }
+
+    /// The usual port for this kind of connection.
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::None => 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Stored {
+    version: u32,
+    rules: Vec<AlertRule>,
+}
+
+fn load_all(conn: &Connection) -> Result<Vec<AlertRule>> {
+    Ok(settings::get::<Stored>(conn, SETTINGS_KEY)?
+        .map(|s| s.rules)
+        .unwrap_or_default())
+}
+
+fn store_all(conn: &Connection, rules: Vec<AlertRule>) -> Result<()> {
+    settings::set(conn, SETTINGS_KEY, &Stored { version: 1, rules })
+}
+
+/// The rules, global ones first, without those of removed projects.
+pub fn list(conn: &Connection) -> Result<Vec<AlertRule>> {
+    let mut out = Vec::new();
+    for rule in load_all(conn)? {
+        if let Some(pid) = &rule.project_id
+            && projects::get_by_id(conn, pid)?.is_none()
+        {
+            continue;
+        }
+        out.push(rule);
+    }
+    out.sort_by_key(|r| r.project_id.is_some());
+    Ok(out)
+}
+
+/// One rule by id.
+pub fn get(conn: &Connection, id: &str) -> Result<AlertRule> {
+    list(conn)?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Error::not_found(format!("there is no alert rule with id {id}")))
+}
+
+pub(crate) struct Saved {
+    pub rule: AlertRule,
+    pub webhook_secret_changed: bool,
+    pub smtp_password_changed: bool,
+}
+
+fn has_secret(conn: &Connection, owner: Option<&str>, kind: SecretKind) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM secrets WHERE project_id IS ?1 AND kind = ?2",
+            params![owner, kind.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Validates and stores `rule` (a new id when empty), sealing the secrets
+/// given; inside the caller's transaction.
+pub(crate) fn save(
+    conn: &Connection,
+    rule: AlertRule,
+    key: Option<&Key>,
+    webhook_secret: Option<&Secret>,
+    smtp_password: Option<&Secret>,
+) -> Result<Saved> {
+    let mut rule = validate(conn, rule)?;
+    let mut all = load_all(conn)?;
+    let previous = if rule.id.is_empty() {
+        rule.id = new_id();
+        None
+    } else {
+        let i = all.iter().position(|r| r.id == rule.id).ok_or_else(|| {
+            Error::not_found(format!("there is no alert rule with id {}", rule.id))
+        })?;
+        Some(all.remove(i))
+    };
+    let owner = rule.project_id.clone();
+    let mut webhook_secret_changed = false;
+    let mut smtp_password_changed = false;
+    if rule.needs_webhook_secret() {
+        match webhook_secret {
+            Some(s) => {
+                if s.expose().chars().count() < MIN_WEBHOOK_SECRET_LEN {
+                    return Err(Error::invalid(format!(
+                        "the webhook signing secret must have at least {MIN_WEBHOOK_SECRET_LEN} characters"
+                    )));
+                }
+                let key = key.ok_or_else(|| Error::auth("the vault is locked"))?;
+                vault::put_secret(conn, key, owner.as_deref(), SecretKind::WebhookSecret, s)?;
+                webhook_secret_changed = true;
+            }
+            None if !has_secret(conn, owner.as_deref(), SecretKind::WebhookSecret)? => {
+                return Err(Error::invalid("a webhook needs a signing secret")
+                    .with_hint("give the secret the receiver will check the X-Supabackup-Signature header with"));
+            }
+            None => {}
+        }
+    }
+    if rule.needs_smtp_password() {
+        match smtp_password {
+            Some(s) => {
+                let key = key.ok_or_else(|| Error::auth("the vault is locked"))?;
+                vault::put_secret(conn, key, owner.as_deref(), SecretKind::SmtpPassword, s)?;
+                smtp_password_changed = true;
+            }
+            None if !has_secret(conn, owner.as_deref(), SecretKind::SmtpPassword)? => {
+                return Err(Error::invalid("the SMTP user name needs a password")
+                    .with_hint("give the SMTP password, or leave the user name empty for a server that needs no login"));
+            }
+            None => {}
+        }
+    }
+    all.push(rule.clone());
+    let mut scopes = vec![owner];
+    if let Some(prev) = previous {
+        scopes.push(prev.project_id);
+    }
+    prune_secrets(conn, &all, &scopes)?;
+    store_all(conn, all)?;
+    Ok(Saved {
+        rule,
+        webhook_secret_changed,
+        smtp_password_changed,
+    })
+}
+
+/// Removes a rule; returns it.
+pub(crate) fn remove(conn: &Connection, id: &str) -> Result<AlertRule> {
+    let mut all = load_all(conn)?;
+    let i = all
+        .iter()
+        .position(|r| r.id == id)
+        .ok_or_else(|| Error::not_found(format!("there is no alert rule with id {id}")))?;
+    let removed = all.remove(i);
+    prune_secrets(conn, &all, std::slice::from_ref(&removed.project_id))?;
+    store_all(conn, all)?;
+    Ok(removed)
+}
+
+/// Deletes the alert secrets of `scopes` that no rule in `all` needs.
+fn prune_secrets(conn: &Connection, all: &[AlertRule], scopes: &[Option<String>]) -> Result<()> {
+    for scope in scopes {
+        let in_scope = || all.iter().filter(|r| r.project_id == *scope);
+        if !in_scope().any(AlertRule::needs_webhook_secret) {
+            vault::delete_secret(conn, scope.as_deref(), SecretKind::WebhookSecret)?;
+        }
+        if !in_scope().any(AlertRule::needs_smtp_password) {
+            vault::delete_secret(conn, scope.as_deref(), SecretKind::SmtpPassword)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a rule and puts it in canonical form (project as id, trimmed
+/// fields, no duplicate channel).
+pub fn validate(conn: &Connection, rule: AlertRule) -> Result<AlertRule> {
+    let mut rule = rule;
+    rule.name = rule.name.trim().to_owned();
+    if rule.name.chars().count() > 100 {
+        return Err(Error::invalid(
+            "the rule's name must have at most 100 characters",
+        ));
+    }
+    rule.project_id = match rule.project_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(key) => Some(projects::find(conn, key)?.id),
+    };
+    if let Some(h) = rule.stale_after_hours
+        && !(1..=MAX_STALE_HOURS).contains(&h)
+    {
+        return Err(Error::invalid(format!(
+            "the stale threshold must be between 1 and {MAX_STALE_HOURS} hours"
+        )));
+    }
+    if !(rule.on_failure
+        || rule.on_success
+        || rule.on_verification_failure
+        || rule.stale_after_hours.is_some())
+    {
+        return Err(
+            Error::invalid("an alert rule needs at least one event").with_hint(
+                "choose backup failure, backup success, verification failure or a stale threshold",
+            ),
+        );
+    }
+    let mut channels: Vec<Channel> = Vec::new();
+    for c in rule.channels {
+        let c = validate_channel(c)?;
+        if !channels.contains(&c) {
+            channels.push(c);
+        }
+    }
+    if channels.is_empty() {
+        return Err(Error::invalid("an alert rule needs at least one channel")
+            .with_hint("add a desktop notification, a webhook or an e-mail"));
+    }
+    rule.channels = channels;
+    Ok(rule)
+}
+
+fn validate_channel(c: Channel) -> Result<Channel> {
+    Ok(match c {
+        Channel::Desktop => Channel::Desktop,
+        Channel::Webhook { url } => Channel::Webhook {
+            url: check_webhook_url(&url)?,
+        },
+        Channel::Email(e) => Channel::Email(check_email(e)?),
+    })
+}
+
+fn is_local_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h == "127.0.0.1" || h == "::1"
+}
+
+/// A webhook URL: `https://`, or `http://` to this machine only; no user
+/// name or password in it.
+pub fn check_webhook_url(raw: &str) -> Result<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(Error::invalid("the webhook URL is empty"));
+    }
+    if raw.len() > 2048 {
+        return Err(Error::invalid(
+            "the webhook URL is too long (over 2048 characters)",
+        ));
+    }
+    let url = url::Url::parse(raw)
+        .map_err(|e| Error::invalid(format!("the webhook URL is not valid: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            Error::invalid("the webhook URL must not contain a user name or password")
+                .with_hint("the receiver checks the X-Supabackup-Signature header instead"),
+        );
+    }
+    let host = url.host_str().unwrap_or_default();
+    if host.is_empty() {
+        return Err(Error::invalid("the webhook URL has no host"));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_local_host(host) => {}
+        _ => {
+            return Err(Error::invalid(format!(
+                "webhooks must use https:// (http:// only to localhost), not {}://{host}",
+                url.scheme()
+            )));
+        }
+    }
+    Ok(url.to_string())
+}
+
+fn check_mailbox(what: &str, raw: &str) -> Result<String> {
+    let raw = raw.trim();
+    raw.parse::<Mailbox>()
+        .map_err(|e| Error::invalid(format!("the {what} address '{raw}' is not valid: {e}")))?;
+    Ok(raw.to_owned())
+}
+
+fn check_email(e: EmailChannel) -> Result<EmailChannel> {
+    let host = e.smtp_host.trim().to_owned();
+    if host.is_empty() {
+        return Err(Error::invalid("the SMTP server is empty"));
+    }
+    if host.len() > 253
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@')
+    {
+        return Err(Error::invalid(format!(
+            "the SMTP server '{host}' is not a host name"
+        )));
+    }
+    if e.smtp_port == 0 {
+        return Err(Error::invalid("the SMTP port must be between 1 and 65535"));
+    }
+    if e.security == SmtpSecurity::None && !is_local_host(&host) {
+        return Err(Error::invalid(format!(
+            "e-mail to {host} must use TLS or STARTTLS (no encryption only for localhost)"
+        )));
+    }
+    let username = e
+        .username
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    let from = check_mailbox("sender", &e.from)?;
+    let mut to = Vec::new();
+    for r in &e.to {
+        if r.trim().is_empty() {
+            continue;
+        }
+        let r = check_mailbox("recipient", r)?;
+        if !to.contains(&r) {
+            to.push(r);
+        }
+    }
+    if to.is_empty() {
+        return Err(Error::invalid(
+            "an e-mail alert needs at least one recipient",
+        ));
+    }
+    if to.len() > MAX_RECIPIENTS {
+        return Err(Error::invalid(format!(
+            "an e-mail alert has at most {MAX_RECIPIENTS} recipients"
+        )));
+    }
+    Ok(EmailChannel {
+        smtp_host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        smtp_port: e.smtp_port,
+        security: e.security,
+        username,
+        from,
+        to,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::catalog::Catalog;
+
+    fn email(host: &str, security: SmtpSecurity) -> EmailChannel {
+        EmailChannel {
+            smtp_host: host.into(),
+            smtp_port: 587,
+            security,
+            username: None,
+            from: "Backups <backups@example.com>".into(),
+            to: vec!["ops@example.com".into(), " ".into()],
+        }
+    }
+
+    #[test]
+    fn webhook_urls() {
+        assert!(check_webhook_url("https://hooks.example.com/x?y=1").is_ok());
+        assert!(check_webhook_url("http://127.0.0.1:8080/hook").is_ok());
+        assert!(check_webhook_url("http://localhost/hook").is_ok());
+        assert!(check_webhook_url("http://[::1]:9/hook").is_ok());
+        let e = check_webhook_url("http://hooks.example.com/x").expect_err("plain http");
+        assert!(e.message.contains("https://"), "{e}");
+        assert!(check_webhook_url("ftp://example.com/").is_err());
+        assert!(check_webhook_url("https://user:pw@example.com/").is_err());
+        assert!(check_webhook_url("not a url").is_err());
+        assert!(check_webhook_url("").is_err());
+    }
+
+    #[test]
+    fn email_channels() {
+        let ok = check_email(email("smtp.example.com", SmtpSecurity::StartTls)).expect("ok");
+        assert_eq!(ok.to, vec!["ops@example.com".to_owned()]);
+        assert!(check_email(email("127.0.0.1", SmtpSecurity::None)).is_ok());
+        let e = check_email(email("smtp.example.com", SmtpSecurity::None)).expect_err("plain");
+        assert!(e.message.contains("TLS"), "{e}");
+        let mut bad = email("smtp.example.com", SmtpSecurity::Tls);
+        bad.from = "not an address".into();
+        assert!(check_email(bad).is_err());
+        let mut none = email("smtp.example.com", SmtpSecurity::Tls);
+        none.to = vec![];
+        assert!(check_email(none).is_err());
+    }
+
+    #[test]
+    fn rules_need_an_event_and_a_channel() {
+        let cat = Catalog::open_in_memory().expect("catalog");
+        cat.with(|c| {
+            let no_event = AlertRule {
+                channels: vec![Channel::Desktop],
+                ..AlertRule::default()
+            };
+            assert!(validate(c, no_event).is_err());
+            let no_channel = AlertRule {
+                on_failure: true,
+                ..AlertRule::default()
+            };
+            assert!(validate(c, no_channel).is_err());
+            let zero = AlertRule {
+                stale_after_hours: Some(0),
+                channels: vec![Channel::Desktop],
+                ..AlertRule::default()
+            };
+            assert!(validate(c, zero).is_err());
+            let dup = AlertRule {
+                on_failure: true,
+                channels: vec![Channel::Desktop, Channel::Desktop],
+                ..AlertRule::default()
+            };
+            assert_eq!(validate(c, dup)?.channels.len(), 1);
+            Ok(())
+        })
+        .expect("flow");
+    }
+
+    #[test]
+    fn rule_json_round_trip() {
+        let rule = AlertRule {
+            id: "r1".into(),
+            on_failure: true,
+            channels: vec![
+                Channel::Desktop,
+                Channel::Webhook {
+                    url: "https://x.example/h".into(),
+                },
+                Channel::Email(email("smtp.example.com", SmtpSecurity::StartTls)),
+            ],
+            ..AlertRule::default()
+        };
+        let text = serde_json::to_string(&rule).expect("json");
+        assert!(text.contains(r#""type":"email""#), "{text}");
+        assert!(text.contains(r#""security":"starttls""#), "{text}");
+        let back: AlertRule = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, rule);
+    }
+}
