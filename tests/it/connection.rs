@@ -48,11 +48,13 @@ async fn a_role_without_privileges_fails_the_preflight() {
     let c = cluster();
     let db = c.create_db("conn_priv");
     let role = format!("limited_{}", db.name);
+    let roles = crate::support::pg::roles_lock();
     db.psql(&format!(
         "CREATE ROLE {role} LOGIN PASSWORD 'limited-pw';
          CREATE SCHEMA app; CREATE TABLE app.secret_stuff (id int); CREATE TABLE public.open_stuff (id int);
          GRANT USAGE ON SCHEMA app TO {role}; GRANT SELECT ON public.open_stuff TO {role};"
     ));
+    drop(roles);
     let t = unlocked_engine().await;
     let url = c.url_for(&role, "limited-pw", &db.name);
     let p = t

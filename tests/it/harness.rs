@@ -94,11 +94,14 @@ fn other_roles_can_log_in_and_urls_are_encoded() {
     let db = c.create_db("harness_roles");
     let role = format!("{}_r", db.name);
     let password = "p@ss:/w?rd #1";
-    db.psql(&format!(
-        "CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'; \
-         GRANT CONNECT ON DATABASE \"{}\" TO \"{role}\";",
-        db.name
-    ));
+    {
+        let _roles = crate::support::pg::roles_lock();
+        db.psql(&format!(
+            "CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'; \
+             GRANT CONNECT ON DATABASE \"{}\" TO \"{role}\";",
+            db.name
+        ));
+    }
     let out = c
         .psql_cmd(&db.name)
         .env("PGUSER", &role)

@@ -101,7 +101,11 @@ async fn a_full_restore_into_a_new_project_is_lossless_across_projects() {
 async fn preview_changes_nothing_and_a_non_empty_target_is_refused() {
     let (t, src, _dst, b) = setup("refuse").await;
     // The source itself as target: everything in scope exists.
-    let before = snapshot(&src, &CompareOptions::default());
+    let over_time = CompareOptions {
+        include_roles: false,
+        ..Default::default()
+    };
+    let before = snapshot(&src, &over_time);
     let r = req(
         &b,
         RestoreTarget::Project("Source".into()),
@@ -125,7 +129,7 @@ async fn preview_changes_nothing_and_a_non_empty_target_is_refused() {
         .await
         .expect_err("refused");
     assert_eq!(err.kind, ErrorKind::Conflict);
-    let after = snapshot(&src, &CompareOptions::default());
+    let after = snapshot(&src, &over_time);
     assert!(
         diff_snapshots(&before, &after).is_empty(),
         "preview and refusal changed nothing"
@@ -138,7 +142,11 @@ async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
     // A plain database: no platform schemas, so loading fails part-way.
     let bare = cluster().create_db("rs_atomic_bare");
     bare.psql("CREATE TABLE public.keep_me (id int); INSERT INTO public.keep_me VALUES (1), (2);");
-    let before = snapshot(&bare, &CompareOptions::default());
+    let over_time = CompareOptions {
+        include_roles: false,
+        ..Default::default()
+    };
+    let before = snapshot(&bare, &over_time);
     let _roles = roles_lock();
     let err = t
         .engine
@@ -155,7 +163,7 @@ async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
         .await
         .expect_err("must fail");
     assert!(err.message.contains("psql stopped"), "{err}");
-    let after = snapshot(&bare, &CompareOptions::default());
+    let after = snapshot(&bare, &over_time);
     let diffs = diff_snapshots(&before, &after);
     assert!(
         diffs.is_empty(),
@@ -270,7 +278,11 @@ async fn replace_then_rollback_returns_the_target_exactly() {
          ALTER TABLE public.orders DISABLE TRIGGER ALL;
          REFRESH MATERIALIZED VIEW public.product_sales_mv;",
     );
-    let drifted = snapshot(&dst, &CompareOptions::default());
+    let over_time = CompareOptions {
+        include_roles: false,
+        ..Default::default()
+    };
+    let drifted = snapshot(&dst, &over_time);
     let rec = restore(
         &t.engine,
         req(
@@ -293,7 +305,7 @@ async fn replace_then_rollback_returns_the_target_exactly() {
         .await
         .expect("rollback");
     assert_eq!(back.rollback_of.as_deref(), Some(rec.id.as_str()));
-    let now = snapshot(&dst, &CompareOptions::default());
+    let now = snapshot(&dst, &over_time);
     let diffs = diff_snapshots(&drifted, &now);
     assert!(
         diffs.is_empty(),

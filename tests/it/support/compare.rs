@@ -198,6 +198,9 @@ pub type Snapshot = BTreeMap<String, BTreeMap<String, String>>;
 
 /// Every difference between `source` and `target`, sorted by object and aspect.
 pub fn compare(source: &TestDb, target: &TestDb, opts: &CompareOptions) -> Vec<Diff> {
+    // Roles are cluster-wide: other tests must not create one between the
+    // two snapshots.
+    let _roles = opts.include_roles.then(crate::support::pg::roles_lock);
     diff_snapshots(&snapshot(source, opts), &snapshot(target, opts))
 }
 
