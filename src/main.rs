@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     init_logging();
     let mut cli = Cli::parse();
     let code = match cli.command.take() {
-        None => match supabackup::ui::run(cli.data_dir.clone()) {
+        None => match supabackup::ui::run(cli.data_dir.clone(), cli.screenshot.clone()) {
             Ok(()) => 0,
             Err(e) => {
                 cli::report(&e);

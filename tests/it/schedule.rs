@@ -164,7 +164,7 @@ async fn missed_runs_are_caught_up_once_within_the_grace_window() {
     assert!(report.leader);
     assert_eq!(
         report.started,
-        [job.id.clone()],
+        std::slice::from_ref(&job.id),
         "one run for all missed slots"
     );
     for h in report.handles {
@@ -191,7 +191,7 @@ async fn missed_runs_are_caught_up_once_within_the_grace_window() {
     // Too late (beyond the grace window): skipped and recorded.
     set_next(&t, &job.id, now - chrono::Duration::days(3));
     let report = s.tick(now).await.expect("tick");
-    assert_eq!(report.missed, [job.id.clone()]);
+    assert_eq!(report.missed, std::slice::from_ref(&job.id));
     assert!(report.started.is_empty());
     assert_eq!(
         t.engine

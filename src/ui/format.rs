@@ -1,0 +1,173 @@
+//! Human-readable numbers, sizes, durations and ages (pure functions).
+
+use chrono::{DateTime, Utc};
+
+/// `1.5 GB`, `320 KB`, `12 B` (decimal units, like disk tools).
+pub fn bytes(n: i64) -> String {
+    let neg = n < 0;
+    let mut v = n.unsigned_abs() as f64;
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = if i == 0 {
+        format!("{v:.0} {}", units[i])
+    } else if v < 10.0 {
+        format!("{v:.1} {}", units[i])
+    } else {
+        format!("{v:.0} {}", units[i])
+    };
+    if neg { format!("-{s}") } else { s }
+}
+
+/// `12.3 MB/s`.
+pub fn rate(bytes_per_sec: f64) -> String {
+    format!("{}/s", bytes(bytes_per_sec.max(0.0) as i64))
+}
+
+/// `850 ms`, `42 s`, `3 min 05 s`, `2 h 04 min`.
+pub fn duration_ms(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    secs(ms as f64 / 1000.0)
+}
+
+/// Like [`duration_ms`] for seconds.
+pub fn secs(s: f64) -> String {
+    let s = s.max(0.0);
+    if s < 60.0 {
+        return format!("{s:.0} s");
+    }
+    let total = s.round() as i64;
+    let (h, m, sec) = (total / 3600, (total % 3600) / 60, total % 60);
+    if h > 0 {
+        format!("{h} h {m:02} min")
+    } else {
+        format!("{m} min {sec:02} s")
+    }
+}
+
+/// Parses a catalog timestamp (RFC 3339).
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `just now`, `5 min ago`, `3 h ago`, `2 days ago` (or `in 4 h` for the future).
+pub fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - then).num_seconds();
+    let (future, secs) = (secs < 0, secs.unsigned_abs());
+    let text = if secs < 45 {
+        return if future {
+            "in a moment".into()
+        } else {
+            "just now".into()
+        };
+    } else if secs < 90 * 60 {
+        format!("{} min", (secs as f64 / 60.0).round().max(1.0))
+    } else if secs < 36 * 3600 {
+        format!("{} h", (secs as f64 / 3600.0).round())
+    } else {
+        let d = (secs as f64 / 86400.0).round();
+        format!("{d} day{}", if d == 1.0 { "" } else { "s" })
+    };
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+/// The age of a catalog timestamp, or `—` when it is missing or unreadable.
+pub fn age_of(ts: Option<&str>, now: DateTime<Utc>) -> String {
+    ts.and_then(parse_time)
+        .map(|t| age(t, now))
+        .unwrap_or_else(|| "—".into())
+}
+
+/// `2024-05-01 14:03` in local time.
+pub fn local_time(ts: &str) -> String {
+    parse_time(ts)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| ts.to_owned())
+}
+
+/// `87 %`.
+pub fn percent(ratio: f64) -> String {
+    format!("{:.0} %", (ratio * 100.0).clamp(0.0, 100.0))
+}
+
+/// The first `n` characters of an id.
+pub fn short_id(id: &str) -> String {
+    id.chars()
+        .filter(|c| *c != '-')
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
+}
+
+/// Splits `a, b ,c` into trimmed non-empty parts.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split([',', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_500), "1.5 KB");
+        assert_eq!(bytes(25_000_000), "25 MB");
+        assert_eq!(bytes(3_200_000_000), "3.2 GB");
+        assert_eq!(rate(12_345_678.0), "12 MB/s");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ms(850), "850 ms");
+        assert_eq!(duration_ms(42_000), "42 s");
+        assert_eq!(duration_ms(185_000), "3 min 05 s");
+        assert_eq!(duration_ms(7_440_000), "2 h 04 min");
+    }
+
+    #[test]
+    fn ages() {
+        let now = parse_time("2024-05-10T12:00:00Z").expect("time");
+        let at = |s| parse_time(s).expect("time");
+        assert_eq!(age(at("2024-05-10T11:59:50Z"), now), "just now");
+        assert_eq!(age(at("2024-05-10T11:55:00Z"), now), "5 min ago");
+        assert_eq!(age(at("2024-05-10T09:00:00Z"), now), "3 h ago");
+        assert_eq!(age(at("2024-05-08T12:00:00Z"), now), "2 days ago");
+        assert_eq!(age(at("2024-05-10T16:00:00Z"), now), "in 4 h");
+        assert_eq!(age_of(None, now), "—");
+    }
+
+    #[test]
+    fn lists_and_ids() {
+        assert_eq!(
+            split_list(" public, app ,,\nextra"),
+            ["public", "app", "extra"]
+        );
+        assert_eq!(short_id("0190-aaaa-bbbb-12345678"), "12345678");
+        assert_eq!(percent(0.873), "87 %");
+    }
+}

@@ -1,0 +1,540 @@
+//! "Back up now": project, type, schemas, excluded tables, compression and
+//! level, encryption (asking for the backup passphrase the first time).
+
+use iced::widget::{column, pick_list, row, text, text_input, toggler};
+use iced::{Element, Length, Task};
+
+use crate::engine::backup::{BackupKind, BackupOptions, BackupRequest, Codec};
+use crate::engine::crypto::Secret;
+use crate::engine::project::Project;
+use crate::engine::vault::MIN_PASSPHRASE_LEN;
+use crate::engine::{Engine, Error};
+use crate::ui::theme::{self, Tone};
+use crate::ui::{format, widget};
+
+pub const START_ID: &str = "backup-start";
+
+/// A project in a pick list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectChoice {
+    pub id: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ProjectChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl From<&Project> for ProjectChoice {
+    fn from(p: &Project) -> Self {
+        ProjectChoice {
+            id: p.id.clone(),
+            name: p.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindChoice(pub BackupKind);
+
+impl KindChoice {
+    pub const ALL: [KindChoice; 4] = [
+        KindChoice(BackupKind::Full),
+        KindChoice(BackupKind::Schema),
+        KindChoice(BackupKind::Data),
+        KindChoice(BackupKind::Roles),
+    ];
+}
+
+impl std::fmt::Display for KindChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            BackupKind::Full => "Full (roles + schema + data + history)",
+            BackupKind::Schema => "Schema only",
+            BackupKind::Data => "Data only",
+            BackupKind::Roles => "Roles only",
+            BackupKind::PreRestore => "Pre-restore snapshot",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecChoice(pub Codec);
+
+impl CodecChoice {
+    pub const ALL: [CodecChoice; 3] = [
+        CodecChoice(Codec::Zstd),
+        CodecChoice(Codec::Xz),
+        CodecChoice(Codec::None),
+    ];
+}
+
+impl std::fmt::Display for CodecChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Codec::Zstd => "zstd (fast)",
+            Codec::Xz => "xz (smallest, slow)",
+            Codec::None => "none (plain SQL)",
+        })
+    }
+}
+
+/// A compression level, or the codec's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelChoice(pub Option<u8>);
+
+impl LevelChoice {
+    pub fn all() -> Vec<LevelChoice> {
+        std::iter::once(LevelChoice(None))
+            .chain((0..=9).map(|l| LevelChoice(Some(l))))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for LevelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("default"),
+            Some(l) => write!(f, "{l}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Loaded(Result<(Vec<Project>, bool), Error>),
+    Project(ProjectChoice),
+    Kind(KindChoice),
+    Schemas(String),
+    Exclude(String),
+    Codec(CodecChoice),
+    Level(LevelChoice),
+    Encrypt(bool),
+    Passphrase(String),
+    PassphraseConfirm(String),
+    Start,
+    PassphraseSaved(Result<(), Error>),
+    Cancel,
+}
+
+pub enum Event {
+    None,
+    Run(Task<Message>),
+    /// Start this backup; the label names the project for the jobs list.
+    Start(BackupRequest, String),
+    Cancelled,
+}
+
+#[derive(Debug)]
+pub struct BackupDialog {
+    pub projects: Vec<ProjectChoice>,
+    pub project: Option<ProjectChoice>,
+    /// The project asked for before the list arrived.
+    wanted: Option<String>,
+    pub kind: BackupKind,
+    pub schemas: String,
+    pub exclude: String,
+    pub codec: Codec,
+    pub level: Option<u8>,
+    pub encrypt: bool,
+    /// Whether a backup passphrase is stored (`None` until known).
+    pub has_passphrase: Option<bool>,
+    pub passphrase: String,
+    pub passphrase_confirm: String,
+    pub error: Option<String>,
+    pub starting: bool,
+    pub loading: bool,
+}
+
+impl BackupDialog {
+    /// A dialog for `project` (id), starting from `defaults`; loads the
+    /// project list and whether a backup passphrase exists.
+    pub fn open(
+        project: Option<String>,
+        defaults: &BackupOptions,
+        engine: &Engine,
+    ) -> (Self, Task<Message>) {
+        let d = BackupDialog {
+            projects: Vec::new(),
+            project: None,
+            wanted: project,
+            kind: defaults.kind,
+            schemas: defaults.schemas.join(", "),
+            exclude: defaults.exclude_tables.join(", "),
+            codec: defaults.codec,
+            level: defaults.level,
+            encrypt: defaults.encrypt,
+            has_passphrase: None,
+            passphrase: String::new(),
+            passphrase_confirm: String::new(),
+            error: None,
+            starting: false,
+            loading: true,
+        };
+        let engine = engine.clone();
+        let task = Task::perform(
+            async move {
+                let projects = engine.list_projects().await?;
+                let has = engine.backup_passphrase().await?.is_some();
+                Ok((projects, has))
+            },
+            Message::Loaded,
+        );
+        (d, task)
+    }
+
+    /// The options as typed, validated by the engine's rules.
+    pub fn options(&self) -> Result<BackupOptions, Error> {
+        let roles = self.kind == BackupKind::Roles;
+        let o = BackupOptions {
+            kind: self.kind,
+            schemas: if roles {
+                Vec::new()
+            } else {
+                format::split_list(&self.schemas)
+            },
+            exclude_tables: if roles {
+                Vec::new()
+            } else {
+                format::split_list(&self.exclude)
+            },
+            codec: self.codec,
+            level: if self.codec == Codec::None {
+                None
+            } else {
+                self.level
+            },
+            encrypt: self.encrypt,
+        };
+        o.validate()?;
+        Ok(o)
+    }
+
+    fn needs_passphrase(&self) -> bool {
+        self.encrypt && self.has_passphrase == Some(false)
+    }
+
+    pub fn update(&mut self, message: Message, engine: &Engine) -> Event {
+        self.error = None;
+        match message {
+            Message::Loaded(Ok((projects, has))) => {
+                self.loading = false;
+                self.projects = projects.iter().map(ProjectChoice::from).collect();
+                self.has_passphrase = Some(has);
+                self.project = match &self.wanted {
+                    Some(w) => self
+                        .projects
+                        .iter()
+                        .find(|p| &p.id == w || &p.name == w)
+                        .cloned(),
+                    None if self.projects.len() == 1 => self.projects.first().cloned(),
+                    None => None,
+                };
+                Event::None
+            }
+            Message::Loaded(Err(e)) => {
+                self.loading = false;
+                self.error = Some(e.message);
+                Event::None
+            }
+            Message::Project(p) => {
+                self.project = Some(p);
+                Event::None
+            }
+            Message::Kind(k) => {
+                self.kind = k.0;
+                Event::None
+            }
+            Message::Schemas(s) => {
+                self.schemas = s;
+                Event::None
+            }
+            Message::Exclude(s) => {
+                self.exclude = s;
+                Event::None
+            }
+            Message::Codec(c) => {
+                self.codec = c.0;
+                Event::None
+            }
+            Message::Level(l) => {
+                self.level = l.0;
+                Event::None
+            }
+            Message::Encrypt(b) => {
+                self.encrypt = b;
+                Event::None
+            }
+            Message::Passphrase(p) => {
+                self.passphrase = p;
+                Event::None
+            }
+            Message::PassphraseConfirm(p) => {
+                self.passphrase_confirm = p;
+                Event::None
+            }
+            Message::Start => {
+                if self.starting || self.loading {
+                    return Event::None;
+                }
+                let Some(project) = self.project.clone() else {
+                    self.error = Some("choose a project".into());
+                    return Event::None;
+                };
+                let options = match self.options() {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.error = Some(e.message);
+                        return Event::None;
+                    }
+                };
+                if self.needs_passphrase() {
+                    if self.passphrase.chars().count() < MIN_PASSPHRASE_LEN {
+                        self.error = Some(format!(
+                            "choose a backup passphrase of at least {MIN_PASSPHRASE_LEN} characters, or turn encryption off"
+                        ));
+                        return Event::None;
+                    }
+                    if self.passphrase != self.passphrase_confirm {
+                        self.error = Some("the two backup passphrases differ".into());
+                        return Event::None;
+                    }
+                    self.starting = true;
+                    let engine = engine.clone();
+                    let p = Secret::new(self.passphrase.clone());
+                    return Event::Run(Task::perform(
+                        async move { engine.set_backup_passphrase(p).await },
+                        Message::PassphraseSaved,
+                    ));
+                }
+                self.starting = true;
+                Event::Start(
+                    BackupRequest {
+                        project: project.id,
+                        options,
+                        job_id: None,
+                    },
+                    project.name,
+                )
+            }
+            Message::PassphraseSaved(Ok(())) => {
+                self.starting = false;
+                self.has_passphrase = Some(true);
+                self.passphrase.clear();
+                self.passphrase_confirm.clear();
+                self.update(Message::Start, engine)
+            }
+            Message::PassphraseSaved(Err(e)) => {
+                self.starting = false;
+                self.error = Some(e.message);
+                Event::None
+            }
+            Message::Cancel => Event::Cancelled,
+        }
+    }
+
+    pub fn view(&self) -> Element<'_, Message> {
+        let roles = self.kind == BackupKind::Roles;
+        let mut col = column![
+            text("Back up now").size(theme::H2).font(theme::BOLD),
+            row![
+                widget::field(
+                    "Project",
+                    pick_list(
+                        self.projects.clone(),
+                        self.project.clone(),
+                        Message::Project
+                    )
+                    .placeholder(if self.loading {
+                        "Loading…"
+                    } else {
+                        "Choose a project"
+                    })
+                    .width(Length::Fill)
+                    .padding(theme::S),
+                    None,
+                    None,
+                ),
+                widget::field(
+                    "Type",
+                    pick_list(KindChoice::ALL, Some(KindChoice(self.kind)), Message::Kind)
+                        .width(Length::Fill)
+                        .padding(theme::S),
+                    None,
+                    None,
+                ),
+            ]
+            .spacing(theme::M),
+        ]
+        .spacing(theme::M);
+        if !roles {
+            col = col.push(
+                row![
+                    widget::field(
+                        "Only these schemas",
+                        text_input("all user schemas", &self.schemas)
+                            .on_input(Message::Schemas)
+                            .padding(theme::S),
+                        None,
+                        Some("comma-separated, e.g. public, app"),
+                    ),
+                    widget::field(
+                        "Leave out table data",
+                        text_input("none", &self.exclude)
+                            .on_input(Message::Exclude)
+                            .padding(theme::S),
+                        None,
+                        Some("schema.table, comma-separated; patterns as pg_dump -T"),
+                    ),
+                ]
+                .spacing(theme::M),
+            );
+        }
+        col = col.push(
+            row![
+                widget::field(
+                    "Compression",
+                    pick_list(
+                        CodecChoice::ALL,
+                        Some(CodecChoice(self.codec)),
+                        Message::Codec
+                    )
+                    .width(Length::Fill)
+                    .padding(theme::S),
+                    None,
+                    None,
+                ),
+                widget::field(
+                    "Level",
+                    pick_list(
+                        LevelChoice::all(),
+                        Some(LevelChoice(self.level)),
+                        Message::Level
+                    )
+                    .width(Length::Fill)
+                    .padding(theme::S),
+                    None,
+                    Some(match self.codec {
+                        Codec::Zstd => "default 3",
+                        Codec::Xz => "default 6",
+                        Codec::None => "not used",
+                    }),
+                ),
+                widget::field(
+                    "Encryption",
+                    toggler(self.encrypt)
+                        .label(if self.encrypt { "AES-256-GCM" } else { "off" })
+                        .on_toggle(Message::Encrypt),
+                    None,
+                    None,
+                ),
+            ]
+            .spacing(theme::M),
+        );
+        if self.needs_passphrase() {
+            col = col.push(
+                column![
+                    text("No backup passphrase yet. Choose one: it encrypts every backup file. Keep a copy somewhere safe — restoring on another machine needs it.")
+                        .size(theme::SMALL)
+                        .style(theme::toned(Tone::Warning)),
+                    row![
+                        text_input("backup passphrase", &self.passphrase)
+                            .secure(true)
+                            .on_input(Message::Passphrase)
+                            .padding(theme::S),
+                        text_input("repeat it", &self.passphrase_confirm)
+                            .secure(true)
+                            .on_input(Message::PassphraseConfirm)
+                            .padding(theme::S),
+                    ]
+                    .spacing(theme::M),
+                ]
+                .spacing(theme::S),
+            );
+        }
+        if let Some(e) = &self.error {
+            col = col.push(text(e.clone()).style(theme::toned(Tone::Danger)));
+        }
+        col = col.push(
+            row![
+                widget::primary_button(
+                    if self.starting {
+                        "Starting…"
+                    } else {
+                        "Start backup"
+                    },
+                    (!self.starting && !self.loading).then_some(Message::Start)
+                ),
+                widget::fill(),
+                widget::secondary_button("Cancel", Some(Message::Cancel)),
+            ]
+            .spacing(theme::S),
+        );
+        col.width(Length::Fixed(680.0)).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn validates_and_asks_for_a_passphrase_once() {
+        let (ctx, _dir, _fake) = crate::ui::testing::ctx().await;
+        let (mut d, _task) =
+            BackupDialog::open(Some("id-a".into()), &BackupOptions::default(), &ctx.engine);
+        assert!(
+            matches!(d.update(Message::Start, &ctx.engine), Event::None),
+            "still loading"
+        );
+        let p = Project {
+            id: "id-a".into(),
+            name: "Alpha".into(),
+            slug: "alpha".into(),
+            project_ref: "abc".into(),
+            db_url: "postgresql://u@h/db".into(),
+            environment: Default::default(),
+            organization_id: None,
+            description: None,
+            has_db_password: false,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let _ = d.update(Message::Loaded(Ok((vec![p], false))), &ctx.engine);
+        assert_eq!(d.project.as_ref().map(|p| p.name.as_str()), Some("Alpha"));
+        let _ = d.update(Message::Exclude("nodot".into()), &ctx.engine);
+        assert!(matches!(d.update(Message::Start, &ctx.engine), Event::None));
+        assert!(
+            d.error
+                .as_deref()
+                .is_some_and(|e| e.contains("schema.table"))
+        );
+        let _ = d.update(Message::Exclude("public.logs".into()), &ctx.engine);
+        assert!(matches!(d.update(Message::Start, &ctx.engine), Event::None));
+        assert!(d.error.as_deref().is_some_and(|e| e.contains("passphrase")));
+        let _ = d.update(Message::Passphrase("backup secret".into()), &ctx.engine);
+        let _ = d.update(
+            Message::PassphraseConfirm("backup secret".into()),
+            &ctx.engine,
+        );
+        assert!(matches!(
+            d.update(Message::Start, &ctx.engine),
+            Event::Run(_)
+        ));
+        match d.update(Message::PassphraseSaved(Ok(())), &ctx.engine) {
+            Event::Start(req, label) => {
+                assert_eq!(req.project, "id-a");
+                assert_eq!(label, "Alpha");
+                assert_eq!(req.options.exclude_tables, ["public.logs"]);
+                assert!(req.options.encrypt);
+            }
+            _ => panic!("the backup starts once the passphrase is saved"),
+        }
+        // Roles backups drop the filters instead of failing.
+        d.starting = false;
+        let _ = d.update(Message::Kind(KindChoice(BackupKind::Roles)), &ctx.engine);
+        assert!(d.options().is_ok());
+    }
+}

@@ -1,0 +1,463 @@
+//! Real-time status of every project and job: health, last backup, next
+//! run, storage; failing and stale projects first; running jobs with live
+//! progress; totals.
+
+use chrono::{DateTime, Utc};
+use iced::widget::{button, column, container, row, scrollable, text};
+use iced::{Alignment, Element, Length, Task};
+
+use super::{Action, Ctx, Effect, Nav};
+use crate::engine::Error;
+use crate::engine::dashboard::{Overview, ProjectSummary};
+use crate::ui::jobs::{self, Job};
+use crate::ui::theme::{self, Tone};
+use crate::ui::{format, widget};
+
+/// The success-rate window.
+pub const RECENT_DAYS: i64 = 30;
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Load,
+    Loaded(Result<Overview, Error>),
+    /// The clock moved (ages in the view).
+    Tick(DateTime<Utc>),
+    OpenProject(String),
+    ShowBackups(String),
+    BackUp(String),
+    AddProject,
+    CancelJob(u64),
+}
+
+/// How a project is doing, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    Failing,
+    Stale,
+    Healthy,
+}
+
+impl Health {
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Failing => "failing",
+            Health::Stale => "stale",
+            Health::Healthy => "healthy",
+        }
+    }
+    pub fn tone(self) -> Tone {
+        match self {
+            Health::Failing => Tone::Danger,
+            Health::Stale => Tone::Warning,
+            Health::Healthy => Tone::Success,
+        }
+    }
+}
+
+/// A project's health and the one-line reason for it.
+pub fn health(s: &ProjectSummary, now: DateTime<Utc>, stale_after_hours: u32) -> (Health, String) {
+    if let Some(b) = &s.last_backup
+        && b.status == "failed"
+    {
+        let why = b
+            .error_message
+            .clone()
+            .unwrap_or_else(|| "no reason recorded".into());
+        return (Health::Failing, format!("last backup failed: {why}"));
+    }
+    if let Some(t) = &s.last_test
+        && !t.ok
+    {
+        let why = t
+            .error
+            .clone()
+            .unwrap_or_else(|| "see the test report".into());
+        return (Health::Failing, format!("connection test failed: {why}"));
+    }
+    match s.last_success_at.as_deref().and_then(format::parse_time) {
+        None => (Health::Stale, "never backed up".into()),
+        Some(t) if (now - t).num_hours() >= i64::from(stale_after_hours) => (
+            Health::Stale,
+            format!("last good backup {}", format::age(t, now)),
+        ),
+        Some(t) => {
+            let tested = match &s.last_test {
+                Some(t) => format!(
+                    "connection ok{}",
+                    t.latency_ms
+                        .map(|l| format!(", {l:.0} ms"))
+                        .unwrap_or_default()
+                ),
+                None => "connection not tested yet".into(),
+            };
+            (
+                Health::Healthy,
+                format!("backed up {} · {tested}", format::age(t, now)),
+            )
+        }
+    }
+}
+
+/// Indices of `projects`, failing first, then stale, then by name.
+pub fn order(
+    projects: &[ProjectSummary],
+    now: DateTime<Utc>,
+    stale_after_hours: u32,
+) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..projects.len()).collect();
+    idx.sort_by_cached_key(|i| {
+        let p = &projects[*i];
+        (
+            health(p, now, stale_after_hours).0,
+            p.project.name.to_lowercase(),
+        )
+    });
+    idx
+}
+
+#[derive(Debug)]
+pub struct Dashboard {
+    pub overview: Option<Overview>,
+    pub loading: bool,
+    pub error: Option<Error>,
+    pub now: DateTime<Utc>,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard {
+            overview: None,
+            loading: false,
+            error: None,
+            now: Utc::now(),
+        }
+    }
+}
+
+impl Dashboard {
+    pub fn load(&mut self, ctx: &Ctx) -> Task<Message> {
+        self.loading = true;
+        let engine = ctx.engine.clone();
+        let since = (Utc::now() - chrono::Duration::days(RECENT_DAYS))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Task::perform(async move { engine.overview(since).await }, Message::Loaded)
+    }
+
+    pub fn update(&mut self, message: Message, ctx: &Ctx) -> Action<Message> {
+        match message {
+            Message::Load => Action::task(self.load(ctx)),
+            Message::Loaded(Ok(o)) => {
+                self.loading = false;
+                self.error = None;
+                self.overview = Some(o);
+                self.now = Utc::now();
+                Action::none()
+            }
+            Message::Loaded(Err(e)) => {
+                self.loading = false;
+                self.error = Some(e);
+                Action::none()
+            }
+            Message::Tick(now) => {
+                self.now = now;
+                Action::none()
+            }
+            Message::OpenProject(id) => Action::effect(Effect::Navigate(Nav::Project(id))),
+            Message::ShowBackups(id) => Action::effect(Effect::Navigate(Nav::ProjectBackups(id))),
+            Message::BackUp(id) => Action::effect(Effect::Navigate(Nav::BackUp(id))),
+            Message::AddProject => Action::effect(Effect::Navigate(Nav::NewProject)),
+            Message::CancelJob(id) => Action::effect(Effect::CancelJob(id)),
+        }
+    }
+
+    pub fn view<'a>(&'a self, jobs: &'a [Job], stale_after_hours: u32) -> Element<'a, Message> {
+        let subtitle = match (&self.overview, self.loading) {
+            (_, true) => Some("Refreshing…".to_owned()),
+            (Some(o), false) => Some(format!(
+                "{} project{} · updated {}",
+                o.projects.len(),
+                if o.projects.len() == 1 { "" } else { "s" },
+                format::age(self.now, Utc::now())
+            )),
+            (None, false) => None,
+        };
+        let header = widget::page_header(
+            "Dashboard",
+            subtitle,
+            row![
+                widget::secondary_button("Refresh", Some(Message::Load)),
+                widget::primary_button("Add project", Some(Message::AddProject)),
+            ]
+            .spacing(theme::S),
+        );
+        let mut body = column![header].spacing(theme::L);
+        if let Some(e) = &self.error {
+            body = body.push(widget::banner(&widget::Notice::error(e), Message::Load));
+        }
+        let Some(o) = &self.overview else {
+            body = body.push(text("Loading the overview…").style(theme::muted));
+            return body.into();
+        };
+        if o.projects.is_empty() {
+            body = body.push(widget::empty(
+                "No projects yet",
+                "Add a Supabase project with its connection URL; supabackup tests the connection and can back it up right away.",
+                Some(("Add your first project", Message::AddProject)),
+            ));
+            return body.into();
+        }
+
+        let order = order(&o.projects, self.now, stale_after_hours);
+        let attention = order
+            .iter()
+            .filter(|i| health(&o.projects[**i], self.now, stale_after_hours).0 != Health::Healthy)
+            .count();
+        let t = &o.totals;
+        let recent = t.recent_completed + t.recent_failed;
+        let rate = (recent > 0).then(|| t.recent_completed as f64 / recent as f64);
+        body = body.push(
+            row![
+                widget::stat(
+                    "Projects",
+                    t.projects.to_string(),
+                    Some(format!("{attention} need attention")),
+                    if attention > 0 {
+                        Tone::Warning
+                    } else {
+                        Tone::Neutral
+                    }
+                ),
+                widget::stat(
+                    "Backups",
+                    t.completed_backups.to_string(),
+                    Some("completed and kept".into()),
+                    Tone::Neutral
+                ),
+                widget::stat(
+                    "Storage used",
+                    format::bytes(t.storage_bytes),
+                    Some(if t.orphaned_backups > 0 {
+                        format!("{} from removed projects", format::bytes(t.orphaned_bytes))
+                    } else {
+                        "compressed, on disk".into()
+                    }),
+                    Tone::Neutral
+                ),
+                widget::stat(
+                    "Success rate",
+                    rate.map(format::percent).unwrap_or_else(|| "—".into()),
+                    Some(format!("{recent} runs in {RECENT_DAYS} days")),
+                    match rate {
+                        Some(r) if r < 0.9 => Tone::Danger,
+                        Some(_) => Tone::Success,
+                        None => Tone::Neutral,
+                    }
+                ),
+                widget::stat(
+                    "Running",
+                    jobs.len().to_string(),
+                    Some("jobs now".into()),
+                    if jobs.is_empty() {
+                        Tone::Neutral
+                    } else {
+                        Tone::Info
+                    }
+                ),
+            ]
+            .spacing(theme::M),
+        );
+        if !jobs.is_empty() {
+            let list = column(jobs.iter().map(|j| jobs::view(j, Message::CancelJob(j.id))))
+                .spacing(theme::S);
+            body = body.push(widget::card("Running jobs", list));
+        }
+
+        let header_row = container(
+            row![
+                text("Project").width(Length::FillPortion(4)),
+                text("Health").width(Length::FillPortion(6)),
+                text("Last backup").width(Length::FillPortion(3)),
+                text("Next run").width(Length::FillPortion(2)),
+                text("Storage").width(Length::FillPortion(2)),
+                text("Success").width(Length::FillPortion(2)),
+                text("").width(Length::Fixed(200.0)),
+            ]
+            .spacing(theme::M),
+        )
+        .padding([theme::S, theme::M])
+        .style(theme::table_header);
+        let rows = column(order.iter().enumerate().map(|(n, i)| {
+            let s = &o.projects[*i];
+            self.project_row(n, s, stale_after_hours)
+        }));
+        body = body.push(widget::card(
+            "Projects",
+            column![header_row, rows].spacing(2),
+        ));
+        scrollable(body.padding(iced::Padding {
+            right: theme::M,
+            ..iced::Padding::ZERO
+        }))
+        .height(Length::Fill)
+        .into()
+    }
+
+    fn project_row<'a>(
+        &'a self,
+        n: usize,
+        s: &'a ProjectSummary,
+        stale: u32,
+    ) -> Element<'a, Message> {
+        let (h, why) = health(s, self.now, stale);
+        let last = match &s.last_backup {
+            Some(b) => column![
+                widget::status_badge(&b.status),
+                text(format::age_of(
+                    b.completed_at.as_deref().or(Some(b.created_at.as_str())),
+                    self.now
+                ))
+                .size(theme::SMALL)
+                .style(theme::muted),
+            ]
+            .spacing(2)
+            .into(),
+            None => Element::from(text("never").size(theme::SMALL).style(theme::muted)),
+        };
+        let next = match &s.next_run_at {
+            Some(t) => format::age_of(Some(t), self.now),
+            None if s.enabled_jobs == 0 => "no schedule".into(),
+            None => "—".into(),
+        };
+        let id = s.project.id.clone();
+        let content = row![
+            column![
+                button(text(s.project.name.clone()).font(theme::BOLD))
+                    .style(theme::link)
+                    .padding(0)
+                    .on_press(Message::OpenProject(id.clone())),
+                widget::env_badge(s.project.environment),
+            ]
+            .spacing(theme::XS)
+            .width(Length::FillPortion(4)),
+            row![
+                widget::badge(h.label(), h.tone()),
+                text(why)
+                    .size(theme::SMALL)
+                    .wrapping(iced::widget::text::Wrapping::WordOrGlyph),
+            ]
+            .spacing(theme::S)
+            .align_y(Alignment::Center)
+            .width(Length::FillPortion(6)),
+            container(last).width(Length::FillPortion(3)),
+            text(next).size(theme::SMALL).width(Length::FillPortion(2)),
+            text(format::bytes(s.storage_bytes))
+                .size(theme::SMALL)
+                .width(Length::FillPortion(2)),
+            text(
+                s.success_rate()
+                    .map(format::percent)
+                    .unwrap_or_else(|| "—".into())
+            )
+            .size(theme::SMALL)
+            .width(Length::FillPortion(2)),
+            row![
+                widget::secondary_button("Backups", Some(Message::ShowBackups(id.clone()))),
+                widget::primary_button("Back up", Some(Message::BackUp(id))),
+            ]
+            .spacing(theme::XS)
+            .width(Length::Fixed(200.0)),
+        ]
+        .spacing(theme::M)
+        .align_y(Alignment::Center);
+        container(content)
+            .padding([theme::S, theme::M])
+            .style(theme::table_row(n, false))
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::dashboard::{BackupBrief, HealthCheck};
+    use crate::engine::project::{Environment, Project};
+
+    pub(crate) fn summary(name: &str) -> ProjectSummary {
+        ProjectSummary {
+            project: Project {
+                id: format!("id-{name}"),
+                name: name.into(),
+                slug: name.into(),
+                project_ref: "abc".into(),
+                db_url: "postgresql://u@h/db".into(),
+                environment: Environment::Production,
+                organization_id: None,
+                description: None,
+                has_db_password: true,
+                created_at: String::new(),
+                updated_at: String::new(),
+            },
+            last_backup: None,
+            last_success_at: None,
+            completed_backups: 0,
+            storage_bytes: 0,
+            recent_completed: 0,
+            recent_failed: 0,
+            last_test: None,
+            next_run_at: None,
+            enabled_jobs: 0,
+        }
+    }
+
+    #[test]
+    fn failing_then_stale_then_healthy() {
+        let now = format::parse_time("2024-05-10T12:00:00Z").expect("now");
+        let mut ok = summary("a-ok");
+        ok.last_success_at = Some("2024-05-10T10:00:00Z".into());
+        ok.last_test = Some(HealthCheck {
+            ok: true,
+            at: "x".into(),
+            latency_ms: Some(4.0),
+            server_version: None,
+            error: None,
+        });
+        let mut old = summary("b-old");
+        old.last_success_at = Some("2024-05-01T10:00:00Z".into());
+        let never = summary("c-never");
+        let mut failed = summary("d-failed");
+        failed.last_success_at = Some("2024-05-10T10:00:00Z".into());
+        failed.last_backup = Some(BackupBrief {
+            id: "1".into(),
+            status: "failed".into(),
+            backup_type: "full".into(),
+            created_at: "2024-05-10T11:00:00Z".into(),
+            completed_at: None,
+            file_size: None,
+            error_message: Some("pg_dump 15 is too old".into()),
+        });
+        let list = vec![ok, old, never, failed];
+        assert_eq!(health(&list[0], now, 48).0, Health::Healthy);
+        assert!(health(&list[0], now, 48).1.contains("4 ms"));
+        assert_eq!(
+            health(&list[1], now, 48),
+            (Health::Stale, "last good backup 9 days ago".into())
+        );
+        assert_eq!(health(&list[2], now, 48).1, "never backed up");
+        assert!(health(&list[3], now, 48).1.contains("too old"));
+        assert_eq!(order(&list, now, 48), [3, 1, 2, 0]);
+    }
+
+    #[tokio::test]
+    async fn navigation_actions() {
+        let (ctx, _dir, _fake) = crate::ui::testing::ctx().await;
+        let mut d = Dashboard::default();
+        let a = d.update(Message::BackUp("p".into()), &ctx);
+        assert!(matches!(a.effects.as_slice(), [Effect::Navigate(Nav::BackUp(id))] if id == "p"));
+        let a = d.update(Message::CancelJob(3), &ctx);
+        assert!(matches!(a.effects.as_slice(), [Effect::CancelJob(3)]));
+        let a = d.update(Message::Load, &ctx);
+        assert!(a.has_task() && d.loading);
+        let _ = d.update(Message::Loaded(Err(Error::internal("boom"))), &ctx);
+        assert!(!d.loading && d.error.is_some());
+    }
+}

@@ -1,0 +1,658 @@
+//! Settings: data folder, appearance, notifications, the options "Back up
+//! now" starts from, the scratch server for restore tests, the master and
+//! backup passphrases.
+
+use std::path::Path;
+
+use iced::widget::{column, pick_list, row, scrollable, text, text_input, toggler};
+use iced::{Alignment, Element, Length, Task};
+
+use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice};
+use super::{Action, Ctx, Effect};
+use crate::engine::Error;
+use crate::engine::conninfo::ConnInfo;
+use crate::engine::crypto::Secret;
+use crate::engine::pg::probe::ConnectionReport;
+use crate::engine::vault::MIN_PASSPHRASE_LEN;
+use crate::ui::prefs::{Prefs, ThemeChoice};
+use crate::ui::theme::{self, Tone};
+use crate::ui::{format, widget};
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Load,
+    OpenDataDir,
+    Opened(Result<(), String>),
+    Theme(ThemeChoice),
+    NotifySuccess(bool),
+    NotifyFailure(bool),
+    TestNotification,
+    Notified(Result<(), String>),
+    Kind(KindChoice),
+    Codec(CodecChoice),
+    Level(LevelChoice),
+    Encrypt(bool),
+    Schemas(String),
+    Exclude(String),
+    ScratchLoaded(Result<Option<String>, Error>),
+    ScratchUrl(String),
+    ScratchSaved(Result<String, Error>),
+    TestScratch,
+    ScratchTested(Result<ConnectionReport, Error>),
+    StaleHours(String),
+    Save,
+    Revert,
+    NewPassphrase(String),
+    ConfirmPassphrase(String),
+    ChangePassphrase,
+    PassphraseChanged(Result<(), Error>),
+    BackupPassphrase(String),
+    ConfirmBackupPassphrase(String),
+    SetBackupPassphrase,
+    BackupPassphraseSet(Result<(), Error>),
+}
+
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub saved: Prefs,
+    pub draft: Prefs,
+    pub schemas: String,
+    pub exclude: String,
+    pub stale_hours: String,
+    /// The engine's scratch server setting, as saved and as typed.
+    pub scratch_saved: String,
+    pub scratch_url: String,
+    pub errors: Vec<(&'static str, String)>,
+    pub scratch_test: Option<Result<ConnectionReport, Error>>,
+    pub scratch_testing: bool,
+    pub new_passphrase: String,
+    pub confirm_passphrase: String,
+    pub passphrase_error: Option<String>,
+    pub passphrase_busy: bool,
+    pub backup_passphrase: String,
+    pub confirm_backup_passphrase: String,
+    pub backup_passphrase_error: Option<String>,
+    pub backup_passphrase_busy: bool,
+}
+
+impl Settings {
+    /// Starts from the saved preferences.
+    pub fn reset(&mut self, prefs: &Prefs) {
+        self.saved = prefs.clone();
+        self.draft = prefs.clone();
+        self.schemas = prefs.default_backup.schemas.join(", ");
+        self.exclude = prefs.default_backup.exclude_tables.join(", ");
+        self.stale_hours = prefs.stale_after_hours.to_string();
+        self.errors.clear();
+    }
+
+    pub fn load(&mut self, ctx: &Ctx) -> Task<Message> {
+        if self.draft == self.saved {
+            self.reset(&ctx.prefs);
+        }
+        let engine = ctx.engine.clone();
+        Task::perform(
+            async move { engine.scratch_server_url().await },
+            Message::ScratchLoaded,
+        )
+    }
+
+    /// Folds the text fields into the draft and checks everything.
+    fn validate(&mut self) {
+        self.errors.clear();
+        self.draft.default_backup.schemas = format::split_list(&self.schemas);
+        self.draft.default_backup.exclude_tables = format::split_list(&self.exclude);
+        if let Err(e) = self.draft.default_backup.validate() {
+            self.errors.push(("defaults", e.message));
+        }
+        match self.stale_hours.trim().parse::<u32>() {
+            Ok(h) if (1..=24 * 365).contains(&h) => self.draft.stale_after_hours = h,
+            _ => self
+                .errors
+                .push(("stale", "a number of hours between 1 and 8760".into())),
+        }
+        let url = self.scratch_url.trim();
+        if url != self.scratch_saved {
+            match ConnInfo::parse(url) {
+                Err(e) => self.errors.push(("scratch", e.message)),
+                Ok(i) if i.password.is_some() => self.errors.push((
+                    "scratch",
+                    "leave the password out: use a passwordless local role or ~/.pgpass".into(),
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    pub fn error(&self, key: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, m)| m.as_str())
+    }
+
+    pub fn dirty(&self) -> bool {
+        self.draft != self.saved || self.scratch_url.trim() != self.scratch_saved
+    }
+
+    pub fn update(&mut self, message: Message, ctx: &Ctx) -> Action<Message> {
+        match message {
+            Message::Load => Action::task(self.load(ctx)),
+            Message::OpenDataDir => Action::task(Task::perform(
+                ctx.platform
+                    .open_path(ctx.engine.data_dir().root().to_path_buf()),
+                Message::Opened,
+            )),
+            Message::Opened(r) | Message::Notified(r) => match r {
+                Ok(()) => Action::none(),
+                Err(e) => Action::notice(widget::Notice::warning(e)),
+            },
+            Message::Theme(t) => {
+                self.draft.theme = t;
+                self.validate();
+                Action::none()
+            }
+            Message::NotifySuccess(b) => {
+                self.draft.notify_on_success = b;
+                Action::none()
+            }
+            Message::NotifyFailure(b) => {
+                self.draft.notify_on_failure = b;
+                Action::none()
+            }
+            Message::TestNotification => Action::task(Task::perform(
+                ctx.platform
+                    .notify("supabackup".into(), "Notifications work.".into()),
+                Message::Notified,
+            )),
+            Message::Kind(k) => {
+                self.draft.default_backup.kind = k.0;
+                self.validate();
+                Action::none()
+            }
+            Message::Codec(c) => {
+                self.draft.default_backup.codec = c.0;
+                Action::none()
+            }
+            Message::Level(l) => {
+                self.draft.default_backup.level = l.0;
+                Action::none()
+            }
+            Message::Encrypt(b) => {
+                self.draft.default_backup.encrypt = b;
+                Action::none()
+            }
+            Message::Schemas(s) => {
+                self.schemas = s;
+                self.validate();
+                Action::none()
+            }
+            Message::Exclude(s) => {
+                self.exclude = s;
+                self.validate();
+                Action::none()
+            }
+            Message::ScratchLoaded(Ok(url)) => {
+                let url = url.unwrap_or_default();
+                if self.scratch_url == self.scratch_saved {
+                    self.scratch_url = url.clone();
+                }
+                self.scratch_saved = url;
+                Action::none()
+            }
+            Message::ScratchLoaded(Err(e)) => Action::error(&e),
+            Message::ScratchSaved(Ok(url)) => {
+                self.scratch_saved = url;
+                Action::notice(widget::Notice::success("Scratch server saved"))
+            }
+            Message::ScratchSaved(Err(e)) => {
+                self.errors.push(("scratch", e.message.clone()));
+                Action::error(&e)
+            }
+            Message::ScratchUrl(s) => {
+                self.scratch_url = s;
+                self.scratch_test = None;
+                self.validate();
+                Action::none()
+            }
+            Message::TestScratch => {
+                self.validate();
+                if self.error("scratch").is_some() || self.scratch_url.trim().is_empty() {
+                    return Action::none();
+                }
+                self.scratch_testing = true;
+                let engine = ctx.engine.clone();
+                let url = self.scratch_url.trim().to_owned();
+                Action::task(Task::perform(
+                    async move { engine.test_url(&url, None).await },
+                    Message::ScratchTested,
+                ))
+            }
+            Message::ScratchTested(r) => {
+                self.scratch_testing = false;
+                self.scratch_test = Some(r);
+                Action::none()
+            }
+            Message::StaleHours(s) => {
+                self.stale_hours = s;
+                self.validate();
+                Action::none()
+            }
+            Message::Save => {
+                self.validate();
+                if !self.errors.is_empty() {
+                    return Action::none();
+                }
+                let mut action = Action::none();
+                if self.draft != self.saved {
+                    self.saved = self.draft.clone();
+                    action = action
+                        .with(Effect::PrefsChanged(self.draft.clone()))
+                        .with(Effect::Notice(widget::Notice::success("Settings saved")));
+                }
+                let url = self.scratch_url.trim().to_owned();
+                if url != self.scratch_saved && !url.is_empty() {
+                    let engine = ctx.engine.clone();
+                    action.task = Task::perform(
+                        async move { engine.set_scratch_url(&url).await.map(|()| url) },
+                        Message::ScratchSaved,
+                    );
+                }
+                action
+            }
+            Message::Revert => {
+                let saved = self.saved.clone();
+                self.reset(&saved);
+                Action::none()
+            }
+            Message::NewPassphrase(p) => {
+                self.new_passphrase = p;
+                self.passphrase_error = None;
+                Action::none()
+            }
+            Message::ConfirmPassphrase(p) => {
+                self.confirm_passphrase = p;
+                self.passphrase_error = None;
+                Action::none()
+            }
+            Message::ChangePassphrase => {
+                if self.new_passphrase.chars().count() < MIN_PASSPHRASE_LEN {
+                    self.passphrase_error =
+                        Some(format!("at least {MIN_PASSPHRASE_LEN} characters"));
+                    return Action::none();
+                }
+                if self.new_passphrase != self.confirm_passphrase {
+                    self.passphrase_error = Some("the two passphrases differ".into());
+                    return Action::none();
+                }
+                self.passphrase_busy = true;
+                let engine = ctx.engine.clone();
+                let p = Secret::new(self.new_passphrase.clone());
+                Action::task(Task::perform(
+                    async move { engine.change_passphrase(p).await },
+                    Message::PassphraseChanged,
+                ))
+            }
+            Message::PassphraseChanged(r) => {
+                self.passphrase_busy = false;
+                match r {
+                    Ok(()) => {
+                        self.new_passphrase.clear();
+                        self.confirm_passphrase.clear();
+                        Action::notice(widget::Notice::success("Master passphrase changed"))
+                    }
+                    Err(e) => {
+                        self.passphrase_error = Some(e.message);
+                        Action::none()
+                    }
+                }
+            }
+            Message::BackupPassphrase(p) => {
+                self.backup_passphrase = p;
+                self.backup_passphrase_error = None;
+                Action::none()
+            }
+            Message::ConfirmBackupPassphrase(p) => {
+                self.confirm_backup_passphrase = p;
+                self.backup_passphrase_error = None;
+                Action::none()
+            }
+            Message::SetBackupPassphrase => {
+                if self.backup_passphrase.chars().count() < MIN_PASSPHRASE_LEN {
+                    self.backup_passphrase_error =
+                        Some(format!("at least {MIN_PASSPHRASE_LEN} characters"));
+                    return Action::none();
+                }
+                if self.backup_passphrase != self.confirm_backup_passphrase {
+                    self.backup_passphrase_error = Some("the two passphrases differ".into());
+                    return Action::none();
+                }
+                self.backup_passphrase_busy = true;
+                let engine = ctx.engine.clone();
+                let p = Secret::new(self.backup_passphrase.clone());
+                Action::task(Task::perform(
+                    async move { engine.set_backup_passphrase(p).await },
+                    Message::BackupPassphraseSet,
+                ))
+            }
+            Message::BackupPassphraseSet(r) => {
+                self.backup_passphrase_busy = false;
+                match r {
+                    Ok(()) => {
+                        self.backup_passphrase.clear();
+                        self.confirm_backup_passphrase.clear();
+                        Action::notice(
+                            widget::Notice::success("Backup passphrase set")
+                                .with_detail("new backups use it; older ones still need the passphrase they were made with"),
+                        )
+                    }
+                    Err(e) => {
+                        self.backup_passphrase_error = Some(e.message);
+                        Action::none()
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn view(&self, data_dir: &Path) -> Element<'_, Message> {
+        let d = &self.draft;
+        let header = widget::page_header(
+            "Settings",
+            Some(if self.dirty() {
+                "Unsaved changes".into()
+            } else {
+                "All changes saved".into()
+            }),
+            row![
+                widget::secondary_button("Revert", self.dirty().then_some(Message::Revert)),
+                widget::primary_button(
+                    "Save settings",
+                    (self.dirty() && self.errors.is_empty()).then_some(Message::Save)
+                ),
+            ]
+            .spacing(theme::S),
+        );
+        let storage = widget::card(
+            "Data",
+            column![
+                row![
+                    text(data_dir.display().to_string()).font(theme::MONO).width(Length::Fill),
+                    widget::secondary_button("Open folder", Some(Message::OpenDataDir)),
+                ]
+                .spacing(theme::M)
+                .align_y(Alignment::Center),
+                text("Catalog, backups, logs and exports live here. Choose another with --data-dir or SUPABACKUP_DATA_DIR.")
+                    .size(theme::SMALL)
+                    .style(theme::muted),
+            ]
+            .spacing(theme::S),
+        );
+        let look = widget::card(
+            "Appearance and notifications",
+            column![
+                row![
+                    text("Theme").width(Length::Fixed(200.0)),
+                    pick_list(ThemeChoice::ALL, Some(d.theme), Message::Theme).padding(theme::S),
+                ]
+                .align_y(Alignment::Center),
+                toggler(d.notify_on_failure)
+                    .label("Notify me when a backup fails")
+                    .on_toggle(Message::NotifyFailure),
+                toggler(d.notify_on_success)
+                    .label("Notify me when a backup completes")
+                    .on_toggle(Message::NotifySuccess),
+                row![
+                    widget::secondary_button("Send a test notification", Some(Message::TestNotification)),
+                    text("Notifications need a desktop notification service; without one they are skipped.")
+                        .size(theme::SMALL)
+                        .style(theme::muted),
+                ]
+                .spacing(theme::M)
+                .align_y(Alignment::Center),
+                row![
+                    text("Stale after (hours)").width(Length::Fixed(200.0)),
+                    widget::field(
+                        "",
+                        text_input("48", &self.stale_hours).on_input(Message::StaleHours).padding(theme::S).width(120),
+                        self.error("stale"),
+                        Some("the dashboard flags projects with no good backup for this long"),
+                    ),
+                ]
+                .align_y(Alignment::Center),
+            ]
+            .spacing(theme::M),
+        );
+        let defaults = widget::card(
+            "Default backup options",
+            column![
+                row![
+                    widget::field(
+                        "Type",
+                        pick_list(
+                            KindChoice::ALL,
+                            Some(KindChoice(d.default_backup.kind)),
+                            Message::Kind
+                        )
+                        .padding(theme::S)
+                        .width(Length::Fill),
+                        None,
+                        None
+                    ),
+                    widget::field(
+                        "Compression",
+                        pick_list(
+                            CodecChoice::ALL,
+                            Some(CodecChoice(d.default_backup.codec)),
+                            Message::Codec
+                        )
+                        .padding(theme::S)
+                        .width(Length::Fill),
+                        None,
+                        None
+                    ),
+                    widget::field(
+                        "Level",
+                        pick_list(
+                            LevelChoice::all(),
+                            Some(LevelChoice(d.default_backup.level)),
+                            Message::Level
+                        )
+                        .padding(theme::S)
+                        .width(Length::Fill),
+                        None,
+                        None
+                    ),
+                    widget::field(
+                        "Encryption",
+                        toggler(d.default_backup.encrypt).on_toggle(Message::Encrypt),
+                        None,
+                        None
+                    ),
+                ]
+                .spacing(theme::M),
+                row![
+                    widget::field(
+                        "Only these schemas",
+                        text_input("all user schemas", &self.schemas)
+                            .on_input(Message::Schemas)
+                            .padding(theme::S),
+                        None,
+                        None
+                    ),
+                    widget::field(
+                        "Leave out table data",
+                        text_input("schema.table, …", &self.exclude)
+                            .on_input(Message::Exclude)
+                            .padding(theme::S),
+                        self.error("defaults"),
+                        None
+                    ),
+                ]
+                .spacing(theme::M),
+            ]
+            .spacing(theme::M),
+        );
+        let mut scratch_col = column![
+            text("Restore tests create a throw-away database on this server, restore a backup into it, compare every table, and drop it. Without a setting, a local PostgreSQL on port 5432 is tried. No password in the URL: use a local role or ~/.pgpass.")
+                .size(theme::SMALL)
+                .style(theme::muted),
+            row![
+                text_input("postgresql://postgres@localhost:5432/postgres", &self.scratch_url)
+                    .on_input(Message::ScratchUrl)
+                    .padding(theme::S)
+                    .style(theme::input(self.error("scratch").is_some())),
+                widget::secondary_button(
+                    if self.scratch_testing { "Testing…" } else { "Test" },
+                    (!self.scratch_testing && !self.scratch_url.trim().is_empty()).then_some(Message::TestScratch)
+                ),
+            ]
+            .spacing(theme::S),
+        ]
+        .spacing(theme::S);
+        if let Some(e) = self.error("scratch") {
+            scratch_col = scratch_col.push(
+                text(e.to_owned())
+                    .size(theme::SMALL)
+                    .style(theme::toned(Tone::Danger)),
+            );
+        }
+        match &self.scratch_test {
+            Some(Ok(r)) => scratch_col = scratch_col.push(super::report::view(r)),
+            Some(Err(e)) => {
+                scratch_col = scratch_col.push(
+                    text(e.message.clone())
+                        .size(theme::SMALL)
+                        .style(theme::toned(Tone::Danger)),
+                )
+            }
+            None => {}
+        }
+        let scratch = widget::card("Scratch server for restore tests", scratch_col);
+
+        let mut master = column![
+            text("Re-wraps the vault's master key; stored credentials are untouched.")
+                .size(theme::SMALL)
+                .style(theme::muted),
+            row![
+                text_input("new passphrase", &self.new_passphrase)
+                    .secure(true)
+                    .on_input(Message::NewPassphrase)
+                    .padding(theme::S),
+                text_input("repeat it", &self.confirm_passphrase)
+                    .secure(true)
+                    .on_input(Message::ConfirmPassphrase)
+                    .on_submit(Message::ChangePassphrase)
+                    .padding(theme::S),
+                widget::secondary_button(
+                    if self.passphrase_busy {
+                        "Changing…"
+                    } else {
+                        "Change"
+                    },
+                    (!self.passphrase_busy).then_some(Message::ChangePassphrase)
+                ),
+            ]
+            .spacing(theme::S),
+        ]
+        .spacing(theme::S);
+        if let Some(e) = &self.passphrase_error {
+            master = master.push(
+                text(e.clone())
+                    .size(theme::SMALL)
+                    .style(theme::toned(Tone::Danger)),
+            );
+        }
+        let mut backup = column![
+            text("Encrypts new backup files. Keep a copy: restoring on another machine needs it. Older backups keep needing the passphrase they were made with.")
+                .size(theme::SMALL)
+                .style(theme::toned(Tone::Warning)),
+            row![
+                text_input("backup passphrase", &self.backup_passphrase).secure(true).on_input(Message::BackupPassphrase).padding(theme::S),
+                text_input("repeat it", &self.confirm_backup_passphrase).secure(true).on_input(Message::ConfirmBackupPassphrase).on_submit(Message::SetBackupPassphrase).padding(theme::S),
+                widget::secondary_button(if self.backup_passphrase_busy { "Saving…" } else { "Set" }, (!self.backup_passphrase_busy).then_some(Message::SetBackupPassphrase)),
+            ]
+            .spacing(theme::S),
+        ]
+        .spacing(theme::S);
+        if let Some(e) = &self.backup_passphrase_error {
+            backup = backup.push(
+                text(e.clone())
+                    .size(theme::SMALL)
+                    .style(theme::toned(Tone::Danger)),
+            );
+        }
+        let secrets = widget::card(
+            "Passphrases",
+            column![
+                text("Master passphrase").font(theme::BOLD),
+                master,
+                text("Backup passphrase").font(theme::BOLD),
+                backup
+            ]
+            .spacing(theme::S),
+        );
+        scrollable(
+            column![header, storage, look, defaults, scratch, secrets]
+                .spacing(theme::L)
+                .padding(iced::Padding {
+                    right: theme::M,
+                    ..iced::Padding::ZERO
+                }),
+        )
+        .height(Length::Fill)
+        .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drafts_validate_and_save_as_an_effect() {
+        let (ctx, _dir, fake) = crate::ui::testing::ctx().await;
+        let mut s = Settings::default();
+        s.reset(&Prefs::default());
+        assert!(!s.dirty());
+        let _ = s.update(Message::Theme(ThemeChoice::Light), &ctx);
+        assert!(s.dirty());
+        let _ = s.update(Message::Exclude("nodot".into()), &ctx);
+        assert!(s.error("defaults").is_some());
+        assert!(
+            s.update(Message::Save, &ctx).effects.is_empty(),
+            "invalid drafts are not saved"
+        );
+        let _ = s.update(Message::Exclude("public.audit".into()), &ctx);
+        let _ = s.update(Message::StaleHours("0".into()), &ctx);
+        assert!(s.error("stale").is_some());
+        let _ = s.update(Message::StaleHours("24".into()), &ctx);
+        let _ = s.update(Message::ScratchUrl("not a url".into()), &ctx);
+        assert!(s.error("scratch").is_some());
+        let _ = s.update(
+            Message::ScratchUrl("postgresql://u:pw@localhost/db".into()),
+            &ctx,
+        );
+        assert!(s.error("scratch").is_some_and(|e| e.contains("password")));
+        let _ = s.update(Message::ScratchUrl(String::new()), &ctx);
+        let a = s.update(Message::Save, &ctx);
+        match a.effects.first() {
+            Some(Effect::PrefsChanged(p)) => {
+                assert_eq!(p.theme, ThemeChoice::Light);
+                assert_eq!(p.stale_after_hours, 24);
+                assert_eq!(p.default_backup.exclude_tables, ["public.audit"]);
+            }
+            other => panic!("expected PrefsChanged, got {other:?}"),
+        }
+        assert!(!s.dirty());
+        // The passphrase forms check before calling the engine.
+        let _ = s.update(Message::NewPassphrase("short".into()), &ctx);
+        assert!(!s.update(Message::ChangePassphrase, &ctx).has_task());
+        assert!(s.passphrase_error.is_some());
+        // Notifications go through the platform, in a task.
+        let a = s.update(Message::TestNotification, &ctx);
+        let msgs = crate::ui::testing::run(a.task).await;
+        assert!(matches!(msgs.as_slice(), [Message::Notified(Ok(()))]));
+        assert_eq!(fake.calls().len(), 1);
+    }
+}

@@ -1,0 +1,484 @@
+//! User flows through the simulator, with the real engine underneath.
+
+use iced::keyboard::key::Named;
+use supabackup::engine::crypto::Secret;
+use supabackup::ui::screen::project_form::Field;
+use supabackup::ui::screen::{Tab, unlock};
+
+use super::driver::Driver;
+use crate::support::engine::{PASSPHRASE, engine, input, unlocked_engine};
+use crate::support::pg::cluster;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unlocking_with_a_wrong_then_the_right_passphrase() {
+    let t = engine().await;
+    t.engine
+        .setup_vault(Some(Secret::new(PASSPHRASE)))
+        .await
+        .expect("vault");
+    t.engine.lock();
+    let mut d = Driver::boot(t.engine.clone()).await;
+    assert!(d.app.is_locked(), "a locked vault shows the unlock screen");
+    assert_eq!(d.app.title(), "supabackup — locked");
+    d.assert_text("Unlock supabackup");
+
+    d.type_and_press(unlock::PASSPHRASE_ID, "not the passphrase", Named::Enter);
+    d.until("the wrong passphrase to be refused", |a| {
+        a.unlock_screen()
+            .is_some_and(|u| !u.busy && u.error.is_some())
+    })
+    .await;
+    assert!(d.app.is_locked());
+    d.assert_text("wrong master passphrase");
+    assert!(!t.engine.is_unlocked());
+
+    d.type_into(unlock::PASSPHRASE_ID, PASSPHRASE);
+    d.click("Unlock");
+    d.until("the vault to open", |a| a.is_ready()).await;
+    assert!(t.engine.is_unlocked());
+    d.idle().await;
+    d.assert_text("Dashboard");
+    d.assert_text("No projects yet");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_run_creates_the_vault() {
+    let t = engine().await;
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.assert_text("Create your vault");
+    d.type_into(unlock::PASSPHRASE_ID, "a new passphrase");
+    d.type_and_press(unlock::CONFIRM_ID, "a new passphrase", Named::Enter);
+    d.until("the vault to be created", |a| a.is_ready()).await;
+    assert!(t.engine.vault_status().await.expect("status").initialized);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_a_project_with_an_invalid_then_a_valid_ref() {
+    let t = unlocked_engine().await;
+    let mut d = Driver::boot(t.engine.clone()).await;
+    assert!(d.app.is_ready());
+    d.click("Projects");
+    d.idle().await;
+    assert_eq!(d.app.tab, Tab::Projects);
+    d.assert_text("No projects yet");
+    d.click("Add your first project");
+    d.idle().await;
+    d.assert_text("Add a project");
+
+    d.type_into(Field::Name.id(), "Shop");
+    d.type_into(Field::Ref.id(), "Shop_Prod");
+    d.assert_text(
+        "the project ref may contain only lower-case letters, digits and '-' (found 'S')",
+    );
+    // Nothing else complains yet: the URL was not touched.
+    assert!(!d.has_text("a connection URL is required"));
+
+    d.press_in(Field::Ref.id(), Named::Backspace, "Shop_Prod".len());
+    d.type_into(Field::Ref.id(), "abcdefghijklmnopqrst");
+    assert!(!d.has_text(
+        "the project ref may contain only lower-case letters, digits and '-' (found 'S')"
+    ));
+    d.type_into(
+        Field::Url.id(),
+        "postgresql://postgres@db.abcdefghijklmnopqrst.supabase.co:5432/postgres",
+    );
+    d.type_and_press(Field::Password.id(), "s3cret", Named::Enter);
+    d.until("the project to be saved", |a| a.projects.form.is_none())
+        .await;
+    d.idle().await;
+    d.assert_text("Added project Shop");
+    let list = t.engine.list_projects().await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].project_ref, "abcdefghijklmnopqrst");
+    assert!(list[0].has_db_password, "the password went to the vault");
+    // The list shows it under its environment.
+    d.assert_text("Shop");
+    d.assert_text("development");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backing_up_shows_progress_then_completion() {
+    let db = cluster().create_db("gui_backup");
+    db.load_fixture();
+    let t = unlocked_engine().await;
+    t.engine
+        .add_project(input("Shop", &db.url()))
+        .await
+        .expect("project");
+    t.engine
+        .set_backup_passphrase(Secret::new("gui backup passphrase"))
+        .await
+        .expect("backup passphrase");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Backups");
+    d.idle().await;
+    d.assert_text("No backups yet");
+    d.click("Back up now");
+    d.until("the dialog to load", |a| {
+        a.backups.dialog.as_ref().is_some_and(|x| !x.loading)
+    })
+    .await;
+    d.assert_text("Start backup");
+    assert_eq!(
+        d.app
+            .backups
+            .dialog
+            .as_ref()
+            .and_then(|x| x.project.as_ref())
+            .map(|p| p.name.clone()),
+        Some("Shop".to_owned()),
+        "the only project is preselected"
+    );
+    d.click("Start backup");
+    assert_eq!(d.app.jobs.len(), 1, "the job started");
+    assert!(
+        d.app.title().starts_with("supabackup — backing up Shop"),
+        "{}",
+        d.app.title()
+    );
+
+    d.until("a progress report", |a| {
+        a.jobs.first().is_some_and(|j| j.progress.is_some())
+    })
+    .await;
+    // The running job shows with its phase and a Cancel button.
+    d.assert_text("Shop · full backup");
+    d.assert_text("Cancel");
+
+    d.until("the backup to finish", |a| a.jobs.is_empty()).await;
+    d.idle().await;
+    let list = t.engine.list_backups(None, 10).await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].status, "completed", "{:?}", list[0].error_message);
+    let size = supabackup::ui::format::bytes(list[0].file_size.unwrap_or(0));
+    d.assert_text(&format!("Backup of Shop completed ({size})"));
+    assert_eq!(d.app.backups.rows.len(), 1, "the list reloaded");
+    assert_eq!(d.app.backups.selected.as_deref(), Some(list[0].id.as_str()));
+    assert_eq!(d.app.title(), "supabackup — Backups");
+    // Failure notifications are on by default, success ones off.
+    assert!(d.platform.calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_backup_marks_it_cancelled() {
+    let db = cluster().create_db("gui_cancel");
+    db.load_fixture();
+    let t = unlocked_engine().await;
+    t.engine
+        .add_project(input("Shop", &db.url()))
+        .await
+        .expect("project");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Backups");
+    d.idle().await;
+    d.click("Back up now");
+    d.until("the dialog to load", |a| {
+        a.backups.dialog.as_ref().is_some_and(|x| !x.loading)
+    })
+    .await;
+    // No backup passphrase: turn encryption off instead.
+    if let Some(dialog) = &mut d.app.backups.dialog {
+        dialog.encrypt = false;
+    }
+    d.click("Start backup");
+    assert_eq!(d.app.jobs.len(), 1);
+    let id = d.app.jobs[0].id;
+    d.send(supabackup::ui::app::Message::CancelJob(id));
+    assert!(d.app.jobs[0].cancelling);
+    d.until("the job to end", |a| a.jobs.is_empty()).await;
+    d.idle().await;
+    let list = t.engine.list_backups(None, 10).await.expect("list");
+    // The backup may have won the race on a fast machine.
+    assert!(
+        matches!(list[0].status.as_str(), "cancelled" | "completed"),
+        "{}",
+        list[0].status
+    );
+    if list[0].status == "cancelled" {
+        d.assert_text("Backup of Shop cancelled");
+    }
+}
+
+#[test]
+fn the_simulator_renders_with_tiny_skia() {
+    // Set by .cargo/config.toml for every `cargo test`; no GPU is needed.
+    let backend = std::env::var("ICED_TEST_BACKEND").unwrap_or_default();
+    assert!(
+        matches!(backend.as_str(), "tiny-skia" | "tiny_skia"),
+        "ICED_TEST_BACKEND={backend:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn walking_the_restore_wizard_to_the_preview_and_back() {
+    use supabackup::ui::screen::restore::Step;
+    let db = cluster().create_db("gui_restore");
+    db.load_fixture();
+    let t = crate::backup::engine_for(&db, "Shop").await;
+    let rec = crate::backup::backup(&t.engine, "Shop", Default::default()).await;
+    let mut d = Driver::boot(t.engine.clone()).await;
+
+    d.click("Restore");
+    d.until("the backups to load", |a| a.restore.loaded).await;
+    assert_eq!(d.app.restore.step, Step::Backup);
+    d.assert_text("Which backup?");
+    d.click("Next");
+    d.assert_text("choose a backup to restore");
+    d.click("Shop");
+    assert_eq!(d.app.restore.backup.as_deref(), Some(rec.id.as_str()));
+    d.click("Next");
+    assert_eq!(d.app.restore.step, Step::Target);
+    d.assert_text("The same project (Shop)");
+    d.click("A database URL");
+    assert_eq!(
+        d.app.restore.target_kind,
+        supabackup::ui::screen::restore::TargetKind::Url
+    );
+    d.click("The same project (Shop)");
+    d.click("Next");
+    assert_eq!(d.app.restore.step, Step::Scope);
+    d.assert_text("What to restore");
+    d.click("Next");
+    assert_eq!(d.app.restore.step, Step::Mode);
+    d.click("Replace what is in scope");
+    assert_eq!(
+        d.app.restore.mode,
+        supabackup::engine::restore::RestoreMode::Replace
+    );
+    d.click("Preview");
+    assert_eq!(d.app.restore.step, Step::Preview);
+    d.until("the preview", |a| a.restore.preview.is_some())
+        .await;
+    let preview = match d.app.restore.preview.clone() {
+        Some(Ok(p)) => p,
+        other => panic!("the preview failed: {other:?}"),
+    };
+    assert!(preview.allowed, "{:?}", preview.refusal);
+    assert!(preview.snapshot, "replacing takes a safety snapshot");
+    assert!(
+        !preview.replace.is_empty(),
+        "the same database: objects are replaced"
+    );
+    d.assert_text("ready");
+    d.assert_text(&format!("Replaced ({})", preview.replace.len()));
+    d.assert_text("yes, taken first (rollback possible)");
+    // Nothing changed: a dry run.
+    assert!(
+        t.engine
+            .list_restores(10)
+            .await
+            .expect("restores")
+            .is_empty()
+    );
+
+    d.click("Back");
+    assert_eq!(d.app.restore.step, Step::Mode);
+    assert!(d.app.restore.preview.is_none());
+    d.assert_text("If the target already has these objects");
+    d.click("Back");
+    assert_eq!(d.app.restore.step, Step::Scope);
+    d.click("Back");
+    d.click("Back");
+    assert_eq!(d.app.restore.step, Step::Backup);
+    d.assert_text("Which backup?");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creating_a_schedule_with_an_invalid_then_a_valid_cron() {
+    use supabackup::engine::schedule::JobTz;
+    use supabackup::ui::screen::schedules::{self, CRON_ID, next_runs, run_time};
+    let t = unlocked_engine().await;
+    t.engine
+        .add_project(input(
+            "Shop",
+            "postgresql://postgres@db.abcdefghijklmnopqrst.supabase.co:5432/postgres",
+        ))
+        .await
+        .expect("project");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Schedules");
+    d.idle().await;
+    d.assert_text("No schedules");
+    d.click("New schedule");
+    d.assert_text("New schedule");
+    let prefilled = d
+        .app
+        .schedules
+        .form
+        .as_ref()
+        .map(|f| f.cron.clone())
+        .expect("form");
+
+    d.press_in(CRON_ID, Named::Backspace, prefilled.len());
+    d.type_into(CRON_ID, "*/5 * *");
+    let now = chrono::Utc::now();
+    let error = next_runs("*/5 * *", JobTz::Local, now, 5).expect_err("invalid");
+    d.assert_text(&error);
+    assert!(error.contains("3 fields"), "{error}");
+
+    d.press_in(CRON_ID, Named::Backspace, "*/5 * *".len());
+    d.type_into(CRON_ID, "30 2 * * *");
+    assert!(!d.has_text(&error));
+    let runs = next_runs("30 2 * * *", JobTz::Local, chrono::Utc::now(), 5).expect("valid");
+    for r in &runs {
+        d.assert_text(&run_time(*r, JobTz::Local));
+    }
+    d.click("Create schedule");
+    d.until("the schedule to be saved", |a| a.schedules.form.is_none())
+        .await;
+    d.idle().await;
+    let jobs = t.engine.list_jobs().await.expect("jobs");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].cron, "30 2 * * *");
+    assert!(jobs[0].enabled && jobs[0].next_run_at.is_some());
+    assert_eq!(jobs[0].retention.keep_last, Some(14));
+    d.assert_text(&format!("Created the schedule “{}”", jobs[0].name));
+    d.assert_text("30 2 * * *");
+    // Disable it from the list.
+    let id = jobs[0].id.clone();
+    d.send(supabackup::ui::app::Message::Schedules(
+        schedules::Message::Toggle(id, false),
+    ));
+    d.until("the toggle", |a| a.schedules.busy.is_empty()).await;
+    assert!(!t.engine.list_jobs().await.expect("jobs")[0].enabled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restoring_one_table_then_rolling_it_back() {
+    use supabackup::engine::restore::RestoreMode;
+    use supabackup::ui::app::Message as M;
+    use supabackup::ui::screen::restore::{Message as R, Step};
+    let db = cluster().create_db("gui_rollback");
+    db.load_fixture();
+    let t = crate::backup::engine_for(&db, "Shop").await;
+    let rec = crate::backup::backup(&t.engine, "Shop", Default::default()).await;
+    let count = || db.psql("SELECT count(*) FROM public.order_items");
+    let full = count();
+    db.psql("DELETE FROM public.order_items WHERE ctid IN (SELECT ctid FROM public.order_items LIMIT 1)");
+    let damaged = count();
+    assert_ne!(full, damaged);
+
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.send(M::Navigate(Tab::Restore));
+    d.until("the backups", |a| a.restore.loaded).await;
+    for m in [
+        R::PickBackup(rec.id.clone()),
+        R::Next,
+        R::Next,
+        R::Roles(false),
+        R::Schema(false),
+        R::Tables("public.order_items".into()),
+        R::Next,
+        R::Mode(RestoreMode::Replace),
+        R::Next,
+    ] {
+        d.send(M::Restore(m));
+    }
+    d.until("the preview", |a| a.restore.preview.is_some())
+        .await;
+    assert!(
+        matches!(&d.app.restore.preview, Some(Ok(p)) if p.allowed),
+        "{:?}",
+        d.app.restore.preview
+    );
+    d.click("Next");
+    assert_eq!(d.app.restore.step, Step::Confirm);
+    assert!(
+        !d.app.restore.needs_typed_confirmation(),
+        "a staging target"
+    );
+    d.click("Restore now");
+    assert_eq!(d.app.restore.step, Step::Progress);
+    assert!(
+        d.app.title().contains("restoring Shop"),
+        "{}",
+        d.app.title()
+    );
+    d.until("the restore to end", |a| a.restore.running.is_none())
+        .await;
+    d.idle().await;
+    assert!(
+        matches!(&d.app.restore.result, Some(Ok(_))),
+        "{:?}",
+        d.app.restore.result
+    );
+    d.assert_text("Restore completed");
+    assert_eq!(count(), full, "the rows are back");
+
+    d.click("Roll back this restore");
+    d.until("the rollback to end", |a| a.restore.running.is_none())
+        .await;
+    d.idle().await;
+    assert!(
+        matches!(&d.app.restore.result, Some(Ok(_))),
+        "{:?}",
+        d.app.restore.result
+    );
+    d.assert_text("Rolled back");
+    assert_eq!(
+        count(),
+        damaged,
+        "the rollback put the table back as it was"
+    );
+    let restores = t.engine.list_restores(10).await.expect("restores");
+    assert!(
+        restores.iter().any(|r| r.status == "rolled_back"),
+        "{restores:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_runs_due_scheduled_jobs() {
+    use supabackup::engine::schedule::{JobConfig, JobInput, JobTz, Retention};
+    use supabackup::ui::app::Message as M;
+    let db = cluster().create_db("gui_sched");
+    db.load_fixture();
+    let t = crate::backup::engine_for(&db, "Shop").await;
+    let job = t
+        .engine
+        .add_job(JobInput {
+            project: "Shop".into(),
+            name: Some("nightly".into()),
+            cron: "0 3 * * *".into(),
+            timezone: JobTz::Utc,
+            config: JobConfig::default(),
+            retention: Retention::default(),
+            enabled: true,
+        })
+        .await
+        .expect("job");
+    // Due a minute ago.
+    let due = (chrono::Utc::now() - chrono::Duration::minutes(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let id = job.id.clone();
+    t.engine
+        .catalog()
+        .call(move |c| {
+            c.execute(
+                "UPDATE backup_jobs SET next_run_at = ?2 WHERE id = ?1",
+                [&id, &due],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("make due");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.send(M::SchedulerTick);
+    d.until("the tick", |a| a.schedule_leader.is_some()).await;
+    assert_eq!(d.app.schedule_leader, Some(true));
+    d.until("the scheduled backup", |a| {
+        a.notices.iter().any(|n| {
+            n.title.contains("scheduled backup completed")
+                || n.title.contains("scheduled backup failed")
+        })
+    })
+    .await;
+    let backups = t.engine.list_backups(None, 10).await.expect("backups");
+    assert_eq!(backups.len(), 1);
+    assert_eq!(
+        backups[0].status, "completed",
+        "{:?}",
+        backups[0].error_message
+    );
+    assert_eq!(backups[0].job_id.as_deref(), Some(job.id.as_str()));
+}
