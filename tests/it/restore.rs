@@ -333,7 +333,6 @@ async fn the_restore_test_passes_and_names_a_table_that_does_not_match() {
     let t = engine_for(&src, "Tested").await;
     let b = backup(&t.engine, "Tested", BackupOptions::default()).await;
     let scratch = Some(c.url("postgres"));
-    let dbs_before = c.psql("postgres", "SELECT count(*) FROM pg_database");
     let report = t
         .engine
         .restore_test(&b.id, scratch.clone(), CancellationToken::new())
@@ -350,8 +349,14 @@ async fn the_restore_test_passes_and_names_a_table_that_does_not_match() {
             .is_some()
     );
     assert_eq!(
-        c.psql("postgres", "SELECT count(*) FROM pg_database"),
-        dbs_before,
+        c.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname = '{}'",
+                report.scratch_database
+            )
+        ),
+        "0",
         "the scratch database was dropped"
     );
 

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -103,6 +103,113 @@ fn program_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// A running tool: its stderr's last lines are kept for the error message,
+/// and a watcher kills it when the job is cancelled (a blocking read or
+/// write cannot look at the token itself).
+struct Supervised {
+    child: Arc<Mutex<Child>>,
+    tail: Arc<Mutex<Vec<String>>>,
+    stderr_thread: std::thread::JoinHandle<()>,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+    watcher: std::thread::JoinHandle<()>,
+}
+
+impl Supervised {
+    fn spawn(
+        mut cmd: Command,
+        program: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<(Self, ChildStdout, Option<ChildStdin>)> {
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::tool(format!("could not start {}: {e}", program.display())))?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::internal("no stdout pipe"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::internal("no stderr pipe"))?;
+        let child = Arc::new(Mutex::new(child));
+        let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let stderr_thread = {
+            let tail = tail.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                    if let Ok(mut t) = tail.lock() {
+                        t.push(line);
+                        if t.len() > 30 {
+                            t.remove(0);
+                        }
+                    }
+                }
+            })
+        };
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let child = child.clone();
+            let cancel = cancel.clone();
+            let finished = finished.clone();
+            std::thread::spawn(move || {
+                while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                    if cancel.is_cancelled() {
+                        if let Ok(mut c) = child.lock() {
+                            let _ = c.kill();
+                        }
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        };
+        Ok((
+            Supervised {
+                child,
+                tail,
+                stderr_thread,
+                finished,
+                watcher,
+            },
+            stdout,
+            stdin,
+        ))
+    }
+
+    fn kill(&self) {
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.kill();
+        }
+    }
+
+    /// Waits for the tool and its helper threads.
+    fn wait(self) -> (std::io::Result<std::process::ExitStatus>, Vec<String>) {
+        let status = match self.child.lock() {
+            Ok(mut c) => c.wait(),
+            Err(p) => p.into_inner().wait(),
+        };
+        self.finished
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.watcher.join();
+        let _ = self.stderr_thread.join();
+        let lines = self.tail.lock().map(|t| t.clone()).unwrap_or_default();
+        (status, lines)
+    }
+}
+
+/// The most telling stderr line of a failed tool, URLs redacted.
+fn failure_detail(lines: &[String], status: std::process::ExitStatus) -> String {
+    let detail = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("ERROR") || l.contains("FATAL") || l.contains("error"))
+        .or(lines.last())
+        .cloned()
+        .unwrap_or_else(|| format!("exit status {status}"));
+    crate::engine::conninfo::redact_url(&detail)
+}
+
 /// Runs the tool, handing its stdout to `sink` chunk by chunk. Stops and
 /// kills the process when `cancel` fires or the sink fails.
 pub fn stream(
@@ -111,54 +218,7 @@ pub fn stream(
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<()> {
     let name = program_name(run.program);
-    let mut child = run
-        .command()
-        .spawn()
-        .map_err(|e| Error::tool(format!("could not start {}: {e}", run.program.display())))?;
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::internal("no stdout pipe"))?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| Error::internal("no stderr pipe"))?;
-    let child: Arc<Mutex<Child>> = Arc::new(Mutex::new(child));
-
-    // Stderr: keep the last lines for the error message.
-    let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let stderr_thread = {
-        let tail = tail.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                if let Ok(mut t) = tail.lock() {
-                    t.push(line);
-                    if t.len() > 30 {
-                        t.remove(0);
-                    }
-                }
-            }
-        })
-    };
-    // Cancellation: kill the process from outside the blocking read.
-    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let child = child.clone();
-        let cancel = cancel.clone();
-        let finished = finished.clone();
-        std::thread::spawn(move || {
-            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
-                if cancel.is_cancelled() {
-                    if let Ok(mut c) = child.lock() {
-                        let _ = c.kill();
-                    }
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        })
-    };
-
+    let (tool, mut stdout, _) = Supervised::spawn(run.command(), run.program, cancel)?;
     let mut buf = vec![0u8; CHUNK];
     let mut sink_error: Option<std::io::Error> = None;
     loop {
@@ -167,9 +227,7 @@ pub fn stream(
             Ok(n) => {
                 if let Err(e) = sink(&buf[..n]) {
                     sink_error = Some(e);
-                    if let Ok(mut c) = child.lock() {
-                        let _ = c.kill();
-                    }
+                    tool.kill();
                     break;
                 }
             }
@@ -181,13 +239,7 @@ pub fn stream(
         }
     }
     drop(stdout);
-    let status = match child.lock() {
-        Ok(mut c) => c.wait(),
-        Err(p) => p.into_inner().wait(),
-    };
-    finished.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = watcher.join();
-    let _ = stderr_thread.join();
+    let (status, lines) = tool.wait();
     if cancel.is_cancelled() {
         return Err(Error::cancelled());
     }
@@ -205,18 +257,9 @@ pub fn stream(
     }
     let status = status.map_err(|e| Error::internal(format!("waiting for {name} failed: {e}")))?;
     if !status.success() {
-        let lines = tail.lock().map(|t| t.clone()).unwrap_or_default();
-        let detail = lines
-            .iter()
-            .rev()
-            .find(|l| l.contains("error") || l.contains("FATAL"))
-            .or(lines.last())
-            .cloned()
-            .unwrap_or_else(|| format!("exit status {status}"));
-        let detail = crate::engine::conninfo::redact_url(&detail);
         return Err(Error::new(
             ErrorKind::Connection,
-            format!("{name} failed: {detail}"),
+            format!("{name} failed: {}", failure_detail(&lines, status)),
         ));
     }
     Ok(())
@@ -233,77 +276,23 @@ pub fn feed(
     let name = program_name(run.program);
     let mut cmd = run.command();
     cmd.stdin(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::tool(format!("could not start {}: {e}", run.program.display())))?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| Error::internal("no stdin pipe"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::internal("no stdout pipe"))?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| Error::internal("no stderr pipe"))?;
-    let child: Arc<Mutex<Child>> = Arc::new(Mutex::new(child));
+    let (tool, stdout, stdin) = Supervised::spawn(cmd, run.program, cancel)?;
+    let mut stdin = stdin.ok_or_else(|| Error::internal("no stdin pipe"))?;
     let out_thread = std::thread::spawn(move || {
         let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
     });
-    let tail: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let err_thread = {
-        let tail = tail.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                if let Ok(mut t) = tail.lock() {
-                    t.push(line);
-                    if t.len() > 30 {
-                        t.remove(0);
-                    }
-                }
-            }
-        })
-    };
-    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let child = child.clone();
-        let cancel = cancel.clone();
-        let finished = finished.clone();
-        std::thread::spawn(move || {
-            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
-                if cancel.is_cancelled() {
-                    if let Ok(mut c) = child.lock() {
-                        let _ = c.kill();
-                    }
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        })
-    };
     let produced = producer(&mut stdin);
     // A broken pipe means the tool stopped reading (it failed: its own
     // error is the one to report). Any other producer failure must never
     // look like a clean end of input: the tool is killed before its stdin
     // closes, so the transaction it holds is rolled back, not committed.
     let tool_failed_first = matches!(&produced, Err(e) if e.message.contains("Broken pipe") || e.message.contains("stopped reading"));
-    if produced.is_err()
-        && !tool_failed_first
-        && let Ok(mut c) = child.lock()
-    {
-        let _ = c.kill();
+    if produced.is_err() && !tool_failed_first {
+        tool.kill();
     }
     drop(stdin);
-    let status = match child.lock() {
-        Ok(mut c) => c.wait(),
-        Err(p) => p.into_inner().wait(),
-    };
-    finished.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = watcher.join();
+    let (status, lines) = tool.wait();
     let _ = out_thread.join();
-    let _ = err_thread.join();
     if cancel.is_cancelled() {
         return Err(Error::cancelled());
     }
@@ -312,17 +301,13 @@ pub fn feed(
     }
     let status = status.map_err(|e| Error::internal(format!("waiting for {name} failed: {e}")))?;
     if !status.success() {
-        let lines = tail.lock().map(|t| t.clone()).unwrap_or_default();
-        let detail = lines
-            .iter()
-            .rev()
-            .find(|l| l.contains("ERROR") || l.contains("FATAL") || l.contains("error"))
-            .or(lines.last())
-            .cloned()
-            .unwrap_or_else(|| format!("exit status {status}"));
-        let detail = crate::engine::conninfo::redact_url(&detail);
-        return Err(Error::new(ErrorKind::Invalid, format!("{name} stopped: {detail}"))
-            .with_hint("nothing was changed: the whole restore ran in one transaction, which was rolled back"));
+        return Err(Error::new(
+            ErrorKind::Invalid,
+            format!("{name} stopped: {}", failure_detail(&lines, status)),
+        )
+        .with_hint(
+            "nothing was changed: the whole restore ran in one transaction, which was rolled back",
+        ));
     }
     produced
 }

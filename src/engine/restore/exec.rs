@@ -86,6 +86,32 @@ impl Source {
         Ok(r)
     }
 
+    /// Derives the backup key once from the first encrypted file's header.
+    pub(super) async fn derive_key(&mut self) -> Result<()> {
+        let (Some(p), Some(f)) = (
+            &self.passphrase,
+            self.manifest.files.iter().find(|f| f.encrypted),
+        ) else {
+            return Ok(());
+        };
+        if self.key.is_some() {
+            return Ok(());
+        }
+        let path = self.dir.join(&f.name);
+        let p = p.clone();
+        self.key = Some(
+            tokio::task::spawn_blocking(move || -> Result<FileKey> {
+                let mut file =
+                    std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+                let header = crate::engine::backup::crypt::Header::read_from(&mut file)?;
+                FileKey::derive_for_header(&p, &header)
+            })
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??,
+        );
+        Ok(())
+    }
+
     /// Decodes an archive artifact to a plain file (pg_restore needs one).
     pub(super) fn extract(&self, artifact: Artifact, to: &Path) -> Result<()> {
         let mut r = self.open(artifact)?;
@@ -254,6 +280,28 @@ END $supabackup$;\n",
 }
 
 impl Engine {
+    /// psql for a server of `major`, and the pg_restore beside it.
+    pub(super) async fn client_tools(&self, major: u32) -> Result<(tools::PgTool, PathBuf)> {
+        let bin = self.pg_bin_dir();
+        let psql = tokio::task::spawn_blocking(move || {
+            tools::find_for_server("psql", major, bin.as_deref())
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+        let pg_restore = psql
+            .path
+            .parent()
+            .map(|d| d.join("pg_restore"))
+            .filter(|p| p.is_file())
+            .ok_or_else(|| {
+                Error::tool(format!(
+                    "pg_restore is missing next to {}",
+                    psql.path.display()
+                ))
+            })?;
+        Ok((psql, pg_restore))
+    }
+
     pub(super) async fn load_source(
         &self,
         backup: &str,
@@ -545,24 +593,7 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<Option<String>> {
         // Tools of the target's major.
-        let bin = self.pg_bin_dir();
-        let major = state.major;
-        let psql = tokio::task::spawn_blocking(move || {
-            tools::find_for_server("psql", major, bin.as_deref())
-        })
-        .await
-        .map_err(|e| Error::internal(e.to_string()))??;
-        let pg_restore = psql
-            .path
-            .parent()
-            .map(|d| d.join("pg_restore"))
-            .filter(|p| p.is_file())
-            .ok_or_else(|| {
-                Error::tool(format!(
-                    "pg_restore is missing next to {}",
-                    psql.path.display()
-                ))
-            })?;
+        let (psql, pg_restore) = self.client_tools(state.major).await?;
 
         // Safety snapshot of what replace mode changes.
         let mut snapshot_id = None;
@@ -630,24 +661,7 @@ impl Engine {
             snapshot_id = Some(snap.id);
         }
 
-        // Derive the backup key once.
-        if let (Some(p), Some(f)) = (
-            &source.passphrase,
-            source.manifest.files.iter().find(|f| f.encrypted),
-        ) {
-            let path = source.dir.join(&f.name);
-            let p = p.clone();
-            source.key = Some(
-                tokio::task::spawn_blocking(move || -> Result<FileKey> {
-                    let mut file =
-                        std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-                    let header = crate::engine::backup::crypt::Header::read_from(&mut file)?;
-                    FileKey::derive_for_header(&p, &header)
-                })
-                .await
-                .map_err(|e| Error::internal(e.to_string()))??,
-            );
-        }
+        source.derive_key().await?;
 
         let work = self.data_dir().temp().join(format!("restore-{id}"));
         std::fs::create_dir_all(&work).map_err(|e| Error::io("create", &work, e))?;

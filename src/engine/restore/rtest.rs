@@ -20,7 +20,7 @@ use crate::engine::backup::toc::select_listing;
 use crate::engine::catalog::{analytics, now, settings};
 use crate::engine::conninfo::ConnInfo;
 use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::pg::{connect, tools};
+use crate::engine::pg::connect;
 
 /// The setting holding the default scratch server URL.
 pub const SCRATCH_SETTING: &str = "restore_test.scratch_url";
@@ -38,6 +38,8 @@ pub struct RestoreTestReport {
     pub backup_id: String,
     pub ok: bool,
     pub scratch: String,
+    /// The throw-away database (dropped again).
+    pub scratch_database: String,
     pub tables: Vec<TableCheck>,
     /// The first mismatch, naming the table.
     pub first_failure: Option<String>,
@@ -143,25 +145,7 @@ impl Engine {
         }
         let mut info = scratch.clone();
         info.dbname = db.clone();
-        if source.key.is_none()
-            && let (Some(p), Some(f)) = (
-                &source.passphrase,
-                source.manifest.files.iter().find(|f| f.encrypted),
-            )
-        {
-            let path = source.dir.join(&f.name);
-            let p = p.clone();
-            source.key = Some(
-                tokio::task::spawn_blocking(move || -> Result<_> {
-                    let mut file =
-                        std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-                    let header = crate::engine::backup::crypt::Header::read_from(&mut file)?;
-                    crate::engine::backup::crypt::FileKey::derive_for_header(&p, &header)
-                })
-                .await
-                .map_err(|e| Error::internal(e.to_string()))??,
-            );
-        }
+        source.derive_key().await?;
         let work = self.data_dir().temp().join(format!("restore-test-{db}"));
         let outcome = async {
             std::fs::create_dir_all(&work).map_err(|e| Error::io("create", &work, e))?;
@@ -204,6 +188,7 @@ impl Engine {
             backup_id: rec.id.clone(),
             ok: first_failure.is_none(),
             scratch: scratch.redacted(),
+            scratch_database: db.clone(),
             tables,
             first_failure,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -242,23 +227,7 @@ impl Engine {
         work: &Path,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        let bin = self.pg_bin_dir();
-        let psql = tokio::task::spawn_blocking(move || {
-            tools::find_for_server("psql", major, bin.as_deref())
-        })
-        .await
-        .map_err(|e| Error::internal(e.to_string()))??;
-        let pg_restore = psql
-            .path
-            .parent()
-            .map(|d| d.join("pg_restore"))
-            .filter(|p| p.is_file())
-            .ok_or_else(|| {
-                Error::tool(format!(
-                    "pg_restore is missing next to {}",
-                    psql.path.display()
-                ))
-            })?;
+        let (psql, pg_restore) = self.client_tools(major).await?;
         let schema = work.join("schema.dump");
         source.extract(Artifact::SchemaArchive, &schema)?;
         let platform = work.join("platform.dump");
