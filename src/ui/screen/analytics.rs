@@ -9,7 +9,7 @@ use iced::widget::scrollable::Viewport;
 use iced::widget::{Id, button, column, container, pick_list, row, scrollable, text, text_input};
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::ProjectChoice;
+use super::backup_dialog::ProjectFilter;
 use super::{Action, Ctx};
 use crate::engine::Error;
 use crate::engine::catalog::audit::AuditEntry;
@@ -61,18 +61,6 @@ impl std::fmt::Display for Range {
             Range::Year => "Last year",
             Range::All => "All time",
         })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectFilter(pub Option<ProjectChoice>);
-
-impl std::fmt::Display for ProjectFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            None => f.write_str("All projects"),
-            Some(p) => f.write_str(&p.name),
-        }
     }
 }
 
@@ -529,19 +517,8 @@ impl Analytics {
     }
 
     fn charts_view(&self) -> Element<'_, Message> {
-        let projects: Vec<ProjectFilter> = std::iter::once(ProjectFilter(None))
-            .chain(
-                self.projects
-                    .iter()
-                    .map(|p| ProjectFilter(Some(ProjectChoice::from(p)))),
-            )
-            .collect();
-        let selected = ProjectFilter(
-            self.project
-                .as_ref()
-                .and_then(|id| self.projects.iter().find(|p| &p.id == id))
-                .map(ProjectChoice::from),
-        );
+        let projects = ProjectFilter::options(&self.projects);
+        let selected = ProjectFilter::selected(&self.projects, self.project.as_ref());
         let controls = row![
             pick_list(Range::ALL, Some(self.range), Message::Range).padding(theme::S),
             pick_list(projects, Some(selected), Message::Project).padding(theme::S),

@@ -36,6 +36,40 @@ impl From<&Project> for ProjectChoice {
     }
 }
 
+/// A project filter in a pick list: every project, or one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectFilter(pub Option<ProjectChoice>);
+
+impl std::fmt::Display for ProjectFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("All projects"),
+            Some(p) => f.write_str(&p.name),
+        }
+    }
+}
+
+impl ProjectFilter {
+    /// "All projects", then each project.
+    pub fn options(projects: &[Project]) -> Vec<ProjectFilter> {
+        std::iter::once(ProjectFilter(None))
+            .chain(
+                projects
+                    .iter()
+                    .map(|p| ProjectFilter(Some(ProjectChoice::from(p)))),
+            )
+            .collect()
+    }
+
+    /// The filter for the chosen project id (all projects when none or unknown).
+    pub fn selected(projects: &[Project], id: Option<&String>) -> ProjectFilter {
+        ProjectFilter(
+            id.and_then(|id| projects.iter().find(|p| &p.id == id))
+                .map(ProjectChoice::from),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindChoice(pub BackupKind);
 

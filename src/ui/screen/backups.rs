@@ -9,7 +9,7 @@ use iced::widget::scrollable::Viewport;
 use iced::widget::{Id, button, column, container, pick_list, row, text, text_input};
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::{self, BackupDialog, ProjectChoice};
+use super::backup_dialog::{self, BackupDialog, ProjectFilter};
 use super::{Action, Ctx, Effect, Nav};
 use crate::engine::Error;
 use crate::engine::backup::verify::VerifyReport;
@@ -85,18 +85,6 @@ impl std::fmt::Display for TypeFilter {
         match &self.0 {
             None => f.write_str("Any type"),
             Some(t) => f.write_str(t),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectFilter(pub Option<ProjectChoice>);
-
-impl std::fmt::Display for ProjectFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            None => f.write_str("All projects"),
-            Some(p) => f.write_str(&p.name),
         }
     }
 }
@@ -264,16 +252,6 @@ impl Backups {
         kinds.dedup();
         std::iter::once(TypeFilter(None))
             .chain(kinds.into_iter().map(|k| TypeFilter(Some(k))))
-            .collect()
-    }
-
-    fn project_filters(&self) -> Vec<ProjectFilter> {
-        std::iter::once(ProjectFilter(None))
-            .chain(
-                self.projects
-                    .iter()
-                    .map(|p| ProjectFilter(Some(ProjectChoice::from(p)))),
-            )
             .collect()
     }
 
@@ -615,13 +593,11 @@ impl Backups {
                 .padding(theme::S)
                 .width(Length::FillPortion(3)),
             pick_list(
-                self.project_filters(),
-                Some(ProjectFilter(self.project.as_ref().and_then(|id| {
-                    self.projects
-                        .iter()
-                        .find(|p| &p.id == id)
-                        .map(ProjectChoice::from)
-                }))),
+                ProjectFilter::options(&self.projects),
+                Some(ProjectFilter::selected(
+                    &self.projects,
+                    self.project.as_ref()
+                )),
                 Message::Project
             )
             .padding(theme::S)

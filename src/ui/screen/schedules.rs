@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use iced::widget::{column, container, pick_list, row, scrollable, text, text_input, toggler};
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice, ProjectChoice};
+use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice, ProjectChoice, ProjectFilter};
 use super::{Action, Ctx, Effect};
 use crate::engine::Error;
 use crate::engine::backup::BackupOptions;
@@ -45,18 +45,6 @@ impl std::fmt::Display for TzChoice {
             JobTz::Local => "local time",
             JobTz::Utc => "UTC",
         })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectFilter(pub Option<ProjectChoice>);
-
-impl std::fmt::Display for ProjectFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            None => f.write_str("All projects"),
-            Some(p) => f.write_str(&p.name),
-        }
     }
 }
 
@@ -592,14 +580,8 @@ impl Schedules {
 
     /// `leader`: whether this app runs the schedule (`None` before the first tick).
     pub fn view(&self, leader: Option<bool>) -> Element<'_, Message> {
-        let filters: Vec<ProjectFilter> = std::iter::once(ProjectFilter(None))
-            .chain(
-                self.projects
-                    .iter()
-                    .map(|p| ProjectFilter(Some(ProjectChoice::from(p)))),
-            )
-            .collect();
-        let current = ProjectFilter(self.project.as_ref().and_then(|id| self.choice(id)));
+        let filters = ProjectFilter::options(&self.projects);
+        let current = ProjectFilter::selected(&self.projects, self.project.as_ref());
         let header = widget::page_header(
             "Schedules",
             Some(format!(
