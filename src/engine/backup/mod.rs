@@ -1,4 +1,5 @@
 //! Backups: dumps, the streaming pipeline, storage layout, verification.
+pub mod artifact;
 pub mod crypt;
 pub mod dump;
 pub mod manifest;
@@ -6,6 +7,7 @@ pub mod options;
 pub mod pipeline;
 pub mod roles;
 pub mod run;
+pub mod source;
 pub mod store;
 pub mod tap;
 pub mod toc;

@@ -33,7 +33,7 @@ use crate::engine::backup::manifest::Manifest;
 use crate::engine::backup::options::{Artifact, BackupKind, BackupOptions};
 use crate::engine::backup::pipeline::open_artifact;
 use crate::engine::backup::toc::{parse_entry, select_listing};
-use crate::engine::backup::{BackupRequest, run::PLATFORM_ARCHIVE_SCHEMAS};
+use crate::engine::backup::{BackupRequest, source::PLATFORM_ARCHIVE_SCHEMAS};
 use crate::engine::catalog::{audit, new_id, now};
 use crate::engine::conninfo::ConnInfo;
 use crate::engine::crypto::Secret;

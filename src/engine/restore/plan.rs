@@ -106,7 +106,7 @@ pub(crate) async fn inspect_target(
         )
         .await
         .map_err(qerr("read the server version"))?;
-    let objects = crate::engine::backup::run::object_summary(client).await?;
+    let objects = crate::engine::backup::source::object_summary(client).await?;
     let mut rows = HashMap::new();
     for (s, t) in tables {
         let exists: bool = client

@@ -1,0 +1,320 @@
+//! Producing one artifact: a PostgreSQL tool's output through its filter
+//! (roles), tap (data) or TOC list (schema) into the streaming pipeline.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::crypt::FileKey;
+use super::dump::{ToolRun, stream};
+use super::manifest::{FileEntry, MatviewInfo};
+use super::options::{Artifact, BackupOptions};
+use super::pipeline::{ArtifactWriter, Counters};
+use super::roles::RolesFilter;
+use super::tap::{DataTap, TapReport, tail_is_complete};
+use crate::engine::conninfo::ConnInfo;
+use crate::engine::error::{Error, Result};
+
+pub(super) const DATA_HEADER: &str = "-- supabackup data dump: load after roles.sql and schema.sql.\n\
+-- Triggers and foreign-key checks are off while loading, as pg_dump's data order needs.\n\
+SET session_replication_role = replica;\n\n";
+
+pub(super) fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The statements appended to data.sql: pg_dump's data-only output leaves
+/// materialized views empty, so the ones that held data are refreshed, in
+/// dependency order.
+pub(super) fn data_trailer(matviews: &[MatviewInfo]) -> String {
+    let mut out = String::new();
+    let populated: Vec<&MatviewInfo> = matviews.iter().filter(|m| m.populated).collect();
+    if !populated.is_empty() {
+        out.push_str("\n-- supabackup: materialized views that held data at backup time\n");
+        out.push_str("SET session_replication_role = DEFAULT;\n");
+        for m in populated {
+            out.push_str(&format!(
+                "REFRESH MATERIALIZED VIEW {}.{};\n",
+                quote_ident(&m.schema),
+                quote_ident(&m.name)
+            ));
+        }
+    }
+    out.push_str("\n-- supabackup data dump complete\n");
+    out
+}
+
+pub(super) struct ArtifactJob {
+    pub(super) artifact: Artifact,
+    pub(super) path: PathBuf,
+    pub(super) program: PathBuf,
+    pub(super) args: Vec<String>,
+    pub(super) info: ConnInfo,
+    pub(super) passfile: Option<PathBuf>,
+    pub(super) opts: BackupOptions,
+    pub(super) key: Option<FileKey>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) current_table: Arc<std::sync::Mutex<Option<String>>>,
+    pub(super) matviews: Vec<MatviewInfo>,
+    pub(super) cancel: CancellationToken,
+}
+
+pub(super) struct ArtifactDone {
+    /// The artifact's file, and for the schema also its archive.
+    pub(super) entries: Vec<FileEntry>,
+    pub(super) tap: Option<TapReport>,
+    pub(super) roles: Vec<String>,
+    /// Platform objects left out of schema.sql.
+    pub(super) left_out: Vec<String>,
+}
+
+/// Keeps the last bytes of a stream (for the completion marker).
+pub(super) struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        const KEEP: usize = 4096;
+        self.0
+            .extend_from_slice(&bytes[bytes.len().saturating_sub(KEEP)..]);
+        if self.0.len() > KEEP {
+            let cut = self.0.len() - KEEP;
+            self.0.drain(..cut);
+        }
+    }
+}
+
+pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
+    let level = job.opts.effective_level();
+    let mut writer = ArtifactWriter::create(
+        &job.path,
+        job.opts.codec,
+        level,
+        job.key.as_ref(),
+        &job.counters,
+    )?;
+    let run = ToolRun {
+        program: &job.program,
+        args: job.args.clone(),
+        info: &job.info,
+        passfile: job.passfile.as_deref(),
+    };
+    let mut tail = Tail(Vec::new());
+    let mut roles_kept = Vec::new();
+    let mut tap_report = None;
+    let mut left_out = Vec::new();
+    // A custom archive to store next to the artifact (schema) or as it (platform).
+    let mut archive: Option<(Artifact, PathBuf)> = None;
+    match job.artifact {
+        Artifact::Roles => {
+            let mut filter = RolesFilter::new();
+            stream(&run, &job.cancel, &mut |bytes| {
+                let out = filter.push(bytes);
+                tail.push(&out);
+                writer.write_all(&out)
+            })?;
+            roles_kept = filter.kept_roles().to_vec();
+            let rest = filter.finish();
+            tail.push(&rest);
+            writer
+                .write_all(&rest)
+                .map_err(|e| Error::io("write", &job.path, e))?;
+        }
+        Artifact::Data => {
+            writer
+                .write_all(DATA_HEADER.as_bytes())
+                .map_err(|e| Error::io("write", &job.path, e))?;
+            let mut tap = DataTap::new();
+            let current = job.current_table.clone();
+            stream(&run, &job.cancel, &mut |bytes| {
+                tap.observe(bytes);
+                if let Ok(mut c) = current.lock() {
+                    *c = tap.current_table();
+                }
+                writer.write_all(bytes)
+            })?;
+            let report = tap.finish();
+            if !report.complete {
+                return Err(Error::corrupt(
+                    "pg_dump's data output ended without its completion marker",
+                ));
+            }
+            writer
+                .write_all(data_trailer(&job.matviews).as_bytes())
+                .map_err(|e| Error::io("write", &job.path, e))?;
+            tap_report = Some(report);
+        }
+        Artifact::Schema => {
+            // pg_dump → custom archive → listing without platform objects →
+            // pg_restore writes the plain SQL (see toc.rs).
+            let archive_path = job.path.with_extension("archive");
+            let mut dump_args = job.args.clone();
+            dump_args.push("--format=custom".into());
+            dump_args.push("--compress=0".into());
+            dump_args.push(format!("--file={}", archive_path.display()));
+            let dump = ToolRun {
+                args: dump_args,
+                ..run
+            };
+            stream(&dump, &job.cancel, &mut |_| Ok(()))?;
+            let pg_restore = job
+                .program
+                .parent()
+                .map(|d| d.join("pg_restore"))
+                .filter(|p| p.is_file())
+                .ok_or_else(|| {
+                    Error::tool(format!(
+                        "pg_restore is missing next to {}",
+                        job.program.display()
+                    ))
+                })?;
+            let mut listing = Vec::new();
+            let list = ToolRun {
+                program: &pg_restore,
+                args: vec!["--list".into(), archive_path.display().to_string()],
+                info: &job.info,
+                passfile: None,
+            };
+            stream(&list, &job.cancel, &mut |bytes| {
+                listing.extend_from_slice(bytes);
+                Ok(())
+            })?;
+            let (filtered, left) = super::toc::filter_listing(&String::from_utf8_lossy(&listing));
+            left_out = left;
+            let list_path = job.path.with_extension("list");
+            std::fs::write(&list_path, filtered).map_err(|e| Error::io("write", &list_path, e))?;
+            let restore = ToolRun {
+                program: &pg_restore,
+                args: vec![
+                    format!("--use-list={}", list_path.display()),
+                    "--file=-".into(),
+                    archive_path.display().to_string(),
+                ],
+                info: &job.info,
+                passfile: None,
+            };
+            stream(&restore, &job.cancel, &mut |bytes| {
+                tail.push(bytes);
+                writer.write_all(bytes)
+            })?;
+            let _ = std::fs::remove_file(&list_path);
+            archive = Some((Artifact::SchemaArchive, archive_path));
+        }
+        Artifact::PlatformArchive | Artifact::SchemaArchive => {
+            let archive_path = job.path.with_extension("archive");
+            let mut dump_args = job.args.clone();
+            dump_args.push("--format=custom".into());
+            dump_args.push("--compress=0".into());
+            dump_args.push(format!("--file={}", archive_path.display()));
+            stream(
+                &ToolRun {
+                    args: dump_args,
+                    ..run
+                },
+                &job.cancel,
+                &mut |_| Ok(()),
+            )?;
+            let mut f = std::fs::File::open(&archive_path)
+                .map_err(|e| Error::io("open", &archive_path, e))?;
+            std::io::copy(&mut f, &mut WriteAdapter(&mut writer))
+                .map_err(|e| Error::io("write", &job.path, e))?;
+            let _ = std::fs::remove_file(&archive_path);
+        }
+        Artifact::History => {
+            stream(&run, &job.cancel, &mut |bytes| {
+                tail.push(bytes);
+                writer.write_all(bytes)
+            })?;
+        }
+    }
+    if let Some(marker) = job.artifact.completion_marker()
+        && job.artifact != Artifact::Data
+        && !tail_is_complete(&tail.0, marker)
+    {
+        return Err(Error::corrupt(format!(
+            "{}'s output ended without its completion marker",
+            job.program.display()
+        )));
+    }
+    let written = writer
+        .finish()
+        .map_err(|e| Error::io("finish", &job.path, e))?;
+    let mut entries = vec![file_entry(
+        job.artifact,
+        &job.path,
+        &job.opts,
+        job.key.is_some(),
+        written,
+    )];
+    if let Some((artifact, archive)) = archive {
+        // The custom archive itself, through the same pipeline.
+        let path = job
+            .path
+            .with_file_name(artifact.file_name(job.opts.codec, job.key.is_some()));
+        let mut w = ArtifactWriter::create(
+            &path,
+            job.opts.codec,
+            job.opts.effective_level(),
+            job.key.as_ref(),
+            &job.counters,
+        )?;
+        let mut f = std::fs::File::open(&archive).map_err(|e| Error::io("open", &archive, e))?;
+        std::io::copy(&mut f, &mut WriteAdapter(&mut w))
+            .map_err(|e| Error::io("write", &path, e))?;
+        let written = w.finish().map_err(|e| Error::io("finish", &path, e))?;
+        entries.push(file_entry(
+            artifact,
+            &path,
+            &job.opts,
+            job.key.is_some(),
+            written,
+        ));
+        let _ = std::fs::remove_file(&archive);
+    }
+    Ok(ArtifactDone {
+        entries,
+        tap: tap_report,
+        roles: roles_kept,
+        left_out,
+    })
+}
+
+pub(super) struct WriteAdapter<'a>(&'a mut ArtifactWriter);
+
+impl std::io::Write for WriteAdapter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(super) fn file_entry(
+    artifact: Artifact,
+    path: &Path,
+    opts: &BackupOptions,
+    encrypted: bool,
+    written: super::pipeline::Written,
+) -> FileEntry {
+    FileEntry {
+        artifact,
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        codec: opts.codec,
+        encrypted,
+        plain_size: written.plain_size,
+        stored_size: written.stored_size,
+        plain_sha256: written.plain_sha256,
+        stored_sha256: written.stored_sha256,
+    }
+}
+
+pub(super) fn fsync_dir(path: &Path) {
+    if let Ok(d) = std::fs::File::open(path) {
+        let _ = d.sync_all();
+    }
+}

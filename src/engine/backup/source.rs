@@ -1,0 +1,263 @@
+//! What a backup reads before dumping: the source server (version, size,
+//! materialized views in dependency order, a catalog summary, one exported
+//! snapshot), and the pg_dump arguments of each artifact.
+
+use super::manifest::{MatviewInfo, ObjectSummary};
+use super::options::{Artifact, BackupOptions};
+use crate::engine::conninfo::ConnInfo;
+use crate::engine::error::{Error, Result};
+use crate::engine::pg::connect;
+use crate::engine::supabase;
+
+pub(super) struct Server {
+    pub(super) version: String,
+    pub(super) major: u32,
+    pub(super) size: i64,
+    pub(super) matviews: Vec<MatviewInfo>,
+    pub(super) has_history: bool,
+    pub(super) has_platform: bool,
+    pub(super) cluster_roles: Vec<String>,
+    pub(super) schemas: Vec<String>,
+    pub(super) objects: Vec<ObjectSummary>,
+    pub(super) snapshot: Option<String>,
+    /// Holds the snapshot open until the dumps are done.
+    pub(super) _client: tokio_postgres::Client,
+}
+
+/// Matviews in dependency order (a matview after those it reads).
+pub(super) async fn matviews(client: &tokio_postgres::Client) -> Result<Vec<MatviewInfo>> {
+    let rows = client
+        .query(
+            "SELECT c.oid::int8, n.nspname::text, c.relname::text, c.relispopulated,
+                    COALESCE(ARRAY(
+                        SELECT DISTINCT d.refobjid::int8 FROM pg_rewrite r
+                        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                        JOIN pg_class dc ON dc.oid = d.refobjid AND dc.relkind = 'm'
+                        WHERE r.ev_class = c.oid AND d.refobjid <> c.oid), '{}')
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'm' ORDER BY 2, 3",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::connection(format!("could not list materialized views: {e}")))?;
+    let mut pending: Vec<(i64, MatviewInfo, Vec<i64>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                MatviewInfo {
+                    schema: r.get(1),
+                    name: r.get(2),
+                    populated: r.get(3),
+                },
+                r.get(4),
+            )
+        })
+        .collect();
+    let mut done: Vec<i64> = Vec::new();
+    let mut out = Vec::new();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut i = 0;
+        while i < pending.len() {
+            if pending[i].2.iter().all(|d| done.contains(d)) {
+                let (oid, mv, _) = pending.remove(i);
+                done.push(oid);
+                out.push(mv);
+            } else {
+                i += 1;
+            }
+        }
+        if pending.len() == before {
+            // A cycle cannot exist between matviews; keep the rest as listed.
+            out.extend(pending.drain(..).map(|(_, mv, _)| mv));
+        }
+    }
+    Ok(out)
+}
+
+/// What the catalog holds, for restore previews: tables (with columns),
+/// views, sequences, functions (with a digest of the body) and types.
+pub(crate) async fn object_summary(client: &tokio_postgres::Client) -> Result<Vec<ObjectSummary>> {
+    let rows = client
+        .query(
+            "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                        WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' ELSE 'foreign table' END,
+                    n.nspname::text, c.relname::text,
+                    COALESCE((SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                              FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+             UNION ALL
+             SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+                    n.nspname::text, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                    md5(COALESCE(p.prosrc, ''))
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+             UNION ALL
+             SELECT 'type', n.nspname::text, t.typname::text, t.typtype::text
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.typtype IN ('e', 'd', 'c', 'r') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+             ORDER BY 2, 1, 3",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::connection(format!("could not summarize the catalog: {e}")))?;
+    Ok(rows
+        .iter()
+        .map(|r| ObjectSummary {
+            kind: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+            signature: r.get(3),
+        })
+        .filter(|o| !o.schema.starts_with("pg_") && o.schema != "information_schema")
+        .collect())
+}
+
+pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
+    let client = connect::connect(info, None).await?;
+    let mut warnings = Vec::new();
+    // One snapshot for every dump of this backup, so they agree; the
+    // queries below read it too.
+    let snapshot = match client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+    {
+        Ok(()) => match client.query_one("SELECT pg_export_snapshot()", &[]).await {
+            Ok(r) => Some(r.get::<_, String>(0)),
+            Err(e) => {
+                warnings.push(format!("could not export a snapshot ({e}); the dumps may see slightly different moments"));
+                let _ = client.batch_execute("ROLLBACK").await;
+                None
+            }
+        },
+        Err(e) => {
+            warnings.push(format!("could not open a snapshot transaction ({e})"));
+            None
+        }
+    };
+    let platform: Vec<String> = PLATFORM_ARCHIVE_SCHEMAS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
+                    pg_database_size(current_database()),
+                    EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'supabase_migrations'),
+                    EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ANY($1)),
+                    ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1),
+                    ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1)",
+            &[&platform],
+        )
+        .await
+        .map_err(|e| Error::connection(format!("could not read the server version: {e}")))?;
+    let mvs = matviews(&client).await?;
+    let objects = object_summary(&client).await?;
+    let version_num: i32 = row.get(1);
+    Ok((
+        Server {
+            version: row.get(0),
+            major: (version_num / 10000) as u32,
+            size: row.get(2),
+            matviews: mvs,
+            has_history: row.get(3),
+            has_platform: row.get(4),
+            cluster_roles: row.get(5),
+            schemas: row.get(6),
+            objects,
+            snapshot,
+            _client: client,
+        },
+        warnings,
+    ))
+}
+
+/// The pg_dump arguments for one artifact.
+pub(super) fn dump_args(
+    artifact: Artifact,
+    opts: &BackupOptions,
+    info: &ConnInfo,
+    snapshot: Option<&str>,
+    all_schemas: &[String],
+) -> Vec<String> {
+    let mut args = vec![
+        "--quote-all-identifiers".to_owned(),
+        "--no-password".to_owned(),
+    ];
+    if artifact == Artifact::Roles {
+        args.extend([
+            "--roles-only".to_owned(),
+            "--no-role-passwords".to_owned(),
+            format!("--database={}", info.dbname),
+        ]);
+        return args;
+    }
+    if let Some(s) = snapshot {
+        args.push(format!("--snapshot={s}"));
+    }
+    match artifact {
+        Artifact::Schema => {
+            args.push("--schema-only".into());
+            if opts.schemas.is_empty() {
+                for s in supabase::MANAGED_SCHEMAS {
+                    args.push(format!("--exclude-schema={s}"));
+                }
+                args.push("--exclude-schema=*timescaledb_*".into());
+            } else {
+                // Every other schema is excluded (rather than these
+                // included), so database-wide objects that reach into the
+                // chosen schemas — publication memberships — stay in.
+                for s in all_schemas
+                    .iter()
+                    .filter(|s| !opts.schemas.contains(s) || supabase::is_managed_schema(s))
+                {
+                    args.push(format!("--exclude-schema={s}"));
+                }
+            }
+        }
+        Artifact::Data => {
+            args.push("--data-only".into());
+            if opts.schemas.is_empty() {
+                for s in supabase::MANAGED_SCHEMAS
+                    .iter()
+                    .filter(|s| !supabase::MANAGED_WITH_USER_DATA.contains(s))
+                {
+                    args.push(format!("--exclude-schema={s}"));
+                }
+                args.push("--exclude-schema=*timescaledb_*".into());
+            } else {
+                for s in &opts.schemas {
+                    args.push(format!("--schema={s}"));
+                }
+            }
+            // The platform's own migration bookkeeping exists in every project.
+            for t in supabase::PLATFORM_BOOKKEEPING_TABLES {
+                args.push(format!("--exclude-table-data={t}"));
+            }
+        }
+        Artifact::History => {
+            args.push("--schema=supabase_migrations".into());
+        }
+        Artifact::PlatformArchive => {
+            args.push("--schema-only".into());
+            for s in PLATFORM_ARCHIVE_SCHEMAS {
+                args.push(format!("--schema={s}"));
+            }
+        }
+        Artifact::Roles | Artifact::SchemaArchive => {}
+    }
+    if !matches!(artifact, Artifact::History | Artifact::PlatformArchive) {
+        for t in &opts.exclude_tables {
+            args.push(format!("--exclude-table-data={t}"));
+        }
+    }
+    args
+}
+
+/// The platform schemas kept as DDL in `platform.dump` (when present).
+pub const PLATFORM_ARCHIVE_SCHEMAS: &[&str] =
+    &["auth", "storage", "supabase_functions", "extensions"];
