@@ -79,6 +79,37 @@ pub async fn unlock(engine: &Engine) -> Result<()> {
 }
 
 /// Asks "yes/no" on the terminal; without a terminal the answer is no.
+/// Unlocks when that needs no question (the passphrase in the environment,
+/// or the keychain); otherwise leaves the vault locked.
+pub async fn try_unlock(engine: &Engine) {
+    if engine.is_unlocked() {
+        return;
+    }
+    let Ok(status) = engine.vault_status().await else {
+        return;
+    };
+    if !status.initialized {
+        return;
+    }
+    if status.keychain && engine.unlock(None).await.is_ok() {
+        return;
+    }
+    if let Some(p) = from_env(PASSPHRASE_ENV) {
+        let _ = engine.unlock(Some(p)).await;
+    }
+}
+
+/// A line typed on the terminal (`None` when there is no terminal).
+pub fn line(question: &str) -> Option<String> {
+    if !interactive() {
+        return None;
+    }
+    eprint!("{question}");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    Some(line.trim().to_owned())
+}
+
 pub fn confirm(question: &str) -> bool {
     if !interactive() {
         return false;

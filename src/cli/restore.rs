@@ -7,7 +7,6 @@ use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use super::{output, prompt};
-use crate::engine::project::Environment;
 use crate::engine::restore::{
     RestoreMode, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope, RestoreTarget,
 };
@@ -25,9 +24,18 @@ pub enum RestoreCmd {
         /// new: the target has nothing in scope; replace: replace what is there.
         #[arg(long, value_parser = ["new", "replace"])]
         mode: Option<String>,
-        /// Do not ask; also required for production targets.
+        /// Accept that replacing the scope drops this object outside it, named
+        /// as the preview lists it (repeat for each).
+        #[arg(long = "allow-drop", value_name = "OBJECT")]
+        allow_drop: Vec<String>,
+        /// The target's name typed again: required for production projects and
+        /// for URL targets that are not empty (--yes alone is not enough there).
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+        /// Do not ask before restoring.
         #[arg(long)]
         yes: bool,
+        /// Print the restore record as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -38,14 +46,23 @@ pub enum RestoreCmd {
         target: TargetArgs,
         #[command(flatten)]
         scope: ScopeArgs,
+        /// new: the target has nothing in scope; replace: replace what is there.
         #[arg(long, value_parser = ["new", "replace"])]
         mode: Option<String>,
+        /// Objects outside the scope to accept losing (as the preview lists them).
+        #[arg(long = "allow-drop", value_name = "OBJECT")]
+        allow_drop: Vec<String>,
+        /// Print the preview as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Undo a restore by restoring its safety snapshot.
+    /// Undo a restore by restoring its safety snapshot exactly.
     Rollback {
         restore_id: String,
+        /// The target's name typed again (production projects, non-empty URL targets).
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+        /// Do not ask before rolling back.
         #[arg(long)]
         yes: bool,
     },
@@ -163,6 +180,67 @@ fn print_preview(p: &RestorePreview) {
     if !p.roles_to_create.is_empty() {
         println!("  Roles to create: {}", p.roles_to_create.join(", "));
     }
+    let list = |title: &str, items: &[String], limit: usize| {
+        if items.is_empty() {
+            return;
+        }
+        println!("  {title}: {}", items.len());
+        for o in items.iter().take(limit) {
+            println!("    {o}");
+        }
+        if items.len() > limit {
+            println!("    … and {} more", items.len() - limit);
+        }
+    };
+    list(
+        "Platform objects already in the target (skipped)",
+        &p.platform_skipped,
+        5,
+    );
+    list(
+        "In the target with another definition (the target's kept)",
+        &p.platform_differs,
+        15,
+    );
+    list(
+        "Created in platform schemas or database-wide",
+        &p.platform_created,
+        15,
+    );
+    list(
+        "Platform objects the target lacks (left to the platform)",
+        &p.platform_missing,
+        15,
+    );
+    list(
+        "Replaced with the backup's definition",
+        &p.replaced_objects,
+        15,
+    );
+    list(
+        "Left out of schema.sql at backup time",
+        &p.left_out_at_backup,
+        10,
+    );
+    if !p.dependents.is_empty() {
+        println!(
+            "  Outside the scope, depending on what is replaced: {}",
+            p.dependents.len()
+        );
+        for d in &p.dependents {
+            let what = if d.recreated {
+                "restored from the backup"
+            } else if d.accepted {
+                "DROPPED (accepted)"
+            } else {
+                "would be DROPPED: accept with --allow-drop, or widen the scope"
+            };
+            println!("    \"{}\" (depends on {}): {what}", d.object, d.depends_on);
+        }
+    }
+    if let Some(name) = &p.confirm_name {
+        println!("  Confirmation:    type the target's name: --confirm '{name}'");
+    }
     println!("  Estimated time:  {:.0} s", p.estimated_seconds);
     println!(
         "  Safety snapshot: {}",
@@ -214,6 +292,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             target,
             scope,
             mode,
+            allow_drop,
             json,
         } => {
             prompt::unlock(engine).await?;
@@ -222,6 +301,8 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                 target: target.target()?,
                 scope: scope.scope(),
                 mode: mode.as_deref().map(RestoreMode::parse).transpose()?,
+                allow_drop,
+                confirm: None,
             };
             let p = engine.preview_restore(&req).await?;
             if json {
@@ -236,40 +317,47 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             target,
             scope,
             mode,
+            allow_drop,
+            confirm,
             yes,
             json,
         } => {
             prompt::unlock(engine).await?;
-            let target = target.target()?;
-            let req = RestoreRequest {
+            let mut req = RestoreRequest {
                 backup: backup_id,
-                target: target.clone(),
+                target: target.target()?,
                 scope: scope.scope(),
                 mode: mode.as_deref().map(RestoreMode::parse).transpose()?,
+                allow_drop,
+                confirm,
             };
             let preview = engine.preview_restore(&req).await?;
             if let Some(r) = &preview.refusal {
-                return Err(Error::conflict(r.clone()).with_hint("run `supabackup restore preview` to see them; pass --mode replace to replace them"));
+                return Err(Error::conflict(r.clone()).with_hint(
+                    "run `supabackup restore preview` to see the details; nothing was changed",
+                ));
             }
-            let production = match &target {
-                RestoreTarget::Project(p) => {
-                    engine.project(p).await?.environment == Environment::Production
-                }
-                RestoreTarget::Url(_) => false,
-            };
             if !yes {
-                if production {
-                    return Err(Error::invalid(format!(
-                        "{} is a production project: restoring into it needs --yes",
-                        preview.target
-                    )));
-                }
                 if !json && std::io::stdout().is_terminal() {
                     print_preview(&preview);
                 }
                 if !prompt::confirm("Go ahead with this restore?") {
                     return Err(Error::invalid("restore not confirmed; nothing was changed")
                         .with_hint("pass --yes to skip the question"));
+                }
+            }
+            if let Some(name) = &preview.confirm_name
+                && req.confirm.is_none()
+                && prompt::interactive()
+            {
+                req.confirm = prompt::line(&format!(
+                    "{} needs its name typed to restore into it. Name: ",
+                    preview.target
+                ));
+                if req.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                    return Err(Error::invalid(
+                        "the name does not match; nothing was changed",
+                    ));
                 }
             }
             let rec = engine
@@ -296,7 +384,11 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        RestoreCmd::Rollback { restore_id, yes } => {
+        RestoreCmd::Rollback {
+            restore_id,
+            confirm,
+            yes,
+        } => {
             prompt::unlock(engine).await?;
             let r = engine.restore_record(&restore_id).await?;
             if !yes && !prompt::confirm(&format!("Roll back restore {} into {}?", r.id, r.target)) {
@@ -306,13 +398,15 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                 );
             }
             let rec = engine
-                .rollback_restore(&r.id, progress_fn(), cancel_on_ctrl_c())
+                .rollback_restore(&r.id, confirm, progress_fn(), cancel_on_ctrl_c())
                 .await?;
             println!("{}", rec.id);
             eprintln!("Restore {} was rolled back.", r.id);
             Ok(0)
         }
         RestoreCmd::List { limit, json } => {
+            // Unlocked, interrupted restores learn whether they committed.
+            prompt::try_unlock(engine).await;
             let list = engine.list_restores(limit).await?;
             if json {
                 return output::json(&list).map(|_| 0);
@@ -325,7 +419,12 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                         r.backup_id.clone(),
                         r.target.clone(),
                         r.mode.clone(),
-                        r.status.clone(),
+                        match (r.status.as_str(), r.committed) {
+                            ("interrupted", Some(true)) => "interrupted (committed)".into(),
+                            ("interrupted", Some(false)) => "interrupted (rolled back)".into(),
+                            ("interrupted", None) => "interrupted (commit unknown)".into(),
+                            (s, _) => s.to_owned(),
+                        },
                         r.snapshot_backup_id.clone().unwrap_or_else(|| "-".into()),
                         r.started_at.clone(),
                     ]

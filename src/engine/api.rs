@@ -113,6 +113,11 @@ impl Engine {
             Ok(_) => {}
             Err(e) => tracing::warn!("could not recover interrupted backups: {e}"),
         }
+        match engine.recover_interrupted_restores().await {
+            Ok(n) if n > 0 => tracing::warn!("recovered {n} interrupted restore(s)"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not recover interrupted restores: {e}"),
+        }
         Ok(engine)
     }
 
@@ -197,6 +202,15 @@ impl Engine {
             .call(move |c| vault::unlock(c, passphrase.as_ref(), keystore.as_ref()))
             .await?;
         self.set_key(Some(key));
+        // What a crash left behind on servers needs their passwords.
+        match tokio::time::timeout(std::time::Duration::from_secs(60), self.finish_recovery()).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("could not finish recovering interrupted restores: {e}"),
+            Err(_) => tracing::warn!(
+                "recovering interrupted restores took too long; retried at the next unlock"
+            ),
+        }
         Ok(())
     }
 

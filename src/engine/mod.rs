@@ -8,6 +8,7 @@ pub mod conninfo;
 pub mod crypto;
 pub mod dashboard;
 pub mod error;
+pub mod failpoint;
 pub mod notify;
 pub mod paths;
 pub mod pg;

@@ -91,18 +91,20 @@ pub fn backup(
     })
 }
 
-/// Runs a restore (or, with `rollback_of`, rolls one back), streaming its progress.
+/// Runs a restore (or, with `rollback_of`, rolls one back; `confirm` is
+/// the target's name typed again), streaming its progress.
 pub fn restore(
     engine: Engine,
     req: Option<RestoreRequest>,
     rollback_of: Option<String>,
+    confirm: Option<String>,
     cancel: CancellationToken,
 ) -> impl Straw<RestoreRecord, RestoreProgress, Error> {
     bridge(cancel, move |report, cancel| {
         let report: RestoreProgressFn = report;
         async move {
             match (req, rollback_of) {
-                (_, Some(id)) => engine.rollback_restore(&id, report, cancel).await,
+                (_, Some(id)) => engine.rollback_restore(&id, confirm, report, cancel).await,
                 (Some(req), None) => engine.run_restore(req, report, cancel).await,
                 (None, None) => Err(Error::internal("a restore job needs a request")),
             }

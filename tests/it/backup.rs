@@ -111,8 +111,7 @@ async fn a_full_backup_restores_with_supabases_documented_procedure() {
             "schema.sql.zst.enc",
             "schema.dump.zst.enc",
             "data.sql.zst.enc",
-            "history.sql.zst.enc",
-            "platform.dump.zst.enc"
+            "history.sql.zst.enc"
         ]
     );
     let folder = PathBuf::from(rec.file_path.clone().expect("folder"));
@@ -325,8 +324,7 @@ async fn each_type_and_filter_produces_its_artifacts() {
             "schema.sql.xz",
             "schema.dump.xz",
             "data.sql.xz",
-            "history.sql.xz",
-            "platform.dump.xz"
+            "history.sql.xz"
         ]
     );
     let m = e.backup_manifest(&excluded.id).await.expect("manifest");

@@ -11,5 +11,8 @@ mod harness;
 mod notify;
 mod projects;
 mod restore;
+mod restore_kill;
+mod restore_platform;
+mod restore_tamper;
 mod schedule;
 mod support;

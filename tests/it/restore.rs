@@ -29,6 +29,7 @@ fn req(
         target,
         scope,
         mode,
+        ..Default::default()
     }
 }
 
@@ -141,10 +142,17 @@ async fn preview_changes_nothing_and_a_non_empty_target_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
-    let (t, _src, _dst, b) = setup("atomic").await;
-    // A plain database: no platform schemas, so loading fails part-way.
-    let bare = cluster().create_db("rs_atomic_bare");
-    bare.psql("CREATE TABLE public.keep_me (id int); INSERT INTO public.keep_me VALUES (1), (2);");
+    let (t, _src, dst, b) = setup("atomic").await;
+    // The target refuses the rows of auth.users with a trigger that fires
+    // whatever the replication role: the restore fails in its data section.
+    dst.psql(
+        "CREATE TABLE public.keep_me (id int); INSERT INTO public.keep_me VALUES (1), (2);
+         CREATE FUNCTION public.no_users() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'no new users here'; END $$;
+         CREATE TRIGGER no_users BEFORE INSERT ON auth.users FOR EACH STATEMENT EXECUTE FUNCTION public.no_users();
+         ALTER TABLE auth.users ENABLE ALWAYS TRIGGER no_users;",
+    );
+    let bare = dst;
     let over_time = CompareOptions {
         include_roles: false,
         ..Default::default()
@@ -156,7 +164,7 @@ async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
         .run_restore(
             req(
                 &b,
-                RestoreTarget::Url(bare.url()),
+                RestoreTarget::Project("Target".into()),
                 RestoreScope::default(),
                 Some(RestoreMode::New),
             ),
@@ -166,6 +174,7 @@ async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
         .await
         .expect_err("must fail");
     assert!(err.message.contains("psql stopped"), "{err}");
+    assert!(err.message.contains("no new users here"), "{err}");
     let after = snapshot(&bare, &over_time);
     let diffs = diff_snapshots(&before, &after);
     assert!(
@@ -304,7 +313,7 @@ async fn replace_then_rollback_returns_the_target_exactly() {
     let _roles = roles_lock();
     let back = t
         .engine
-        .rollback_restore(&rec.id, Arc::new(|_| {}), CancellationToken::new())
+        .rollback_restore(&rec.id, None, Arc::new(|_| {}), CancellationToken::new())
         .await
         .expect("rollback");
     assert_eq!(back.rollback_of.as_deref(), Some(rec.id.as_str()));
@@ -516,6 +525,23 @@ fn the_cli_previews_restores_guards_production_and_runs_restore_tests() {
         "0"
     );
 
+    // --yes alone is not enough for production: the name must be typed.
+    let out = cli(
+        data.path(),
+        &["restore", "run", &id, "--to", "Prod", "--no-roles", "--yes"],
+        &env,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--confirm 'Prod'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_class WHERE relname = 'notes'"),
+        "0"
+    );
     let out = cli(
         data.path(),
         &[
@@ -526,6 +552,8 @@ fn the_cli_previews_restores_guards_production_and_runs_restore_tests() {
             "Prod",
             "--no-roles",
             "--yes",
+            "--confirm",
+            "Prod",
             "--json",
         ],
         &env,
@@ -539,7 +567,17 @@ fn the_cli_previews_restores_guards_production_and_runs_restore_tests() {
     // Again without a mode: refused, the target holds the objects.
     let out = cli(
         data.path(),
-        &["restore", "run", &id, "--to", "Prod", "--no-roles", "--yes"],
+        &[
+            "restore",
+            "run",
+            &id,
+            "--to",
+            "Prod",
+            "--no-roles",
+            "--yes",
+            "--confirm",
+            "Prod",
+        ],
         &env,
         None,
     );

@@ -1,5 +1,6 @@
 //! Producing one artifact: a PostgreSQL tool's output through its filter
-//! (roles), tap (data) or TOC list (schema) into the streaming pipeline.
+//! (roles), tap (data) or platform filter (schema, see platform.rs) into
+//! the streaming pipeline.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -168,21 +169,16 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
                         job.program.display()
                     ))
                 })?;
-            let mut listing = Vec::new();
-            let list = ToolRun {
-                program: &pg_restore,
-                args: vec!["--list".into(), archive_path.display().to_string()],
-                info: &job.info,
-                passfile: None,
-            };
-            stream(&list, &job.cancel, &mut |bytes| {
-                listing.extend_from_slice(bytes);
-                Ok(())
-            })?;
-            let (filtered, left) = super::toc::filter_listing(&String::from_utf8_lossy(&listing));
-            left_out = left;
+            let toc = crate::engine::pg::archive::read_toc_file(&archive_path)?;
+            let platform = super::platform::classify(&toc);
+            left_out = super::platform::left_out_summary(&toc, &platform);
+            let list = crate::engine::pg::archive::list_file(
+                toc.entries
+                    .iter()
+                    .filter(|e| !platform.contains_key(&e.dump_id)),
+            );
             let list_path = job.path.with_extension("list");
-            std::fs::write(&list_path, filtered).map_err(|e| Error::io("write", &list_path, e))?;
+            std::fs::write(&list_path, list).map_err(|e| Error::io("write", &list_path, e))?;
             let restore = ToolRun {
                 program: &pg_restore,
                 args: vec![

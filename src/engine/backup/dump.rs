@@ -265,12 +265,14 @@ pub fn stream(
     Ok(())
 }
 
-/// Runs the tool (psql) with `producer` writing its standard input; stdout
-/// is discarded, stderr kept for the error message. Cancelling kills the
-/// tool, which makes the server roll back its open transaction.
+/// Runs the tool (psql) with `producer` writing its standard input; each
+/// line of its stdout goes to `on_line`, stderr is kept for the error
+/// message. Cancelling kills the tool, which makes the server roll back its
+/// open transaction.
 pub fn feed(
     run: &ToolRun<'_>,
     cancel: &CancellationToken,
+    mut on_line: Box<dyn FnMut(&str) + Send>,
     producer: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
     let name = program_name(run.program);
@@ -279,7 +281,15 @@ pub fn feed(
     let (tool, stdout, stdin) = Supervised::spawn(cmd, run.program, cancel)?;
     let mut stdin = stdin.ok_or_else(|| Error::internal("no stdin pipe"))?;
     let out_thread = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => on_line(String::from_utf8_lossy(&line).trim_end()),
+            }
+        }
     });
     let produced = producer(&mut stdin);
     // A broken pipe means the tool stopped reading (it failed: its own

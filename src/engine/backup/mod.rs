@@ -5,12 +5,12 @@ pub mod dump;
 pub mod manifest;
 pub mod options;
 pub mod pipeline;
+pub mod platform;
 pub mod roles;
 pub mod run;
 pub mod source;
 pub mod store;
 pub mod tap;
-pub mod toc;
 pub mod verify;
 
 pub use options::{BackupKind, BackupOptions, Codec};

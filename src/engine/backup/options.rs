@@ -104,8 +104,8 @@ pub enum Artifact {
     /// The schema as a pg_dump custom archive: lets a restore pick objects
     /// exactly (pg_restore -L) instead of rewriting SQL text.
     SchemaArchive,
-    /// The platform schemas' DDL (auth, storage, ...) as a custom archive:
-    /// lets a backup be restored into a plain PostgreSQL (restore tests).
+    /// The platform schemas' DDL as a custom archive, written by earlier
+    /// versions (the schema archive now holds every schema).
     PlatformArchive,
 }
 
@@ -218,16 +218,13 @@ impl BackupOptions {
         let filtered = !self.schemas.is_empty();
         match self.kind {
             BackupKind::Full if filtered => vec![Artifact::Schema, Artifact::Data],
-            BackupKind::Full => vec![
+            // A safety snapshot covers all a restore may change.
+            BackupKind::Full | BackupKind::PreRestore => vec![
                 Artifact::Roles,
                 Artifact::Schema,
                 Artifact::Data,
                 Artifact::History,
-                Artifact::PlatformArchive,
             ],
-            BackupKind::PreRestore => {
-                vec![Artifact::Schema, Artifact::Data, Artifact::PlatformArchive]
-            }
             BackupKind::Schema => vec![Artifact::Schema],
             BackupKind::Data => vec![Artifact::Data],
             BackupKind::Roles => vec![Artifact::Roles],
@@ -242,7 +239,7 @@ mod tests {
     #[test]
     fn artifacts_per_type_and_names() {
         let mut o = BackupOptions::default();
-        assert_eq!(o.artifacts().len(), 5);
+        assert_eq!(o.artifacts().len(), 4);
         assert_eq!(
             Artifact::SchemaArchive.file_name(Codec::Zstd, true),
             "schema.dump.zst.enc"

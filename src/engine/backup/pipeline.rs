@@ -282,12 +282,31 @@ pub fn open_artifact(
         _ => Error::io("open", path, e),
     })?;
     let encrypted = super::crypt::is_encrypted(path)?;
+    open_artifact_file(file, path, codec, encrypted, passphrase, key)
+}
+
+/// Like [`open_artifact`] on an open file whose encryption is known (from
+/// the manifest): a file that is not what it should be is refused.
+pub fn open_artifact_file(
+    file: File,
+    path: &Path,
+    codec: Codec,
+    encrypted: bool,
+    passphrase: Option<&Secret>,
+    key: Option<&FileKey>,
+) -> Result<(Box<dyn Read + Send>, StoredHash)> {
     let stored: StoredHash = Arc::new(std::sync::Mutex::new(HashingReader::new(
         BufReader::with_capacity(IO_BUF, file),
     )));
     let mut source = SharedReader(stored.clone());
     let decrypted: Box<dyn Read + Send> = if encrypted {
-        let header = super::crypt::Header::read_from(&mut source)?;
+        let header = super::crypt::Header::read_from(&mut source).map_err(|e| {
+            Error::corrupt(format!(
+                "{} should be encrypted but is not a supabackup encrypted file ({})",
+                path.display(),
+                e.message
+            ))
+        })?;
         let reader = match key {
             Some(k) if k.params() == header.params && k.salt() == header.salt => {
                 DecryptReader::with_key(source, header, k)?

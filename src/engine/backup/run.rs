@@ -379,7 +379,6 @@ impl Engine {
             .artifacts()
             .into_iter()
             .filter(|a| *a != Artifact::History || server.has_history)
-            .filter(|a| *a != Artifact::PlatformArchive || server.has_platform)
             .collect();
         let pg_dumpall = match pg_dump.path.parent().map(|d| d.join("pg_dumpall")) {
             Some(p) if p.is_file() => p,
@@ -437,7 +436,7 @@ impl Engine {
                     &req.options,
                     info,
                     server.snapshot.as_deref(),
-                    &server.schemas,
+                    &server,
                 ),
                 info: info.clone(),
                 passfile: passfile.as_ref().map(|p| p.path().to_path_buf()),

@@ -15,7 +15,9 @@ pub(super) struct Server {
     pub(super) size: i64,
     pub(super) matviews: Vec<MatviewInfo>,
     pub(super) has_history: bool,
-    pub(super) has_platform: bool,
+    /// Platform schemas pg_dump could not lock a table of (left out of the
+    /// schema archive, with a warning).
+    pub(super) unreadable_schemas: Vec<String>,
     pub(super) cluster_roles: Vec<String>,
     pub(super) schemas: Vec<String>,
     pub(super) objects: Vec<ObjectSummary>,
@@ -117,6 +119,30 @@ pub(crate) async fn object_summary(client: &tokio_postgres::Client) -> Result<Ve
         .collect())
 }
 
+/// Platform schemas pg_dump cannot dump as this role: it locks every table
+/// it dumps, which needs USAGE on the schema and SELECT on the table.
+pub(crate) async fn unreadable_platform_schemas(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text FROM pg_namespace n
+             WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+               AND (NOT has_schema_privilege(n.oid, 'USAGE')
+                    OR EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid
+                               AND c.relkind IN ('r', 'p') AND NOT has_table_privilege(c.oid, 'SELECT')))
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::connection(format!("could not check schema privileges: {e}")))?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|s| supabase::is_managed_schema(s))
+        .collect())
+}
+
 pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
     let client = connect::connect(info, None).await?;
     let mut warnings = Vec::new();
@@ -139,25 +165,26 @@ pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
             None
         }
     };
-    let platform: Vec<String> = PLATFORM_ARCHIVE_SCHEMAS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     let row = client
         .query_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
                     pg_database_size(current_database()),
                     EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'supabase_migrations'),
-                    EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ANY($1)),
                     ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1),
                     ARRAY(SELECT nspname::text FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1)",
-            &[&platform],
+            &[],
         )
         .await
         .map_err(|e| Error::connection(format!("could not read the server version: {e}")))?;
     let mvs = matviews(&client).await?;
     let objects = object_summary(&client).await?;
     let version_num: i32 = row.get(1);
+    let unreadable = unreadable_platform_schemas(&client).await?;
+    for s in &unreadable {
+        warnings.push(format!(
+            "the platform schema {s} is not fully readable by this role; its definitions are not in schema.dump"
+        ));
+    }
     Ok((
         Server {
             version: row.get(0),
@@ -165,9 +192,9 @@ pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
             size: row.get(2),
             matviews: mvs,
             has_history: row.get(3),
-            has_platform: row.get(4),
-            cluster_roles: row.get(5),
-            schemas: row.get(6),
+            unreadable_schemas: unreadable,
+            cluster_roles: row.get(4),
+            schemas: row.get(5),
             objects,
             snapshot,
             _client: client,
@@ -182,8 +209,9 @@ pub(super) fn dump_args(
     opts: &BackupOptions,
     info: &ConnInfo,
     snapshot: Option<&str>,
-    all_schemas: &[String],
+    server: &Server,
 ) -> Vec<String> {
+    let all_schemas = &server.schemas;
     let mut args = vec![
         "--quote-all-identifiers".to_owned(),
         "--no-password".to_owned(),
@@ -203,10 +231,15 @@ pub(super) fn dump_args(
         Artifact::Schema => {
             args.push("--schema-only".into());
             if opts.schemas.is_empty() {
-                for s in supabase::MANAGED_SCHEMAS {
+                // The whole database, platform schemas included: a restore
+                // compares them with the target's and brings back the
+                // user's objects among them (triggers on auth.users, storage
+                // policies). Migration history is history.sql.
+                args.push("--exclude-schema=supabase_migrations".into());
+                args.push("--exclude-schema=*timescaledb_*".into());
+                for s in &server.unreadable_schemas {
                     args.push(format!("--exclude-schema={s}"));
                 }
-                args.push("--exclude-schema=*timescaledb_*".into());
             } else {
                 // Every other schema is excluded (rather than these
                 // included), so database-wide objects that reach into the
@@ -242,13 +275,8 @@ pub(super) fn dump_args(
         Artifact::History => {
             args.push("--schema=supabase_migrations".into());
         }
-        Artifact::PlatformArchive => {
-            args.push("--schema-only".into());
-            for s in PLATFORM_ARCHIVE_SCHEMAS {
-                args.push(format!("--schema={s}"));
-            }
-        }
-        Artifact::Roles | Artifact::SchemaArchive => {}
+        // Written by backups of earlier versions only.
+        Artifact::Roles | Artifact::SchemaArchive | Artifact::PlatformArchive => {}
     }
     if !matches!(artifact, Artifact::History | Artifact::PlatformArchive) {
         for t in &opts.exclude_tables {
@@ -257,7 +285,3 @@ pub(super) fn dump_args(
     }
     args
 }
-
-/// The platform schemas kept as DDL in `platform.dump` (when present).
-pub const PLATFORM_ARCHIVE_SCHEMAS: &[&str] =
-    &["auth", "storage", "supabase_functions", "extensions"];

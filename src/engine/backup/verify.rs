@@ -61,6 +61,13 @@ fn check_file(
             "its SHA-256 differs from the manifest (the file was altered)",
         ));
     }
+    if super::crypt::is_encrypted(&path)? != f.encrypted {
+        return Err(Error::corrupt(if f.encrypted {
+            "the manifest says it is encrypted, but it is not (the file was replaced)"
+        } else {
+            "the manifest says it is not encrypted, but it is (the file was replaced)"
+        }));
+    }
     if f.encrypted && key.is_none() {
         let mut file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let header = Header::read_from(&mut file)?;

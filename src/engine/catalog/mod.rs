@@ -25,12 +25,15 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
         M::up(include_str!("../../../migrations/0001_initial.sql")),
         M::up(include_str!("../../../migrations/0002_restores.sql")),
+        M::up(include_str!(
+            "../../../migrations/0003_restore_recovery.sql"
+        )),
     ])
 });
 
 /// How many schema versions this build knows.
 pub fn known_version() -> usize {
-    2
+    3
 }
 
 /// A handle on the catalog; cheap to clone, shared by all front-ends.

@@ -1,6 +1,7 @@
 //! PostgreSQL: connections (tokio-postgres over rustls with libpq's sslmode
 //! meanings), the machine's client tools, and the connection test.
 
+pub mod archive;
 pub mod connect;
 pub mod probe;
 pub mod tls;

@@ -1,12 +1,29 @@
 //! Restores: a backup into the same project, another project or any URL —
 //! whole or by schema/table, roles/schema/data separately — with a preview,
-//! a safety snapshot and a rollback, always in one transaction. And the
-//! automated restore test into a throw-away database.
+//! a safety snapshot and a rollback, always in one transaction, loaded the
+//! way pg_restore loads (pre-data, data, post-data). And the automated
+//! restore test, which takes the same path into a throw-away database.
+//!
+//! - `plan`: the target as it is, conflicts, what replace mode replaces;
+//! - `verified`: only bytes that match the manifest and the catalog;
+//! - `select`: which archive entries run, compared with the target's own;
+//! - `scope`: what outside a replaced scope depends on it;
+//! - `prepare`: all of the above, the preview;
+//! - `load`: the one psql session; `guard`: what psql may be sent;
+//! - `exec`: restores, rollbacks and their records; `recover`: after a
+//!   crash; `rtest`: restore tests.
 
 pub mod datafilter;
 mod exec;
+pub mod guard;
+mod load;
 mod plan;
+mod prepare;
+mod recover;
 mod rtest;
+pub mod scope;
+mod select;
+mod verified;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +128,7 @@ impl RestoreMode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RestoreRequest {
     /// Backup id (or unique prefix).
     pub backup: String,
@@ -119,6 +136,18 @@ pub struct RestoreRequest {
     pub scope: RestoreScope,
     /// `None`: refuse when the target already holds objects in scope.
     pub mode: Option<RestoreMode>,
+    /// Objects outside the scope the user accepts to lose, as the preview
+    /// lists them (`column mood of table app.t`).
+    pub allow_drop: Vec<String>,
+    /// The target's name typed again: required for production projects and
+    /// for URL targets that are not empty.
+    pub confirm: Option<String>,
+}
+
+impl Default for RestoreTarget {
+    fn default() -> Self {
+        RestoreTarget::Project(String::new())
+    }
 }
 
 /// A restore as recorded in the catalog.
@@ -136,6 +165,13 @@ pub struct RestoreRecord {
     pub error_message: Option<String>,
     pub started_at: String,
     pub completed_at: Option<String>,
+    /// For an interrupted restore: whether its transaction committed
+    /// (`None`: not known yet).
+    #[serde(default)]
+    pub committed: Option<bool>,
+    /// Objects outside the scope it was allowed to drop.
+    #[serde(default)]
+    pub allow_drop: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -50,9 +50,29 @@ pub struct RestorePreview {
     pub changed: Vec<String>,
     pub roles_to_create: Vec<String>,
     pub estimated_seconds: f64,
-    /// A safety snapshot of the objects in scope is taken first.
+    /// A safety snapshot of the whole target is taken first (rollback).
     pub snapshot: bool,
     pub warnings: Vec<String>,
+    /// Platform objects the target already has with the same definition:
+    /// skipped (a new project has them).
+    pub platform_skipped: Vec<String>,
+    /// Objects the target has with another definition: the target's kept.
+    pub platform_differs: Vec<String>,
+    /// Objects of platform schemas or of the whole database the restore
+    /// creates (the user's: triggers on auth.users, storage policies,
+    /// extensions, event triggers, a platform schema the target lacks).
+    pub platform_created: Vec<String>,
+    /// Platform objects the target lacks: left to the platform.
+    pub platform_missing: Vec<String>,
+    /// Objects replaced with the backup's definition (replace mode).
+    pub replaced_objects: Vec<String>,
+    /// What the backup left out of schema.sql, and why (recorded at backup time).
+    pub left_out_at_backup: Vec<String>,
+    /// Objects outside the scope that depend on what replace mode replaces.
+    pub dependents: Vec<crate::engine::restore::scope::Dependent>,
+    /// The name to type again (`--confirm`) before the restore runs, when
+    /// the target is a production project or a URL that is not empty.
+    pub confirm_name: Option<String>,
 }
 
 /// One default privilege of the restoring role, as `aclexplode` gives it.
@@ -74,9 +94,30 @@ pub(crate) struct TargetState {
     pub rows: HashMap<(String, String), i64>,
     pub default_acls: Vec<DefaultAcl>,
     pub has_history: bool,
-    /// (schema, table, name) of triggers, policies and indexes, with the
-    /// schemas of what each depends on.
-    pub attachments: HashMap<(String, String, String), Vec<String>>,
+}
+
+impl TargetState {
+    /// Whether the target holds anything of a user: an object outside the
+    /// platform schemas or a row in a table the restore loads.
+    pub fn is_empty(&self) -> bool {
+        !self
+            .objects
+            .iter()
+            .any(|o| !crate::engine::backup::platform::is_platform_schema(&o.schema))
+            && self.rows.values().all(|n| *n == 0)
+    }
+
+    /// The target's user schemas (not the platform's).
+    pub fn user_schemas(&self) -> BTreeSet<String> {
+        self.schemas
+            .iter()
+            .filter(|s| {
+                !crate::engine::backup::platform::is_platform_schema(s)
+                    && s.as_str() != "supabase_migrations"
+            })
+            .cloned()
+            .collect()
+    }
 }
 
 fn qerr(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
@@ -148,34 +189,6 @@ pub(crate) async fn inspect_target(
             grantee: r.get(2),
         })
         .collect();
-    // With the schemas of the functions and relations each one depends on:
-    // replacing those schemas drops it (CASCADE), so it must come back.
-    let attachments = client
-        .query(
-            "SELECT n.nspname::text, c.relname::text, t.tgname::text,
-                    ARRAY(SELECT DISTINCT dn.nspname::text FROM pg_depend d
-                          LEFT JOIN pg_proc dp ON d.refclassid = 'pg_proc'::regclass AND dp.oid = d.refobjid
-                          LEFT JOIN pg_class dc ON d.refclassid = 'pg_class'::regclass AND dc.oid = d.refobjid
-                          JOIN pg_namespace dn ON dn.oid = COALESCE(dp.pronamespace, dc.relnamespace)
-                          WHERE d.classid = 'pg_trigger'::regclass AND d.objid = t.oid)
-             FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE NOT t.tgisinternal
-             UNION ALL
-             SELECT n.nspname::text, c.relname::text, p.polname::text,
-                    ARRAY(SELECT DISTINCT dn.nspname::text FROM pg_depend d
-                          LEFT JOIN pg_proc dp ON d.refclassid = 'pg_proc'::regclass AND dp.oid = d.refobjid
-                          LEFT JOIN pg_class dc ON d.refclassid = 'pg_class'::regclass AND dc.oid = d.refobjid
-                          JOIN pg_namespace dn ON dn.oid = COALESCE(dp.pronamespace, dc.relnamespace)
-                          WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid)
-             FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-             UNION ALL SELECT schemaname::text, tablename::text, indexname::text, ARRAY[]::text[] FROM pg_indexes",
-            &[],
-        )
-        .await
-        .map_err(qerr("list triggers and policies"))?
-        .iter()
-        .map(|r| ((r.get(0), r.get(1), r.get(2)), r.get::<_, Vec<String>>(3)))
-        .collect();
     let version_num: i32 = row.get(1);
     Ok(TargetState {
         server_version: row.get(0),
@@ -187,23 +200,26 @@ pub(crate) async fn inspect_target(
         rows,
         default_acls,
         has_history: row.get(5),
-        attachments,
     })
 }
 
 /// What the restore will do.
 pub(crate) struct Plan {
-    /// Schemas whose DDL is restored (`None`: all of the backup's).
-    pub schema_schemas: Option<BTreeSet<String>>,
+    /// Whether the backup's DDL is restored (the archives' entries in scope).
+    pub want_schema: bool,
     /// Non-platform schemas the restore's DDL touches.
     pub ddl_schemas: BTreeSet<String>,
     pub data: Option<DataSelection>,
+    /// Only part of data.sql is loaded (then foreign keys are checked).
+    pub partial_data: bool,
     pub roles: bool,
     pub history: bool,
     /// Existing non-platform schemas emptied first (replace).
     pub replace_schemas: Vec<String>,
     /// Existing tables whose rows are deleted first (replace).
     pub replace_tables: Vec<(String, String)>,
+    /// Drop the target's migration history (a rollback to a backup without one).
+    pub drop_history: bool,
     pub preview: RestorePreview,
 }
 
@@ -238,6 +254,7 @@ pub(crate) fn make_plan(
     m: &Manifest,
     scope: &RestoreScope,
     mode: Option<RestoreMode>,
+    exact: bool,
     target: &TargetState,
     target_label: &str,
 ) -> Result<Plan> {
@@ -363,7 +380,21 @@ pub(crate) fn make_plan(
         )
         .collect();
     let replace = mode == Some(RestoreMode::Replace);
-    let replace_schemas: Vec<String> = if replace && want_schema {
+    let replace_schemas: Vec<String> = if exact {
+        // Everything of the user's goes: what the backup does not have, too.
+        target
+            .user_schemas()
+            .into_iter()
+            .chain(
+                ddl_schemas
+                    .iter()
+                    .filter(|s| target.schemas.contains(*s))
+                    .cloned(),
+            )
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    } else if replace && want_schema {
         ddl_schemas
             .iter()
             .filter(|s| target.schemas.contains(*s))
@@ -393,6 +424,7 @@ pub(crate) fn make_plan(
         && scope.schema
         && has(Artifact::History)
         && (!target.has_history || replace);
+    let drop_history = exact && target.has_history && !has(Artifact::History);
     if scope.is_whole() && scope.schema && has(Artifact::History) && !history {
         warnings.push("the target already has migration history (supabase_migrations); it is kept — use replace mode to restore the backup's".into());
     }
@@ -472,23 +504,27 @@ pub(crate) fn make_plan(
         changed,
         roles_to_create,
         estimated_seconds: 2.0 + bytes as f64 / (40.0 * 1024.0 * 1024.0),
-        snapshot: replace && !(replace_schemas.is_empty() && replace_tables.is_empty()),
+        snapshot: true,
         warnings,
+        platform_skipped: Vec::new(),
+        platform_differs: Vec::new(),
+        platform_created: Vec::new(),
+        platform_missing: Vec::new(),
+        replaced_objects: Vec::new(),
+        left_out_at_backup: m.left_out.clone(),
+        dependents: Vec::new(),
+        confirm_name: None,
     };
     Ok(Plan {
-        schema_schemas: if !want_schema {
-            Some(BTreeSet::new())
-        } else if scope.schemas.is_empty() {
-            None
-        } else {
-            Some(scope.schemas.iter().cloned().collect())
-        },
+        want_schema,
         ddl_schemas,
+        partial_data: data.is_some() && !scope.is_whole(),
         data,
         roles: want_roles,
         history,
         replace_schemas,
         replace_tables,
+        drop_history,
         preview,
     })
 }

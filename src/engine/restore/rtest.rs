@@ -1,25 +1,38 @@
-//! The automated restore test: restore a backup into a throw-away database
-//! on a scratch server, compare every table's row count and content
-//! checksum with the manifest (the same order-independent checksum the
-//! backup computed from its COPY stream), drop the database, record the
-//! outcome on the backup.
+//! The automated restore test: a throw-away database on a scratch server
+//! is made into a new project — the platform the backup's archive holds
+//! (platform schemas, their extensions, event triggers), as a new project
+//! has it — and the backup is restored into it by the very path a real
+//! restore takes (prepare → verified files → selection against the target
+//! → one transaction). Then every table's row count and content checksum
+//! are compared with the manifest (the same order-independent checksum the
+//! backup computed from its COPY stream), the database and the stand-in
+//! roles are dropped, and the outcome is recorded. A crash at any moment
+//! leaves a row from which the next start cleans up (`recover.rs`).
 
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use futures_util::StreamExt;
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::exec::secret_aad;
+use super::guard::{Policy, SqlGuard};
 use super::plan::quote;
+use super::prepare::{PrepareOptions, WorkDir};
+use super::{RestoreMode, RestoreRequest, RestoreScope, RestoreTarget, Target};
 use crate::engine::Engine;
 use crate::engine::backup::dump::{PassFile, ToolRun, feed, stream};
-use crate::engine::backup::options::Artifact;
+use crate::engine::backup::platform::{self, extension_schema, is_platform_schema};
 use crate::engine::backup::tap::MultisetHasher;
-use crate::engine::backup::toc::select_listing;
-use crate::engine::catalog::{analytics, now, settings};
+use crate::engine::catalog::{analytics, new_id, now, settings};
 use crate::engine::conninfo::ConnInfo;
+use crate::engine::crypto;
 use crate::engine::error::{Error, ErrorKind, Result};
+use crate::engine::failpoint;
+use crate::engine::pg::archive::{self, Toc};
 use crate::engine::pg::connect;
 
 /// The setting holding the default scratch server URL.
@@ -48,6 +61,53 @@ pub struct RestoreTestReport {
 
 const COMPARE_SETTINGS: &str = "SET extra_float_digits = 3; SET DateStyle = ISO; SET IntervalStyle = postgres; \
      SET TimeZone = 'UTC'; SET client_encoding = 'UTF8'; SET search_path = ''";
+
+/// Entries of the archives that make the scratch database a new project.
+fn platform_entries(toc: &Toc, superuser: bool, available: &HashSet<String>) -> BTreeSet<i32> {
+    let classified = platform::classify(toc);
+    let mut keep: BTreeSet<i32> = toc
+        .entries
+        .iter()
+        .filter(|e| {
+            let ext = e.desc == "EXTENSION"
+                && available.contains(&e.tag)
+                && extension_schema(&e.defn).is_some_and(|s| is_platform_schema(&s));
+            let platform = classified.contains_key(&e.dump_id)
+                // The user's triggers, policies and rules on platform
+                // tables are the restore's to bring back.
+                && !matches!(e.desc.as_str(), "TRIGGER" | "POLICY" | "RULE")
+                && (superuser || e.desc != "EVENT TRIGGER")
+                && e.desc != "EXTENSION";
+            e.is_setting() || ext || platform
+        })
+        .map(|e| e.dump_id)
+        .collect();
+    // Only what stands on its own: every dependency provisioned too.
+    loop {
+        let broken: Vec<i32> = toc
+            .entries
+            .iter()
+            .filter(|e| keep.contains(&e.dump_id))
+            .filter(|e| {
+                e.deps.iter().any(|d| {
+                    !keep.contains(d)
+                        && toc.get(*d).is_some_and(|x| {
+                            !x.is_setting()
+                                && !matches!(x.desc.as_str(), "DATABASE" | "DATABASE PROPERTIES")
+                        })
+                })
+            })
+            .map(|e| e.dump_id)
+            .collect();
+        if broken.is_empty() {
+            break;
+        }
+        for b in broken {
+            keep.remove(&b);
+        }
+    }
+    keep
+}
 
 impl Engine {
     /// The scratch server: the argument, the setting, or a local PostgreSQL.
@@ -89,9 +149,13 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<RestoreTestReport> {
         let started = std::time::Instant::now();
-        let (rec, mut source) = self.load_source(backup).await?;
-        if source.manifest.file(Artifact::Data).is_none()
-            || source.manifest.file(Artifact::SchemaArchive).is_none()
+        let (rec, manifest) = self.backup_and_manifest(backup).await?;
+        if manifest
+            .file(crate::engine::backup::options::Artifact::Data)
+            .is_none()
+            || manifest
+                .file(crate::engine::backup::options::Artifact::SchemaArchive)
+                .is_none()
         {
             return Err(Error::invalid(format!(
                 "backup {} has no schema and data to test (type {})",
@@ -112,25 +176,35 @@ impl Engine {
             )
         })?;
         let row = admin
-            .query_one("SELECT current_setting('server_version_num')::int, ARRAY(SELECT rolname::text FROM pg_roles)", &[])
+            .query_one(
+                "SELECT ARRAY(SELECT rolname::text FROM pg_roles),
+                        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+                        ARRAY(SELECT name::text FROM pg_available_extensions)",
+                &[],
+            )
             .await
             .map_err(|e| Error::connection(format!("the scratch server: {e}")))?;
-        let major = (row.get::<_, i32>(0) / 10000) as u32;
-        let existing: Vec<String> = row.get(1);
-        let db = format!(
-            "supabackup_rt_{}",
-            &crate::engine::catalog::new_id().replace('-', "")[20..]
-        );
+        let existing: Vec<String> = row.get(0);
+        let superuser: bool = row.get::<_, Option<bool>>(1).unwrap_or(false);
+        let available: HashSet<String> = row.get::<_, Vec<String>>(2).into_iter().collect();
+        let test_id = new_id();
+        let db = format!("supabackup_rt_{}", &test_id.replace('-', "")[20..]);
+        let temp = self.data_dir().temp();
+        let work = WorkDir::create(temp.join(format!("rtest-{test_id}")))?;
+        let work_path = work.path().to_path_buf();
+        self.record_test_start(&test_id, &rec.id, &scratch, &db, &work_path)
+            .await?;
         admin
             .batch_execute(&format!("CREATE DATABASE {}", quote(&db)))
             .await
             .map_err(|e| {
                 Error::connection(format!("could not create the scratch database: {e}"))
             })?;
-        // Roles the backup's objects name, as login-less stand-ins.
-        let mut created_roles = Vec::new();
-        for r in source
-            .manifest
+        failpoint::pause_async("rtest.created_db").await;
+        // Roles the backup's objects name, as login-less stand-ins; each is
+        // recorded before the next, so a crash leaves an exact list.
+        let mut created_roles: Vec<String> = Vec::new();
+        for r in manifest
             .cluster_roles
             .iter()
             .filter(|r| !existing.contains(r))
@@ -141,33 +215,96 @@ impl Engine {
                 .is_ok()
             {
                 created_roles.push(r.clone());
+                let (id, list) = (test_id.clone(), serde_json::to_string(&created_roles)?);
+                self.catalog()
+                    .call(move |c| {
+                        c.execute(
+                            "UPDATE restore_tests SET created_roles = ?2 WHERE id = ?1",
+                            params![id, list],
+                        )?;
+                        Ok(())
+                    })
+                    .await?;
             }
         }
+        failpoint::pause_async("rtest.roles").await;
         let mut info = scratch.clone();
         info.dbname = db.clone();
-        source.derive_key().await?;
-        let work = self.data_dir().temp().join(format!("restore-test-{db}"));
         let outcome = async {
-            std::fs::create_dir_all(&work).map_err(|e| Error::io("create", &work, e))?;
-            self.load_scratch(&source, &info, major, &work, &cancel)
+            self.provision_platform(&rec.id, &info, superuser, &available, &work_path, &cancel)
                 .await?;
-            compare_tables(&source.manifest, &info).await
+            failpoint::pause_async("rtest.provisioned").await;
+            let req = RestoreRequest {
+                backup: rec.id.clone(),
+                target: RestoreTarget::Url(String::new()),
+                scope: RestoreScope {
+                    roles: false,
+                    ..Default::default()
+                },
+                mode: Some(RestoreMode::New),
+                allow_drop: Vec::new(),
+                confirm: None,
+            };
+            let target = Target {
+                info: info.clone(),
+                project: None,
+                label: format!("scratch database {db}"),
+            };
+            let prepared = self
+                .prepare(
+                    &req,
+                    &target,
+                    work_path.join("restore"),
+                    PrepareOptions {
+                        for_run: true,
+                        exact: false,
+                    },
+                    &cancel,
+                )
+                .await?;
+            if let Some(why) = prepared.refusal() {
+                return Err(Error::corrupt(format!(
+                    "the backup would not restore into a new project: {why}"
+                )));
+            }
+            self.load(
+                &prepared,
+                &info,
+                Box::new(|_| Ok(())),
+                &|_, _, _| {},
+                cancel.clone(),
+            )
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::Invalid => {
+                    Error::corrupt(format!("the backup did not restore: {}", e.message))
+                }
+                _ => e,
+            })?;
+            drop(prepared);
+            let tables = compare_tables(&manifest, &info).await;
+            failpoint::pause_async("rtest.compared").await;
+            tables
         }
         .await;
-        let _ = std::fs::remove_dir_all(&work);
         // Always clean the scratch server.
-        let _ = admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote(&db)
-            ))
-            .await;
-        for r in &created_roles {
-            let _ = admin
-                .batch_execute(&format!("DROP ROLE IF EXISTS {}", quote(r)))
-                .await;
-        }
-        let tables = outcome?;
+        let cleaned = super::recover::drop_scratch(&scratch, &db, &created_roles)
+            .await
+            .is_ok();
+        let tables = match outcome {
+            Ok(t) => t,
+            Err(e) => {
+                let status = if e.kind == ErrorKind::Cancelled {
+                    "cancelled"
+                } else {
+                    "error"
+                };
+                self.record_test_end(&test_id, status, cleaned, Some(&e.message))
+                    .await?;
+                drop(work);
+                return Err(e);
+            }
+        };
         let first_failure = tables
             .iter()
             .find(|t| t.actual_rows != t.expected_rows || !t.checksum_matches)
@@ -193,6 +330,14 @@ impl Engine {
             first_failure,
             duration_ms: started.elapsed().as_millis() as u64,
         };
+        self.record_test_end(
+            &test_id,
+            if report.ok { "passed" } else { "failed" },
+            cleaned,
+            report.first_failure.as_deref(),
+        )
+        .await?;
+        drop(work);
         if let Some(problem) = &report.first_failure {
             let alert = crate::engine::notify::Alert::verification_failed(
                 rec.project_id.as_deref(),
@@ -219,59 +364,133 @@ impl Engine {
         Ok(report)
     }
 
-    async fn load_scratch(
+    async fn record_test_start(
         &self,
-        source: &super::exec::Source,
+        id: &str,
+        backup_id: &str,
+        scratch: &ConnInfo,
+        db: &str,
+        work: &Path,
+    ) -> Result<()> {
+        let sealed = match &scratch.password {
+            Some(p) => Some(crypto::seal(
+                &*self.master_key()?,
+                &secret_aad("rtest", id),
+                p.expose().as_bytes(),
+            )?),
+            None => None,
+        };
+        let (id, backup_id, url, db, work) = (
+            id.to_owned(),
+            backup_id.to_owned(),
+            scratch.url_without_password(),
+            db.to_owned(),
+            work.display().to_string(),
+        );
+        self.catalog()
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO restore_tests (id, backup_id, scratch_url, scratch_secret_nonce, scratch_secret,
+                         database, status, work_dir, started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8)",
+                    params![
+                        id,
+                        backup_id,
+                        url,
+                        sealed.as_ref().map(|s| s.0.to_vec()),
+                        sealed.as_ref().map(|s| s.1.clone()),
+                        db,
+                        work,
+                        now()
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn record_test_end(
+        &self,
+        id: &str,
+        status: &str,
+        cleaned: bool,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let (id, status, error) = (id.to_owned(), status.to_owned(), error.map(str::to_owned));
+        self.catalog()
+            .call(move |c| {
+                c.execute(
+                    "UPDATE restore_tests SET status = ?2, cleaned = ?3, error_message = ?4, completed_at = ?5,
+                         work_dir = NULL,
+                         scratch_secret_nonce = CASE WHEN ?3 = 1 THEN NULL ELSE scratch_secret_nonce END,
+                         scratch_secret = CASE WHEN ?3 = 1 THEN NULL ELSE scratch_secret END
+                     WHERE id = ?1",
+                    params![id, status, i64::from(cleaned), error, now()],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Makes the scratch database a new project: the platform entries of
+    /// the backup's archives, in one transaction.
+    async fn provision_platform(
+        &self,
+        backup: &str,
         info: &ConnInfo,
-        major: u32,
+        superuser: bool,
+        available: &HashSet<String>,
         work: &Path,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        let (psql, pg_restore) = self.client_tools(major).await?;
-        let schema = work.join("schema.dump");
-        source.extract(Artifact::SchemaArchive, &schema)?;
-        let platform = work.join("platform.dump");
-        let has_platform = source.manifest.file(Artifact::PlatformArchive).is_some();
-        if has_platform {
-            source.extract(Artifact::PlatformArchive, &platform)?;
-        }
-        // Order: platform schemas, the extensions, the platform's objects,
-        // the user's schema, then the data.
-        type Pick = fn(&crate::engine::backup::toc::TocEntry<'_>) -> bool;
-        let mut steps: Vec<(&Path, Pick)> = Vec::new();
-        if has_platform {
-            steps.push((&platform, |e| e.kind == "SCHEMA"));
-        }
-        steps.push((&schema, |e| e.kind == "EXTENSION"));
-        if has_platform {
-            steps.push((&platform, |e| {
-                !matches!(e.kind, "SCHEMA" | "TRIGGER" | "POLICY")
-            }));
-        }
-        // Publication memberships name the platform's publications, which a
-        // plain server does not have (and the test checks data only).
-        steps.push((&schema, |e| {
-            !(matches!(
-                e.kind,
-                "EXTENSION" | "PUBLICATION TABLE" | "PUBLICATION TABLES IN SCHEMA"
-            ) || (e.kind == "COMMENT" && e.rest.starts_with("EXTENSION ")))
-        }));
-        if has_platform {
-            // Triggers and policies on platform tables may call the user's functions.
-            steps.push((&platform, |e| matches!(e.kind, "TRIGGER" | "POLICY")));
-        }
+        let archives: Vec<crate::engine::backup::options::Artifact> = {
+            let (_, m) = self.backup_and_manifest(backup).await?;
+            [
+                crate::engine::backup::options::Artifact::SchemaArchive,
+                crate::engine::backup::options::Artifact::PlatformArchive,
+            ]
+            .into_iter()
+            .filter(|a| m.file(*a).is_some())
+            .collect()
+        };
+        let verified = self.verified_backup(backup, archives.clone()).await?;
+        let dir = WorkDir::create(work.join("platform"))?;
+        let tools = {
+            let client = connect::connect(info, None).await?;
+            let row = client
+                .query_one("SELECT current_setting('server_version_num')::int", &[])
+                .await
+                .map_err(|e| Error::connection(format!("the scratch database: {e}")))?;
+            self.client_tools((row.get::<_, i32>(0) / 10000) as u32)
+                .await?
+        };
         let info = info.clone();
         let cancel = cancel.clone();
-        let work = work.to_path_buf();
-        let steps: Vec<(std::path::PathBuf, Pick)> = steps
-            .into_iter()
-            .map(|(p, f)| (p.to_path_buf(), f))
-            .collect();
-        let data = source.open(Artifact::Data)?;
+        let available = available.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let passfile = PassFile::create(&work.join(".pgpass"), &info)?;
+            let mut lists = Vec::new();
+            for a in &archives {
+                let path = dir.path().join(format!("{}.dump", a.stem()));
+                verified.extract(*a, &path)?;
+                let toc = archive::read_toc_file(&path)?;
+                let keep = platform_entries(&toc, superuser, &available);
+                if keep
+                    .iter()
+                    .all(|id| toc.get(*id).is_some_and(|e| e.is_setting()))
+                {
+                    continue;
+                }
+                let list = path.with_extension("list");
+                std::fs::write(
+                    &list,
+                    archive::list_file(toc.entries.iter().filter(|e| keep.contains(&e.dump_id))),
+                )
+                .map_err(|e| Error::io("write", &list, e))?;
+                lists.push((path, list));
+            }
+            let passfile = PassFile::create(&dir.path().join(".pgpass"), &info)?;
             let run = ToolRun {
-                program: &psql.path,
+                program: &tools.psql,
                 args: vec![
                     "-X".into(),
                     "-q".into(),
@@ -281,61 +500,56 @@ impl Engine {
                 info: &info,
                 passfile: passfile.as_ref().map(|p| p.path()),
             };
-            let mut data = Some(data);
-            feed(&run, &cancel, &mut |stdin| {
+            feed(&run, &cancel, Box::new(|_| {}), &mut |stdin| {
                 stdin
-                    .write_all(b"SET client_min_messages = warning;\n")
+                    .write_all(b"BEGIN;\nSET client_min_messages = warning;\n")
                     .map_err(|e| Error::connection(format!("psql stopped reading: {e}")))?;
-                for (i, (archive, pick)) in steps.iter().enumerate() {
-                    let mut listing = Vec::new();
-                    let list_run = ToolRun {
-                        program: &pg_restore,
-                        args: vec!["--list".into(), archive.display().to_string()],
-                        info: &info,
-                        passfile: None,
-                    };
-                    stream(&list_run, &cancel, &mut |b| {
-                        listing.extend_from_slice(b);
-                        Ok(())
-                    })?;
-                    let list = select_listing(&String::from_utf8_lossy(&listing), pick);
-                    let list_path = work.join(format!("step-{i}.list"));
-                    std::fs::write(&list_path, list)
-                        .map_err(|e| Error::io("write", &list_path, e))?;
+                for (archive, list) in &lists {
+                    let mut args = vec![
+                        format!("--use-list={}", list.display()),
+                        "--file=-".into(),
+                        archive.display().to_string(),
+                    ];
+                    if !superuser {
+                        args.insert(0, "--no-owner".into());
+                    }
                     let restore = ToolRun {
-                        program: &pg_restore,
-                        args: vec![
-                            "--no-owner".into(),
-                            "--no-privileges".into(),
-                            format!("--use-list={}", list_path.display()),
-                            "--file=-".into(),
-                            archive.display().to_string(),
-                        ],
+                        program: &tools.pg_restore,
+                        args,
                         info: &info,
                         passfile: None,
                     };
-                    stream(&restore, &cancel, &mut |b| stdin.write_all(b))?;
+                    let mut guard =
+                        SqlGuard::new("the platform part of schema.dump", Policy::Script);
+                    let mut failed = None;
+                    let r = stream(&restore, &cancel, &mut |b| {
+                        guard.push(b, stdin).map_err(|e| {
+                            failed = Some(e);
+                            std::io::Error::other("refused")
+                        })
+                    });
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    r?;
+                    guard.finish(stdin)?;
                 }
-                if let Some(mut d) = data.take() {
-                    std::io::copy(&mut d, stdin).map_err(|e| {
-                        crate::engine::backup::crypt::error_from_io(
-                            e,
-                            "read",
-                            Path::new("data.sql"),
-                        )
-                    })?;
-                }
-                Ok(())
+                stdin
+                    .write_all(b"COMMIT;\n")
+                    .map_err(|e| Error::connection(format!("psql stopped reading: {e}")))
+            })
+            .map_err(|e| {
+                Error::new(
+                    e.kind,
+                    format!(
+                        "the new project's platform could not be built in the scratch database: {}",
+                        e.message
+                    ),
+                )
             })
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?
-        .map_err(|e| match e.kind {
-            ErrorKind::Invalid => {
-                Error::corrupt(format!("the backup did not restore: {}", e.message))
-            }
-            _ => e,
-        })
     }
 }
 

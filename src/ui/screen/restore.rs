@@ -141,6 +141,8 @@ pub struct Restore {
     pub preview: Option<Result<RestorePreview, Error>>,
     pub previewing: bool,
     pub confirm_text: String,
+    /// Objects outside the scope the user ticked to accept losing.
+    pub allow_drop: std::collections::BTreeSet<String>,
     pub running: Option<Running>,
     pub result: Option<Result<RestoreRecord, Error>>,
     /// Whether the result is that of a rollback.
@@ -174,6 +176,7 @@ impl Default for Restore {
             preview: None,
             previewing: false,
             confirm_text: String::new(),
+            allow_drop: Default::default(),
             running: None,
             result: None,
             result_is_rollback: false,
@@ -329,6 +332,8 @@ impl Restore {
             target,
             scope,
             mode: Some(self.mode),
+            allow_drop: self.allow_drop.iter().cloned().collect(),
+            confirm: Some(self.confirm_text.trim().to_owned()).filter(|c| !c.is_empty()),
         })
     }
 
@@ -386,7 +391,13 @@ impl Restore {
         };
         let cancel = CancellationToken::new();
         let (task, handle) = Task::sip(
-            jobs::restore(ctx.engine.clone(), req, rollback_of.clone(), cancel.clone()),
+            jobs::restore(
+                ctx.engine.clone(),
+                req,
+                rollback_of.clone(),
+                Some(self.confirm_text.trim().to_owned()).filter(|c| !c.is_empty()),
+                cancel.clone(),
+            ),
             Message::Progress,
             Message::Finished,
         )

@@ -58,8 +58,8 @@
 //! * publications: owner, all-tables, operations, via-root, and one aspect
 //!   per member table (with its column list and row filter);
 //! * extensions: schema, version, owner;
-//! * event triggers except the platform's ([`PLATFORM_EVENT_TRIGGERS`]):
-//!   event, owner, enabled, tags, function;
+//! * event triggers (the platform's too): event, owner, enabled, tags,
+//!   function;
 //! * default privileges (`pg_default_acl`), global and per compared schema;
 //! * other user objects (operators, operator classes/families, collations,
 //!   extended statistics, text search objects, conversions, casts, languages,
@@ -114,17 +114,6 @@ pub const DATA_SKIPPED_TABLES: &[(&str, &str)] = &[
     ("auth", "schema_migrations"),
     ("storage", "migrations"),
     ("supabase_functions", "migrations"),
-];
-
-/// Event triggers installed by the platform; not compared.
-pub const PLATFORM_EVENT_TRIGGERS: &[&str] = &[
-    "pgrst_ddl_watch",
-    "pgrst_drop_watch",
-    "issue_graphql_placeholder",
-    "issue_pg_graphql_access",
-    "issue_pg_cron_access",
-    "issue_pg_net_access",
-    "pgsodium_trg_mask_update",
 ];
 
 /// Fixed platform role names (plus every `supabase_*` and `pg_*` role).
@@ -773,10 +762,8 @@ fn catalog_queries(opts: &CompareOptions) -> Vec<String> {
            ('enabled', et.evtenabled::text), \
            ('tags', nullif(array_to_string(ARRAY(SELECT unnest(et.evttags) ORDER BY 1), ','), '')), \
            ('function', et.evtfoid::regprocedure::text) \
-         ) x(k, v) \
-         WHERE et.evtname NOT IN ({platform})",
+         ) x(k, v)",
         obj = obj("pg_event_trigger", "et.oid", "0"),
-        platform = lit_list(PLATFORM_EVENT_TRIGGERS.iter().copied()),
     ));
 
     // --- default privileges ------------------------------------------------------

@@ -1,3 +1,4 @@
 pub mod compare;
 pub mod engine;
 pub mod pg;
+pub mod platform;

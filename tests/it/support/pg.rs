@@ -113,16 +113,28 @@ impl Cluster {
 
     /// Creates a fresh, empty database named `<prefix>_<n>_<pid>`.
     pub fn create_db(&'static self, prefix: &str) -> TestDb {
+        self.create_db_with(prefix, None)
+    }
+
+    /// Creates a database as a copy of `template`.
+    pub fn create_db_from(&'static self, prefix: &str, template: &str) -> TestDb {
+        self.create_db_with(prefix, Some(template))
+    }
+
+    fn create_db_with(&'static self, prefix: &str, template: Option<&str>) -> TestDb {
         let n = DB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = db_name(prefix, n, std::process::id());
-        let sql = format!("CREATE DATABASE \"{name}\"");
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            None => format!("CREATE DATABASE \"{name}\""),
+        };
         // CREATE DATABASE fails if another session happens to be connected to
         // the template; that is transient, so retry a few times.
         let mut attempt = 0;
         loop {
             match self.try_psql("postgres", &sql) {
                 Ok(_) => break,
-                Err(e) if attempt < 20 && e.contains("is being accessed by other users") => {
+                Err(e) if attempt < 120 && e.contains("is being accessed by other users") => {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(250));
                 }
