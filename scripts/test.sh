@@ -5,7 +5,9 @@
 #   scripts/test.sh [extra args for `cargo test`]
 #
 # 1. Checks the system packages the tests need (PostgreSQL server + client,
-#    openssl, xvfb + xauth, zstd, xz-utils, X11 client libraries).  Missing
+#    openssl, xvfb + xauth, zstd, xz-utils, bc, X11 client libraries), and
+#    says in one line when the shared fixtures (../shared/fixtures or
+#    SUPABACKUP_FIXTURES_DIR) are missing.  Missing
 #    ones are installed with apt-get when running as root; otherwise the
 #    script prints what to install and exits 1.
 # 2. Runs `cargo test --all-targets` (debug profile) and, on a full run
@@ -28,7 +30,7 @@ if [ "${1:-}" = "--deps-only" ]; then
     shift
 fi
 
-APT_PACKAGES=(postgresql postgresql-client openssl xvfb xauth zstd xz-utils
+APT_PACKAGES=(postgresql postgresql-client openssl xvfb xauth zstd xz-utils bc jq
     libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxi6)
 
 # --- what is missing? ---------------------------------------------------------
@@ -70,6 +72,8 @@ have Xvfb || missing+=("Xvfb: xvfb")
 have xauth || missing+=("xauth")
 have zstd || missing+=("zstd")
 { have xz && have unxz; } || missing+=("xz: xz-utils")
+have bc || missing+=("bc (make_platform.sh uses it)")
+have jq || missing+=("jq (the stock-tools restore recipe test uses it)")
 have_lib libxkbcommon-x11.so.0 || missing+=("libxkbcommon-x11-0")
 have_lib libX11-xcb.so.1 || missing+=("libx11-xcb1")
 have_lib libXcursor.so.1 || missing+=("libxcursor1")
@@ -114,6 +118,12 @@ fi
 if [ "$deps_only" = 1 ]; then
     echo "==> scripts/test.sh --deps-only: system packages ready"
     exit 0
+fi
+
+# --- fixtures ---------------------------------------------------------------------
+fixtures=${SUPABACKUP_FIXTURES_DIR:-../shared/fixtures}
+if [ ! -f "$fixtures/supabase_like.sql" ] || [ ! -f "$fixtures/supabase_platform/make_platform.sh" ]; then
+    echo "==> test fixtures not found in $fixtures (set SUPABACKUP_FIXTURES_DIR): the restore tests will fail"
 fi
 
 # --- tests ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ mod gui;
 mod harness;
 mod notify;
 mod projects;
+mod recipe;
 mod restore;
 mod restore_kill;
 mod restore_platform;

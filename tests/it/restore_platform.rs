@@ -124,7 +124,7 @@ async fn a_multi_tenant_application_restores_identically() {
     );
 }
 
-const EDGE_CASES: &str = "
+pub const EDGE_CASES: &str = "
 CREATE TABLE public.ledger (id int PRIMARY KEY, amount int NOT NULL, note text);
 INSERT INTO public.ledger SELECT g, g - 50, 'row ' || g FROM generate_series(1, 100) g;
 -- Older rows violate it: it was added NOT VALID.

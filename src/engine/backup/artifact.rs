@@ -68,6 +68,8 @@ pub(super) struct ArtifactDone {
     pub(super) roles: Vec<String>,
     /// Platform objects left out of schema.sql.
     pub(super) left_out: Vec<String>,
+    /// Their dump ids in schema.dump.
+    pub(super) left_out_ids: Vec<i32>,
 }
 
 /// Keeps the last bytes of a stream (for the completion marker).
@@ -104,6 +106,7 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
     let mut roles_kept = Vec::new();
     let mut tap_report = None;
     let mut left_out = Vec::new();
+    let mut left_out_ids = Vec::new();
     // A custom archive to store next to the artifact (schema) or as it (platform).
     let mut archive: Option<(Artifact, PathBuf)> = None;
     match job.artifact {
@@ -172,6 +175,7 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
             let toc = crate::engine::pg::archive::read_toc_file(&archive_path)?;
             let platform = super::platform::classify(&toc);
             left_out = super::platform::left_out_summary(&toc, &platform);
+            left_out_ids = platform.keys().copied().collect();
             let list = crate::engine::pg::archive::list_file(
                 toc.entries
                     .iter()
@@ -272,6 +276,7 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
         tap: tap_report,
         roles: roles_kept,
         left_out,
+        left_out_ids,
     })
 }
 

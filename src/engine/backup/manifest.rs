@@ -92,6 +92,10 @@ pub struct Manifest {
     /// project has its own), e.g. `PUBLICATION supabase_realtime`.
     #[serde(default)]
     pub left_out: Vec<String>,
+    /// Their dump ids in `schema.dump` (for restoring it with stock tools:
+    /// every other entry is what `schema.sql` holds).
+    #[serde(default)]
+    pub left_out_ids: Vec<i32>,
     /// Every non-built-in role of the source cluster (owners, grantees and
     /// policy roles are among them), for restores into a plain server.
     #[serde(default)]

@@ -498,6 +498,7 @@ impl Engine {
         let tap = done.iter().find_map(|d| d.tap.clone()).unwrap_or_default();
         let roles = done.iter().flat_map(|d| d.roles.clone()).collect();
         let left_out: Vec<String> = done.iter().flat_map(|d| d.left_out.clone()).collect();
+        let left_out_ids: Vec<i32> = done.iter().flat_map(|d| d.left_out_ids.clone()).collect();
         if server.snapshot.is_none() {
             warnings.push("dumps ran without a shared snapshot".into());
         }
@@ -535,6 +536,7 @@ impl Engine {
             cluster_roles: server.cluster_roles.clone(),
             objects: server.objects.clone(),
             left_out,
+            left_out_ids,
             timings: Timings {
                 started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 completed_at: completed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -7,6 +7,7 @@ mod app;
 mod driver;
 mod flows;
 mod perf;
+mod restore_flow;
 mod screenshots;
 mod seed;
 mod smoke;

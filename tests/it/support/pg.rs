@@ -9,8 +9,9 @@
 //!
 //! Environment knobs:
 //! * `SUPABACKUP_PG_BIN`  – directory holding `initdb`/`pg_ctl`/`psql` (overrides discovery)
-//! * `SUPABACKUP_FIXTURE` – path of `supabase_like.sql` when it is not at
-//!   `<crate>/../shared/fixtures/supabase_like.sql`
+//! * `SUPABACKUP_FIXTURES_DIR` – the shared fixtures folder when it is not
+//!   `<crate>/../shared/fixtures`; `SUPABACKUP_FIXTURE` – `supabase_like.sql`
+//!   itself
 //! * `SUPABACKUP_KEEP_CLUSTER=1` – do not delete the cluster directory at exit
 //!   (the server is still stopped), for post-mortem debugging
 
@@ -69,29 +70,20 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
-/// `<CARGO_MANIFEST_DIR>/../shared/fixtures/supabase_like.sql`, or `$SUPABACKUP_FIXTURE`.
+/// `supabase_like.sql` in the fixtures folder (`SUPABACKUP_FIXTURES_DIR` or
+/// `../shared/fixtures`), or `$SUPABACKUP_FIXTURE`.
 pub fn fixture_path() -> PathBuf {
-    let default =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/supabase_like.sql");
-    if default.is_file() {
-        return default;
-    }
     if let Some(p) = std::env::var_os("SUPABACKUP_FIXTURE") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return p;
-        }
+        return PathBuf::from(p);
+    }
+    let default = super::platform::fixtures_dir().join("supabase_like.sql");
+    if !default.is_file() {
         panic!(
-            "SUPABACKUP_FIXTURE={} is not a file (and the default fixture {} does not exist)",
-            p.display(),
+            "test fixture not found: {} does not exist (set SUPABACKUP_FIXTURES_DIR to the folder holding supabase_like.sql)",
             default.display()
         );
     }
-    panic!(
-        "test fixture not found: {} does not exist and SUPABACKUP_FIXTURE is not set \
-         (point it at supabase_like.sql)",
-        default.display()
-    );
+    default
 }
 
 impl Cluster {
