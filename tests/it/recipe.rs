@@ -19,17 +19,26 @@ use crate::support::platform::new_project;
 fn shell(dir: &Path, db: &TestDb, script: &str) -> (bool, String) {
     let c = cluster();
     let mut cmd = Command::new("bash");
-    cmd.args(["-e", "-o", "pipefail", "-c", script]).current_dir(dir);
+    cmd.args(["-e", "-o", "pipefail", "-c", script])
+        .current_dir(dir);
     c.pg_env(&mut cmd, &db.name);
     cmd.env(
         "PATH",
-        format!("{}:{}", c.bin_dir.display(), std::env::var("PATH").unwrap_or_default()),
+        format!(
+            "{}:{}",
+            c.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
     )
     .env("DATABASE_URL", format!("dbname={}", db.name));
     let out = cmd.output().expect("bash");
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 

@@ -1,4 +1,6 @@
 //! The restore wizard on a real new project: a scoped replace that would
+
+#![allow(clippy::await_holding_lock)]
 //! drop objects outside its scope is refused in the preview, and goes
 //! ahead once each of them is ticked — dropping exactly those.
 
@@ -38,8 +40,10 @@ async fn the_wizard_refuses_a_scoped_replace_until_each_dependent_is_ticked() {
     d.click("Next");
     d.click("Replace what is in scope");
     d.click("Preview");
-    d.until("the preview", |a| a.restore.preview.is_some() && !a.restore.previewing)
-        .await;
+    d.until("the preview", |a| {
+        a.restore.preview.is_some() && !a.restore.previewing
+    })
+    .await;
     d.assert_text("refused");
     let column = accept_label("column mood of table app.t");
     let policy = accept_label("policy deny_some on table app.x");
@@ -50,27 +54,36 @@ async fn the_wizard_refuses_a_scoped_replace_until_each_dependent_is_ticked() {
     assert_eq!(d.app.restore.step, Step::Preview);
 
     d.click(&column);
-    d.until("the preview again", |a| !a.restore.previewing).await;
+    d.until("the preview again", |a| !a.restore.previewing)
+        .await;
     d.assert_text("refused");
     d.click(&policy);
-    d.until("the preview again", |a| !a.restore.previewing).await;
+    d.until("the preview again", |a| !a.restore.previewing)
+        .await;
     d.assert_text("ready");
     d.click("Next");
     assert_eq!(d.app.restore.step, Step::Confirm);
     d.assert_text("Also dropped, outside the scope, as you accepted: column mood of table app.t; policy deny_some on table app.x");
     let _roles = roles_lock();
     d.click("Restore now");
-    d.until("the restore", |a| a.restore.step == Step::Result).await;
+    d.until("the restore", |a| a.restore.step == Step::Result)
+        .await;
     drop(_roles);
     assert!(
         matches!(&d.app.restore.result, Some(Ok(r)) if r.status == "completed"),
         "{:?}",
         d.app.restore.result
     );
-    assert_eq!(db.psql("SELECT string_agg(mood::text, ',' ORDER BY id) FROM public.people"), "happy,sad");
+    assert_eq!(
+        db.psql("SELECT string_agg(mood::text, ',' ORDER BY id) FROM public.people"),
+        "happy,sad"
+    );
     assert_eq!(
         db.psql("SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'app.t'::regclass AND attnum > 0 AND NOT attisdropped"),
         "id,note"
     );
-    assert_eq!(db.psql("SELECT count(*) FROM pg_policy WHERE polname = 'deny_some'"), "0");
+    assert_eq!(
+        db.psql("SELECT count(*) FROM pg_policy WHERE polname = 'deny_some'"),
+        "0"
+    );
 }

@@ -21,8 +21,8 @@ use crate::engine::conninfo::ConnInfo;
 use crate::engine::crypto::Secret;
 use crate::engine::project::{Environment, Project};
 use crate::engine::restore::{
-    RestoreMode, RestorePreview, RestoreProgress, RestoreRecord, RestoreRequest,
-    RestoreScope, RestoreTarget, url_with_password,
+    RestoreMode, RestorePreview, RestoreProgress, RestoreRecord, RestoreRequest, RestoreScope,
+    RestoreTarget, url_with_password,
 };
 use crate::engine::{Error, ErrorKind};
 use crate::ui::jobs;
@@ -656,7 +656,6 @@ impl Restore {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests;

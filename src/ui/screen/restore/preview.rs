@@ -13,7 +13,12 @@ use crate::ui::theme::{self, Tone};
 use crate::ui::{format, widget};
 
 /// A titled list, the first `limit` items shown.
-fn list<'a>(title: &str, items: &[String], tone: Tone, limit: usize) -> Option<Element<'a, Message>> {
+fn list<'a>(
+    title: &str,
+    items: &[String],
+    tone: Tone,
+    limit: usize,
+) -> Option<Element<'a, Message>> {
     if items.is_empty() {
         return None;
     }
@@ -82,9 +87,11 @@ pub fn preview_view<'a>(
     }
     if let Some(name) = &p.confirm_name {
         col = col.push(
-            text(format!("The next step asks to type {name:?}: the target is not a throw-away database."))
-                .size(theme::SMALL)
-                .style(theme::toned(Tone::Warning)),
+            text(format!(
+                "The next step asks to type {name:?}: the target is not a throw-away database."
+            ))
+            .size(theme::SMALL)
+            .style(theme::toned(Tone::Warning)),
         );
     }
     if !p.dependents.is_empty() {

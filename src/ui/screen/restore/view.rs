@@ -383,7 +383,11 @@ impl Restore {
             col = col.push(
                 text(format!(
                     "Also dropped, outside the scope, as you accepted: {}",
-                    self.allow_drop.iter().cloned().collect::<Vec<_>>().join("; ")
+                    self.allow_drop
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ))
                 .style(theme::toned(Tone::Warning)),
             );
@@ -391,9 +395,14 @@ impl Restore {
         if let Some(name) = self.confirm_name() {
             let why = match self.target_project() {
                 Some(p) if p.environment == crate::engine::project::Environment::Production => {
-                    format!("{} is a production project. Type its name to confirm.", p.name)
+                    format!(
+                        "{} is a production project. Type its name to confirm.",
+                        p.name
+                    )
                 }
-                _ => format!("The target database is not empty. Type its name ({name}) to confirm."),
+                _ => {
+                    format!("The target database is not empty. Type its name ({name}) to confirm.")
+                }
             };
             col = col.push(text(why).style(theme::toned(Tone::Danger)));
             col = col.push(
@@ -539,4 +548,3 @@ impl Restore {
         col.push(actions).into()
     }
 }
-
