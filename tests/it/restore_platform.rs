@@ -311,3 +311,75 @@ async fn a_scoped_replace_refuses_to_drop_what_it_does_not_own_unless_accepted()
     );
     let _ = report;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollbacks_refuse_after_a_newer_restore_and_busy_urls_need_their_name() {
+    let src = new_project("rp_guard_src");
+    src.run_sql_file_locked(
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text);
+         INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 50) g;",
+    );
+    let (t, dst, b) = source_and_target(&src, "guard").await;
+    let first = restore(
+        &t.engine,
+        req(&b, "Target", RestoreScope::default(), RestoreMode::New),
+    )
+    .await;
+    let second = restore(
+        &t.engine,
+        req(&b, "Target", RestoreScope::default(), RestoreMode::Replace),
+    )
+    .await;
+    let rollback = |id: String| {
+        let e = t.engine.clone();
+        async move {
+            let _roles = roles_lock();
+            e.rollback_restore(&id, None, Arc::new(|_| {}), CancellationToken::new())
+                .await
+        }
+    };
+    let err = rollback(first.id.clone())
+        .await
+        .expect_err("a newer restore");
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(err.message.contains(&second.id), "{err}");
+    // Undo the newer one first; then the older one rolls back to the empty project.
+    rollback(second.id.clone())
+        .await
+        .expect("rollback of the newer one");
+    rollback(first.id.clone())
+        .await
+        .expect("rollback of the older one");
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_class WHERE relname = 'items'"),
+        "0"
+    );
+
+    // A URL target that is not empty needs its database name typed.
+    let busy = new_project("rp_guard_url");
+    busy.psql("CREATE TABLE public.mine (id int)");
+    let mut r = req(&b, "x", RestoreScope::default(), RestoreMode::New);
+    r.target = RestoreTarget::Url(busy.url());
+    let p = t.engine.preview_restore(&r).await.expect("preview");
+    assert_eq!(p.confirm_name.as_deref(), Some(busy.name.as_str()));
+    let _roles = roles_lock();
+    let err = t
+        .engine
+        .run_restore(r.clone(), Arc::new(|_| {}), CancellationToken::new())
+        .await
+        .expect_err("unconfirmed");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(
+        err.hint.unwrap_or_default().contains("--confirm"),
+        "{}",
+        err.message
+    );
+    r.confirm = Some(busy.name.clone());
+    let done = t
+        .engine
+        .run_restore(r, Arc::new(|_| {}), CancellationToken::new())
+        .await
+        .expect("confirmed");
+    assert_eq!(done.status, "completed");
+    assert_eq!(busy.psql("SELECT count(*) FROM public.items"), "50");
+}

@@ -158,11 +158,10 @@ impl Engine {
                         |r| r.get(0),
                     )?;
                     let mut stmt = c.prepare(
-                        "SELECT id, status, committed FROM restores
+                        "SELECT id, status, committed, rollback_of FROM restores
                          WHERE id <> ?1 AND started_at >= ?2
                            AND ((?3 IS NOT NULL AND target_project_id = ?3)
                                 OR (?3 IS NULL AND target_url IS ?4 AND target = ?5))
-                           AND status IN ('completed', 'interrupted', 'running')
                          ORDER BY started_at",
                     )?;
                     let rows = stmt.query_map(
@@ -172,6 +171,7 @@ impl Engine {
                                 r.get::<_, String>(0)?,
                                 r.get::<_, String>(1)?,
                                 r.get::<_, Option<i64>>(2)?,
+                                r.get::<_, Option<String>>(3)?,
                             ))
                         },
                     )?;
@@ -179,10 +179,23 @@ impl Engine {
                 })
                 .await?
         };
-        if let Some((id, status, _)) = newer
+        // A newer restore that was itself rolled back (and that rollback)
+        // changed nothing in the end.
+        let undone: Vec<&str> = newer
             .iter()
-            .find(|(_, status, committed)| status != "interrupted" || *committed != Some(0))
-        {
+            .filter(|(_, status, ..)| status == "rolled_back")
+            .map(|(id, ..)| id.as_str())
+            .collect();
+        if let Some((id, status, ..)) = newer.iter().find(|(id, status, committed, of)| {
+            let changed = match status.as_str() {
+                "completed" | "running" => true,
+                "interrupted" => *committed != Some(0),
+                _ => false,
+            };
+            changed
+                && !undone.contains(&id.as_str())
+                && !of.as_deref().is_some_and(|o| undone.contains(&o))
+        }) {
             return Err(Error::conflict(format!(
                 "restore {id} ({status}) changed {} after restore {}: rolling back would undo it too",
                 original.target, original.id

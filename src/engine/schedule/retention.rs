@@ -140,7 +140,10 @@ impl Engine {
                 let mut out = Vec::with_capacity(list.len());
                 for b in list {
                     let protected: bool = c.query_row(
-                        "SELECT EXISTS (SELECT 1 FROM restores WHERE snapshot_backup_id = ?1 AND status = 'completed')",
+                        "SELECT EXISTS (SELECT 1 FROM restores WHERE snapshot_backup_id = ?1
+                           AND (status = 'completed'
+                                -- interrupted after COMMIT, or not known yet: still undoable
+                                OR (status = 'interrupted' AND (committed IS NULL OR committed = 1))))",
                         [&b.id],
                         |r| r.get(0),
                     )?;

@@ -1,8 +1,8 @@
 //! The restore wizard on a real new project: a scoped replace that would
-
-#![allow(clippy::await_holding_lock)]
 //! drop objects outside its scope is refused in the preview, and goes
 //! ahead once each of them is ticked — dropping exactly those.
+
+#![allow(clippy::await_holding_lock)]
 
 use supabackup::ui::screen::restore::{SCHEMAS_ID, Step, preview::accept_label};
 
