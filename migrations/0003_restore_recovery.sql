@@ -4,7 +4,6 @@
 -- the user accepted to lose, the roles it created. A status 'interrupted'
 -- for restores a kill ended. Restore tests get their own rows, so an
 -- interrupted one's scratch database and stand-in roles can be dropped.
-PRAGMA defer_foreign_keys = ON;
 CREATE TABLE restores_new (
     id                  TEXT PRIMARY KEY,
     backup_id           TEXT NOT NULL,

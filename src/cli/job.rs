@@ -41,10 +41,13 @@ pub enum JobCmd {
     },
     /// Show the next run times of a cron expression.
     NextRuns {
+        /// The expression, as in crontab(5) (5 fields, or 6 with seconds first).
         #[arg(long)]
         cron: String,
-        #[arg(long, default_value = "local", value_parser = ["local", "utc"])]
+        /// The time zone it is read in: local, utc or an IANA name (Europe/Berlin).
+        #[arg(long, default_value = "local")]
         tz: String,
+        /// How many run times to show.
         #[arg(short = 'n', default_value_t = 5)]
         count: usize,
         /// Start from this instant (RFC 3339) instead of now.
@@ -57,7 +60,10 @@ pub enum JobCmd {
 pub struct AddArgs {
     /// Project name, id or ref.
     project: String,
-    /// Cron expression: 5 fields (`0 3 * * *`) or 6 with seconds first.
+    /// Cron expression as in crontab(5): 5 fields (`0 3 * * 1-5` = 03:00
+    /// Monday to Friday; weekdays 0-7 or SUN-SAT, 0 and 7 = Sunday; a day
+    /// matching either day field when both are set), 6 with seconds first,
+    /// or @hourly, @daily, @weekly, @monthly, @yearly.
     #[arg(long)]
     cron: String,
     #[arg(long)]
@@ -83,7 +89,9 @@ pub struct AddArgs {
     /// Grandfather-father-son: DAILY,WEEKLY,MONTHLY counts, e.g. 7,4,12.
     #[arg(long, value_delimiter = ',', num_args = 3)]
     gfs: Vec<u32>,
-    #[arg(long, default_value = "local", value_parser = ["local", "utc"])]
+    /// The time zone the expression is read in: local, utc or an IANA name
+    /// such as Europe/Berlin (DST changes follow that zone).
+    #[arg(long, default_value = "local")]
     tz: String,
     /// More projects backed up after this one, in order (comma-separated).
     #[arg(long, value_delimiter = ',')]
@@ -295,11 +303,9 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            for t in c.next_runs(JobTz::parse(&tz)?, after, count) {
-                match JobTz::parse(&tz)? {
-                    JobTz::Utc => println!("{}", t.to_rfc3339()),
-                    JobTz::Local => println!("{}", t.with_timezone(&chrono::Local).to_rfc3339()),
-                }
+            let zone = JobTz::parse(&tz)?;
+            for t in c.next_runs(zone, after, count) {
+                println!("{}", zone.format(t, "%Y-%m-%dT%H:%M:%S%:z"));
             }
             Ok(0)
         }

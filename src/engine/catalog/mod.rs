@@ -33,7 +33,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
 
 /// How many schema versions this build knows.
 pub fn known_version() -> usize {
-    3
+    4
 }
 
 /// A handle on the catalog; cheap to clone, shared by all front-ends.
@@ -75,7 +75,6 @@ impl Catalog {
                 tracing::warn!("catalog journal mode is {mode}, not WAL");
             }
         }
-        conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let current = usize::try_from(current).unwrap_or(0);
@@ -86,9 +85,23 @@ impl Catalog {
             ))
             .with_hint("upgrade supabackup, or use another --data-dir"));
         }
+        // Foreign keys are off while migrating: a table rebuilt to change a
+        // constraint must not fire ON DELETE actions of the tables that
+        // point at it. They are checked afterwards, then enforced.
+        conn.pragma_update(None, "foreign_keys", false)?;
         MIGRATIONS
             .to_latest(&mut conn)
             .map_err(|e| Error::internal(format!("could not migrate the catalog: {e}")))?;
+        let broken: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(Error::internal(format!(
+                "the catalog has {broken} broken reference(s) after migrating"
+            )));
+        }
+        conn.pragma_update(None, "foreign_keys", true)?;
         Ok(Catalog {
             conn: Arc::new(Mutex::new(conn)),
         })

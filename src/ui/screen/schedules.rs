@@ -7,7 +7,9 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use iced::widget::{column, container, pick_list, row, scrollable, text, text_input, toggler};
+use iced::widget::{
+    column, combo_box, container, pick_list, row, scrollable, text, text_input, toggler,
+};
 use iced::{Alignment, Element, Length, Task};
 
 use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice, ProjectChoice, ProjectFilter};
@@ -36,15 +38,22 @@ pub const PRESETS: [(&str, &str); 4] = [
 pub struct TzChoice(pub JobTz);
 
 impl TzChoice {
-    pub const ALL: [TzChoice; 2] = [TzChoice(JobTz::Local), TzChoice(JobTz::Utc)];
+    /// Local time, UTC, then every IANA zone by name.
+    pub fn all() -> Vec<TzChoice> {
+        [TzChoice(JobTz::Local), TzChoice(JobTz::Utc)]
+            .into_iter()
+            .chain(
+                chrono_tz::TZ_VARIANTS
+                    .iter()
+                    .map(|z| TzChoice(JobTz::Zone(*z))),
+            )
+            .collect()
+    }
 }
 
 impl std::fmt::Display for TzChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.0 {
-            JobTz::Local => "local time",
-            JobTz::Utc => "UTC",
-        })
+        self.0.fmt(f)
     }
 }
 
@@ -111,10 +120,8 @@ pub fn next_runs(
 pub fn run_time(t: DateTime<Utc>, tz: JobTz) -> String {
     match tz {
         JobTz::Utc => t.format("%a %Y-%m-%d %H:%M UTC").to_string(),
-        JobTz::Local => t
-            .with_timezone(&chrono::Local)
-            .format("%a %Y-%m-%d %H:%M")
-            .to_string(),
+        JobTz::Local => tz.format(t, "%a %Y-%m-%d %H:%M"),
+        JobTz::Zone(_) => tz.format(t, "%a %Y-%m-%d %H:%M %Z"),
     }
 }
 
@@ -328,6 +335,8 @@ pub struct Schedules {
     pub now: DateTime<Utc>,
     /// The options new jobs start from (the settings' defaults).
     pub defaults: BackupOptions,
+    /// The time-zone picker: type to filter the IANA zones.
+    pub zones: combo_box::State<TzChoice>,
 }
 
 impl Default for Schedules {
@@ -341,6 +350,7 @@ impl Default for Schedules {
             form: None,
             confirm_remove: None,
             busy: HashSet::new(),
+            zones: combo_box::State::new(TzChoice::all()),
             now: Utc::now(),
             defaults: BackupOptions::default(),
         }
@@ -865,9 +875,15 @@ impl Schedules {
                 ),
                 widget::field(
                     "Time zone",
-                    pick_list(TzChoice::ALL, Some(TzChoice(f.tz)), Message::Tz).padding(theme::S),
+                    combo_box(
+                        &self.zones,
+                        "local, UTC or Europe/Berlin…",
+                        Some(&TzChoice(f.tz)),
+                        Message::Tz
+                    )
+                    .padding(theme::S),
                     None,
-                    None,
+                    Some("type to search the IANA zones; DST follows the zone"),
                 ),
             ]
             .spacing(theme::M),
@@ -1032,6 +1048,25 @@ mod tests {
             s.form
                 .as_ref()
                 .is_some_and(|f| f.preview.is_ok() && f.error.is_none())
+        );
+        // The zone picker: the next runs follow the zone's clock.
+        let berlin = JobTz::parse("Europe/Berlin").expect("zone");
+        let _ = s.update(Message::Preset("0 3 * * 1-5"), &ctx);
+        let _ = s.update(Message::Tz(TzChoice(berlin)), &ctx);
+        let f = s.form.as_ref().expect("form");
+        assert_eq!(f.tz, berlin);
+        for t in f.preview.as_ref().expect("runs") {
+            let local = run_time(*t, berlin);
+            assert!(local.contains(" 03:00 CE"), "{local}");
+            assert!(
+                !local.starts_with("Sat") && !local.starts_with("Sun"),
+                "Monday to Friday: {local}"
+            );
+        }
+        assert_eq!(f.input().expect("input").timezone.as_str(), "Europe/Berlin");
+        assert!(
+            s.zones.options().iter().any(|z| z.0 == berlin),
+            "the picker offers every IANA zone"
         );
         let a = s.update(Message::Save, &ctx);
         assert!(a.has_task());
