@@ -52,11 +52,13 @@ pub struct RunArgs {
     /// full = roles + schema + data + migration history.
     #[arg(long = "type", default_value = "full", value_parser = ["full", "schema", "data", "roles"])]
     kind: String,
-    /// Only these schemas (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these schemas, by exact name (case matters; comma-separated or
+    /// repeated; quote a name holding a comma or dot: '"a.b"').
+    #[arg(long)]
     schema: Vec<String>,
-    /// Leave these tables' rows out (schema.table, comma-separated).
-    #[arg(long = "exclude-table", value_delimiter = ',')]
+    /// Leave these tables' rows out, as schema.table (comma-separated or
+    /// repeated; quote parts holding a dot: '"My.App"."Tab le"').
+    #[arg(long = "exclude-table")]
     exclude_table: Vec<String>,
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "xz", "none"])]
     compression: String,
@@ -118,8 +120,8 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
         BackupCmd::Run(a) => {
             let options = BackupOptions {
                 kind: BackupKind::parse(&a.kind)?,
-                schemas: a.schema,
-                exclude_tables: a.exclude_table,
+                schemas: super::names(&a.schema),
+                exclude_tables: super::names(&a.exclude_table),
                 codec: Codec::parse(&a.compression)?,
                 level: a.level,
                 encrypt: !a.no_encrypt,

@@ -70,9 +70,13 @@ pub struct AddArgs {
     name: Option<String>,
     #[arg(long = "type", default_value = "full", value_parser = ["full", "schema", "data", "roles"])]
     kind: String,
-    #[arg(long, value_delimiter = ',')]
+    /// Only these schemas, by exact name (case matters; comma-separated or
+    /// repeated; quote a name holding a comma or dot: '"a.b"').
+    #[arg(long)]
     schema: Vec<String>,
-    #[arg(long = "exclude-table", value_delimiter = ',')]
+    /// Leave these tables' rows out, as schema.table (comma-separated or
+    /// repeated; quote parts holding a dot: '"My.App"."Tab le"').
+    #[arg(long = "exclude-table")]
     exclude_table: Vec<String>,
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "xz", "none"])]
     compression: String,
@@ -140,8 +144,8 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                 config: JobConfig {
                     backup: BackupOptions {
                         kind: BackupKind::parse(&a.kind)?,
-                        schemas: a.schema.clone(),
-                        exclude_tables: a.exclude_table.clone(),
+                        schemas: super::names(&a.schema),
+                        exclude_tables: super::names(&a.exclude_table),
                         codec: Codec::parse(&a.compression)?,
                         level: a.level,
                         encrypt: !a.no_encrypt,

@@ -251,3 +251,12 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
         }
     }
 }
+
+/// Names given as repeated flags and/or comma-separated lists (commas
+/// inside double quotes belong to the name).
+pub(crate) fn names(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| crate::engine::ident::split_list(v))
+        .collect()
+}

@@ -88,11 +88,13 @@ pub struct TargetArgs {
 
 #[derive(Debug, Args)]
 pub struct ScopeArgs {
-    /// Only these schemas (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these schemas, by exact name (case matters; comma-separated or
+    /// repeated; quote a name holding a comma or dot: '"a.b"').
+    #[arg(long)]
     schema: Vec<String>,
-    /// Only these tables' rows (schema.table, comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these tables' rows, as schema.table (the tables must exist in
+    /// the target; comma-separated or repeated; quote parts holding a dot).
+    #[arg(long)]
     table: Vec<String>,
     /// Restore roles (default with a whole-backup scope).
     #[arg(long, overrides_with = "no_roles")]
@@ -123,8 +125,8 @@ impl TargetArgs {
 impl ScopeArgs {
     fn scope(&self) -> RestoreScope {
         RestoreScope {
-            schemas: self.schema.clone(),
-            tables: self.table.clone(),
+            schemas: super::names(&self.schema),
+            tables: super::names(&self.table),
             roles: !self.no_roles
                 && !self.data_only
                 && (self.roles || (self.schema.is_empty() && self.table.is_empty())),

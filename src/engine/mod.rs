@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod dashboard;
 pub mod error;
 pub mod failpoint;
+pub mod ident;
 pub mod notify;
 pub mod paths;
 pub mod pg;

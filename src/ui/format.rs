@@ -120,11 +120,7 @@ pub fn short_id(id: &str) -> String {
 
 /// Splits `a, b ,c` into trimmed non-empty parts.
 pub fn split_list(s: &str) -> Vec<String> {
-    s.split([',', '\n'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
+    crate::engine::ident::split_list(s)
 }
 
 #[cfg(test)]

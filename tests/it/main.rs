@@ -8,6 +8,7 @@ mod compare_selftest;
 mod connection;
 mod gui;
 mod harness;
+mod names;
 mod notify;
 mod projects;
 mod recipe;

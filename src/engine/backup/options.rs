@@ -174,11 +174,37 @@ impl Default for BackupOptions {
     }
 }
 
-fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)
-}
-
 impl BackupOptions {
+    /// The same options with every name read as an identifier (see
+    /// `ident.rs`): schemas as exact names, excluded tables as
+    /// `schema.table` written so they read back.
+    pub fn normalized(&self) -> Result<BackupOptions> {
+        let mut o = self.clone();
+        o.schemas = self
+            .schemas
+            .iter()
+            .map(|s| crate::engine::ident::parse_schema(s))
+            .collect::<Result<_>>()?;
+        o.exclude_tables = self
+            .exclude_tables
+            .iter()
+            .map(|t| {
+                crate::engine::ident::parse_table(t)
+                    .map(|(s, n)| crate::engine::ident::render_table(&s, &n))
+                    .map_err(|e| Error::invalid(format!("excluded {}", e.message)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(o)
+    }
+
+    /// The excluded tables as (schema, table).
+    pub fn excluded_pairs(&self) -> Vec<(String, String)> {
+        self.exclude_tables
+            .iter()
+            .filter_map(|t| crate::engine::ident::parse_table(t).ok())
+            .collect()
+    }
+
     pub fn validate(&self) -> Result<()> {
         if let Some(l) = self.level
             && l > 9
@@ -187,18 +213,7 @@ impl BackupOptions {
                 "compression level {l} is out of range 0–9"
             )));
         }
-        for s in &self.schemas {
-            if !valid_name(s) {
-                return Err(Error::invalid(format!("invalid schema name '{s}'")));
-            }
-        }
-        for t in &self.exclude_tables {
-            if !valid_name(t) || !t.contains('.') {
-                return Err(Error::invalid(format!(
-                    "excluded table '{t}' must be written schema.table"
-                )));
-            }
-        }
+        self.normalized()?;
         if self.kind == BackupKind::Roles
             && (!self.schemas.is_empty() || !self.exclude_tables.is_empty())
         {

@@ -163,6 +163,8 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<BackupRecord> {
         req.options.validate()?;
+        let mut req = req;
+        req.options = req.options.normalized()?;
         let passphrase = if req.options.encrypt {
             Some(self.backup_passphrase().await?.ok_or_else(|| {
                 Error::auth("encryption is on but no backup passphrase is set")
@@ -361,6 +363,7 @@ impl Engine {
             r = inspect(info) => r?,
             _ = cancel.cancelled() => return Err(Error::cancelled()),
         };
+        server.check_names(&req.options)?;
         if info.is_transaction_pooler() {
             return Err(Error::invalid(
                 "port 6543 is Supavisor's transaction mode, which breaks pg_dump",

@@ -6,6 +6,7 @@ use super::manifest::{MatviewInfo, ObjectSummary};
 use super::options::{Artifact, BackupOptions};
 use crate::engine::conninfo::ConnInfo;
 use crate::engine::error::{Error, Result};
+use crate::engine::ident;
 use crate::engine::pg::connect;
 use crate::engine::supabase;
 
@@ -203,6 +204,39 @@ pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
     ))
 }
 
+impl Server {
+    /// Checks that every schema and table the options name exists in the
+    /// source, exactly; an unknown one is an error listing close matches.
+    pub(super) fn check_names(&self, opts: &BackupOptions) -> Result<()> {
+        for s in &opts.schemas {
+            if !self.schemas.contains(s) {
+                let close = ident::close_matches(s, self.schemas.iter().map(String::as_str));
+                return Err(ident::unknown("schema", &ident::render(s), close));
+            }
+        }
+        let tables: Vec<(String, String)> = self
+            .objects
+            .iter()
+            .filter(|o| o.kind == "table")
+            .map(|o| (o.schema.clone(), o.name.clone()))
+            .collect();
+        for (s, t) in opts.excluded_pairs() {
+            if !tables.iter().any(|(a, b)| *a == s && *b == t) {
+                let names: Vec<String> = tables
+                    .iter()
+                    .map(|(a, b)| ident::render_table(a, b))
+                    .collect();
+                let close = ident::close_matches(
+                    &ident::render_table(&s, &t),
+                    names.iter().map(String::as_str),
+                );
+                return Err(ident::unknown("table", &ident::render_table(&s, &t), close));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The pg_dump arguments for one artifact.
 pub(super) fn dump_args(
     artifact: Artifact,
@@ -238,7 +272,7 @@ pub(super) fn dump_args(
                 args.push("--exclude-schema=supabase_migrations".into());
                 args.push("--exclude-schema=*timescaledb_*".into());
                 for s in &server.unreadable_schemas {
-                    args.push(format!("--exclude-schema={s}"));
+                    args.push(format!("--exclude-schema={}", ident::pattern(s)));
                 }
             } else {
                 // Every other schema is excluded (rather than these
@@ -248,7 +282,7 @@ pub(super) fn dump_args(
                     .iter()
                     .filter(|s| !opts.schemas.contains(s) || supabase::is_managed_schema(s))
                 {
-                    args.push(format!("--exclude-schema={s}"));
+                    args.push(format!("--exclude-schema={}", ident::pattern(s)));
                 }
             }
         }
@@ -259,29 +293,82 @@ pub(super) fn dump_args(
                     .iter()
                     .filter(|s| !supabase::MANAGED_WITH_USER_DATA.contains(s))
                 {
-                    args.push(format!("--exclude-schema={s}"));
+                    args.push(format!("--exclude-schema={}", ident::pattern(s)));
                 }
                 args.push("--exclude-schema=*timescaledb_*".into());
             } else {
                 for s in &opts.schemas {
-                    args.push(format!("--schema={s}"));
+                    args.push(format!("--schema={}", ident::pattern(s)));
                 }
             }
             // The platform's own migration bookkeeping exists in every project.
             for t in supabase::PLATFORM_BOOKKEEPING_TABLES {
-                args.push(format!("--exclude-table-data={t}"));
+                if let Some((s, n)) = t.split_once('.') {
+                    args.push(format!(
+                        "--exclude-table-data={}",
+                        ident::table_pattern(s, n)
+                    ));
+                }
             }
         }
         Artifact::History => {
-            args.push("--schema=supabase_migrations".into());
+            args.push(format!(
+                "--schema={}",
+                ident::pattern("supabase_migrations")
+            ));
         }
         // Written by backups of earlier versions only.
         Artifact::Roles | Artifact::SchemaArchive | Artifact::PlatformArchive => {}
     }
     if !matches!(artifact, Artifact::History | Artifact::PlatformArchive) {
-        for t in &opts.exclude_tables {
-            args.push(format!("--exclude-table-data={t}"));
+        for (s, t) in opts.excluded_pairs() {
+            args.push(format!(
+                "--exclude-table-data={}",
+                ident::table_pattern(&s, &t)
+            ));
         }
     }
     args
+}
+
+/// The user's schemas and tables of a database, for pickers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SourceNames {
+    pub schemas: Vec<String>,
+    /// (schema, table), tables and partitioned tables.
+    pub tables: Vec<(String, String)>,
+}
+
+impl crate::engine::Engine {
+    /// The user's schemas and tables of a project (platform schemas left
+    /// out), as PostgreSQL stores their names.
+    pub async fn source_names(&self, project: &str) -> Result<SourceNames> {
+        let p = self.project(project).await?;
+        let info = self.connection_info(&p).await?;
+        let client = connect::connect(&info, None).await?;
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_namespace n
+                 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+                 WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+                 ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::connection(format!("could not list the schemas: {e}")))?;
+        let mut out = SourceNames::default();
+        for r in rows {
+            let s: String = r.get(0);
+            if crate::engine::backup::platform::is_platform_schema(&s) {
+                continue;
+            }
+            if out.schemas.last() != Some(&s) {
+                out.schemas.push(s.clone());
+            }
+            if let Some(t) = r.get::<_, Option<String>>(1) {
+                out.tables.push((s, t));
+            }
+        }
+        Ok(out)
+    }
 }

@@ -79,25 +79,38 @@ impl RestoreScope {
                 "nothing to restore: roles, schema and data are all off",
             ));
         }
-        for t in &self.tables {
-            if t.split('.').count() != 2 || t.starts_with('.') || t.ends_with('.') {
-                return Err(Error::invalid(format!(
-                    "table '{t}' must be written schema.table"
-                )));
-            }
-        }
+        self.normalized()?;
         if !self.tables.is_empty() && !self.schemas.is_empty() {
             return Err(Error::invalid("choose schemas or tables, not both"));
         }
         Ok(())
     }
 
+    /// The same scope with names read as identifiers (`ident.rs`): schemas
+    /// exact, tables as `schema.table` written so they read back.
+    pub fn normalized(&self) -> Result<RestoreScope> {
+        let mut s = self.clone();
+        s.schemas = self
+            .schemas
+            .iter()
+            .map(|x| crate::engine::ident::parse_schema(x))
+            .collect::<Result<_>>()?;
+        s.tables = self
+            .tables
+            .iter()
+            .map(|t| {
+                crate::engine::ident::parse_table(t)
+                    .map(|(a, b)| crate::engine::ident::render_table(&a, &b))
+            })
+            .collect::<Result<_>>()?;
+        Ok(s)
+    }
+
     /// (schema, table) pairs of `tables`.
     pub fn table_pairs(&self) -> Vec<(String, String)> {
         self.tables
             .iter()
-            .filter_map(|t| t.split_once('.'))
-            .map(|(s, n)| (s.to_owned(), n.to_owned()))
+            .filter_map(|t| crate::engine::ident::parse_table(t).ok())
             .collect()
     }
 }

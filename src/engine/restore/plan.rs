@@ -18,7 +18,10 @@ use crate::engine::supabase;
 /// A target table's rows now and after the restore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableChange {
+    /// `schema.table`, quoted where a name needs it.
     pub table: String,
+    pub schema: String,
+    pub name: String,
     /// `None` when the table does not exist yet.
     pub rows_now: Option<i64>,
     pub rows_after: u64,
@@ -280,9 +283,24 @@ pub(crate) fn make_plan(
     }
     for s in &scope.schemas {
         if !m.objects.iter().any(|o| &o.schema == s) && !m.tables.iter().any(|t| &t.schema == s) {
-            return Err(Error::invalid(format!(
-                "the backup holds nothing in schema '{s}'"
-            )));
+            let known: BTreeSet<&str> = m
+                .objects
+                .iter()
+                .map(|o| o.schema.as_str())
+                .chain(m.tables.iter().map(|t| t.schema.as_str()))
+                .collect();
+            let close = crate::engine::ident::close_matches(s, known);
+            let mut e = Error::invalid(format!(
+                "the backup holds nothing in schema {}",
+                crate::engine::ident::render(s)
+            ));
+            if !close.is_empty() {
+                e = e.with_hint(format!(
+                    "did you mean {}? Names are matched exactly, case included",
+                    close.join(", ")
+                ));
+            }
+            return Err(e);
         }
     }
     let data_tables = if scope.data {
@@ -292,9 +310,23 @@ pub(crate) fn make_plan(
     };
     for (s, t) in scope.table_pairs() {
         if !m.tables.iter().any(|x| x.schema == s && x.name == t) {
-            return Err(Error::invalid(format!(
-                "the backup holds no rows of table {s}.{t}"
-            )));
+            let names: Vec<String> = m
+                .tables
+                .iter()
+                .map(|x| crate::engine::ident::render_table(&x.schema, &x.name))
+                .collect();
+            let close = crate::engine::ident::close_matches(
+                &crate::engine::ident::render_table(&s, &t),
+                names.iter().map(String::as_str),
+            );
+            let mut e = Error::invalid(format!(
+                "the backup holds no rows of table {}",
+                crate::engine::ident::render_table(&s, &t)
+            ));
+            if !close.is_empty() {
+                e = e.with_hint(format!("did you mean {}?", close.join(", ")));
+            }
+            return Err(e);
         }
         if !target.rows.contains_key(&(s.clone(), t.clone())) {
             return Err(
@@ -345,7 +377,9 @@ pub(crate) fn make_plan(
     let tables: Vec<TableChange> = data_tables
         .iter()
         .map(|(s, t)| TableChange {
-            table: format!("{s}.{t}"),
+            table: crate::engine::ident::render_table(s, t),
+            schema: s.clone(),
+            name: t.clone(),
             rows_now: target.rows.get(&(s.clone(), t.clone())).copied(),
             rows_after: m
                 .tables
@@ -356,9 +390,7 @@ pub(crate) fn make_plan(
         })
         .collect();
     for t in &tables {
-        if t.rows_now.unwrap_or(0) > 0
-            && !(want_schema && in_ddl_scope(t.table.split('.').next().unwrap_or(""), scope))
-        {
+        if t.rows_now.unwrap_or(0) > 0 && !(want_schema && in_ddl_scope(&t.schema, scope)) {
             conflicts.push(format!("rows of table {}", t.table));
         }
     }

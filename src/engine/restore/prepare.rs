@@ -138,6 +138,9 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<Prepared> {
         req.scope.validate()?;
+        let mut req = req.clone();
+        req.scope = req.scope.normalized()?;
+        let req = &req;
         let (_, manifest) = self.backup_and_manifest(&req.backup).await?;
         super::verified::check_manifest(&manifest)?;
         let client = connect::connect(&target.info, None).await?;
@@ -342,7 +345,7 @@ fn finish_preview(
             .tables
             .iter()
             .filter(|t| {
-                let (s, n) = t.table.split_once('.').unwrap_or(("", &t.table));
+                let (s, n) = (t.schema.as_str(), t.name.as_str());
                 (data.tables.is_empty() || data.tables.contains(&(s.to_owned(), n.to_owned())))
                     && !exists(s, n)
             })

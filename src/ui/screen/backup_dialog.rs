@@ -4,6 +4,7 @@
 use iced::widget::{column, pick_list, row, text, text_input, toggler};
 use iced::{Element, Length, Task};
 
+use crate::engine::backup::source::SourceNames;
 use crate::engine::backup::{BackupKind, BackupOptions, BackupRequest, Codec};
 use crate::engine::crypto::Secret;
 use crate::engine::project::Project;
@@ -151,6 +152,10 @@ pub enum Message {
     Start,
     PassphraseSaved(Result<(), Error>),
     Cancel,
+    /// The chosen project's schemas and tables, for the pickers.
+    Names(Result<SourceNames, Error>),
+    PickSchema(String),
+    PickTable(String),
 }
 
 pub enum Event {
@@ -180,9 +185,24 @@ pub struct BackupDialog {
     pub error: Option<String>,
     pub starting: bool,
     pub loading: bool,
+    /// The project's schemas and tables (`None` until read).
+    pub names: Option<SourceNames>,
 }
 
 impl BackupDialog {
+    /// Reads the chosen project's schemas and tables.
+    fn names_task(&mut self, engine: &Engine) -> Event {
+        self.names = None;
+        let Some(p) = &self.project else {
+            return Event::None;
+        };
+        let (engine, id) = (engine.clone(), p.id.clone());
+        Event::Run(Task::perform(
+            async move { engine.source_names(&id).await },
+            Message::Names,
+        ))
+    }
+
     /// A dialog for `project` (id), starting from `defaults`; loads the
     /// project list and whether a backup passphrase exists.
     pub fn open(
@@ -206,6 +226,7 @@ impl BackupDialog {
             error: None,
             starting: false,
             loading: true,
+            names: None,
         };
         let engine = engine.clone();
         let task = Task::perform(
@@ -266,7 +287,7 @@ impl BackupDialog {
                     None if self.projects.len() == 1 => self.projects.first().cloned(),
                     None => None,
                 };
-                Event::None
+                self.names_task(engine)
             }
             Message::Loaded(Err(e)) => {
                 self.loading = false;
@@ -275,6 +296,19 @@ impl BackupDialog {
             }
             Message::Project(p) => {
                 self.project = Some(p);
+                self.names_task(engine)
+            }
+            Message::Names(r) => {
+                // A failure to read them leaves the fields to type in.
+                self.names = r.ok();
+                Event::None
+            }
+            Message::PickSchema(name) => {
+                self.schemas = widget::toggle_name(&self.schemas, &name);
+                Event::None
+            }
+            Message::PickTable(name) => {
+                self.exclude = widget::toggle_name(&self.exclude, &name);
                 Event::None
             }
             Message::Kind(k) => {
@@ -412,7 +446,7 @@ impl BackupDialog {
                             .on_input(Message::Schemas)
                             .padding(theme::S),
                         None,
-                        Some("comma-separated, e.g. public, app"),
+                        Some("exact names, comma-separated; quote one holding a dot: \"a.b\""),
                     ),
                     widget::field(
                         "Leave out table data",
@@ -420,11 +454,48 @@ impl BackupDialog {
                             .on_input(Message::Exclude)
                             .padding(theme::S),
                         None,
-                        Some("schema.table, comma-separated; patterns as pg_dump -T"),
+                        Some("schema.table, exact names, comma-separated"),
                     ),
                 ]
                 .spacing(theme::M),
             );
+            if let Some(names) = &self.names {
+                let chosen = crate::engine::ident::split_list(&self.schemas);
+                let excluded = crate::engine::ident::split_list(&self.exclude);
+                let schemas: Vec<String> = names
+                    .schemas
+                    .iter()
+                    .map(|s| crate::engine::ident::render(s))
+                    .collect();
+                let tables: Vec<String> = names
+                    .tables
+                    .iter()
+                    .map(|(s, t)| crate::engine::ident::render_table(s, t))
+                    .collect();
+                col = col.push(
+                    column![
+                        text("Schemas of the project (click to choose)")
+                            .size(theme::SMALL)
+                            .style(theme::muted),
+                        widget::name_picker(
+                            &schemas,
+                            &|n| chosen.iter().any(|c| c == n),
+                            &|n| Message::PickSchema(n),
+                            40
+                        ),
+                        text("Tables (click to leave their rows out)")
+                            .size(theme::SMALL)
+                            .style(theme::muted),
+                        widget::name_picker(
+                            &tables,
+                            &|n| excluded.iter().any(|c| c == n),
+                            &|n| Message::PickTable(n),
+                            60
+                        ),
+                    ]
+                    .spacing(theme::XS),
+                );
+            }
         }
         col = col.push(
             row![

@@ -337,3 +337,52 @@ pub fn page_header<'a, M: 'a>(
         .align_y(Alignment::Center)
         .into()
 }
+
+/// Names to pick from (schemas, tables): one small button each, ticked when
+/// `on(name)`; `press(name)` toggles it. At most `limit` are shown.
+pub fn name_picker<'a, M: Clone + 'a>(
+    names: &[String],
+    on: &dyn Fn(&str) -> bool,
+    press: &dyn Fn(String) -> M,
+    limit: usize,
+) -> Element<'a, M> {
+    let mut r = iced::widget::row![].spacing(theme::XS);
+    for n in names.iter().take(limit) {
+        let ticked = on(n);
+        let label = if ticked {
+            format!("✓ {n}")
+        } else {
+            n.clone()
+        };
+        r = r.push(
+            iced::widget::button(iced::widget::text(label).size(theme::SMALL))
+                .padding([2.0, theme::S])
+                .style(if ticked {
+                    iced::widget::button::primary
+                } else {
+                    iced::widget::button::secondary
+                })
+                .on_press(press(n.clone())),
+        );
+    }
+    let mut col = iced::widget::column![r.wrap()].spacing(theme::XS);
+    if names.len() > limit {
+        col = col.push(
+            iced::widget::text(format!("… and {} more: type them", names.len() - limit))
+                .size(theme::SMALL)
+                .style(theme::muted),
+        );
+    }
+    col.into()
+}
+
+/// Adds `name` to a comma-separated list of names, or removes it.
+pub fn toggle_name(list: &str, name: &str) -> String {
+    let mut names = crate::engine::ident::split_list(list);
+    if let Some(i) = names.iter().position(|n| n == name) {
+        names.remove(i);
+    } else {
+        names.push(name.to_owned());
+    }
+    names.join(", ")
+}

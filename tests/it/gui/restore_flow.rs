@@ -4,7 +4,7 @@
 
 #![allow(clippy::await_holding_lock)]
 
-use supabackup::ui::screen::restore::{SCHEMAS_ID, Step, preview::accept_label};
+use supabackup::ui::screen::restore::{Step, preview::accept_label};
 
 use super::driver::Driver;
 use crate::support::pg::roles_lock;
@@ -29,6 +29,20 @@ async fn the_wizard_refuses_a_scoped_replace_until_each_dependent_is_ticked() {
     let rec = crate::backup::backup(&t.engine, "Shop", Default::default()).await;
     db.psql("UPDATE public.people SET mood = 'sad'");
     let mut d = Driver::boot(t.engine.clone()).await;
+    // The backup dialog offers the project's real schemas and tables.
+    d.click("Backups");
+    d.idle().await;
+    d.click("Back up now");
+    d.until("the project's names", |a| {
+        a.backups.dialog.as_ref().is_some_and(|x| x.names.is_some())
+    })
+    .await;
+    d.click("app");
+    d.click("app.x");
+    let dialog = d.app.backups.dialog.as_ref().expect("dialog");
+    assert_eq!(dialog.schemas, "app");
+    assert_eq!(dialog.exclude, "app.x");
+    d.click("Cancel");
     d.click("Restore");
     d.until("the backups to load", |a| a.restore.loaded).await;
     d.click("Shop");
@@ -36,7 +50,11 @@ async fn the_wizard_refuses_a_scoped_replace_until_each_dependent_is_ticked() {
     d.click("Next");
     d.click("Next");
     assert_eq!(d.app.restore.step, Step::Scope);
-    d.type_into(SCHEMAS_ID, "public");
+    // The scope pickers list the backup's own schemas.
+    d.until("the backup's names", |a| a.restore.names.is_some())
+        .await;
+    d.click("public");
+    assert_eq!(d.app.restore.schemas, "public");
     d.click("Next");
     d.click("Replace what is in scope");
     d.click("Preview");

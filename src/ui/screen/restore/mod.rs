@@ -102,6 +102,10 @@ pub enum Message {
     Previewed(Result<RestorePreview, Error>),
     /// Accept (or not) losing an object outside the scope; the preview is re-run.
     AllowDrop(String, bool),
+    /// The chosen backup's schemas and tables, for the scope pickers.
+    Names(Result<(Vec<String>, Vec<String>), Error>),
+    PickSchema(String),
+    PickTable(String),
     ConfirmText(String),
     Start,
     Progress(RestoreProgress),
@@ -147,6 +151,8 @@ pub struct Restore {
     pub confirm_text: String,
     /// Objects outside the scope the user ticked to accept losing.
     pub allow_drop: std::collections::BTreeSet<String>,
+    /// The backup's schemas and tables, written as names to type.
+    pub names: Option<(Vec<String>, Vec<String>)>,
     pub running: Option<Running>,
     pub result: Option<Result<RestoreRecord, Error>>,
     /// Whether the result is that of a rollback.
@@ -181,6 +187,7 @@ impl Default for Restore {
             previewing: false,
             confirm_text: String::new(),
             allow_drop: Default::default(),
+            names: None,
             running: None,
             result: None,
             result_is_rollback: false,
@@ -374,6 +381,41 @@ impl Restore {
         }
     }
 
+    /// Reads the chosen backup's schemas and tables from its manifest.
+    fn names_task(&mut self, ctx: &Ctx) -> Task<Message> {
+        self.names = None;
+        let Some(id) = self.backup.clone() else {
+            return Task::none();
+        };
+        let engine = ctx.engine.clone();
+        Task::perform(
+            async move {
+                let m = engine.backup_manifest(&id).await?;
+                let mut schemas: std::collections::BTreeSet<&str> = m
+                    .objects
+                    .iter()
+                    .map(|o| o.schema.as_str())
+                    .chain(m.tables.iter().map(|t| t.schema.as_str()))
+                    .filter(|s| !crate::engine::backup::platform::is_platform_schema(s))
+                    .collect();
+                schemas.remove("supabase_migrations");
+                let tables = m
+                    .tables
+                    .iter()
+                    .map(|t| crate::engine::ident::render_table(&t.schema, &t.name))
+                    .collect();
+                Ok((
+                    schemas
+                        .into_iter()
+                        .map(crate::engine::ident::render)
+                        .collect(),
+                    tables,
+                ))
+            },
+            Message::Names,
+        )
+    }
+
     fn preview_task(&mut self, ctx: &Ctx) -> Task<Message> {
         self.preview = None;
         let req = match self.request() {
@@ -505,7 +547,10 @@ impl Restore {
                 self.error = None;
                 match self.step {
                     Step::Backup => self.step = Step::Target,
-                    Step::Target => self.step = Step::Scope,
+                    Step::Target => {
+                        self.step = Step::Scope;
+                        return Action::task(self.names_task(ctx));
+                    }
                     Step::Scope => self.step = Step::Mode,
                     Step::Mode => {
                         self.step = Step::Preview;
@@ -570,6 +615,20 @@ impl Restore {
             }
             Message::ConfirmText(t) => {
                 self.confirm_text = t;
+                Action::none()
+            }
+            Message::Names(r) => {
+                self.names = r.ok();
+                Action::none()
+            }
+            Message::PickSchema(n) => {
+                self.schemas = widget::toggle_name(&self.schemas, &n);
+                self.error = None;
+                Action::none()
+            }
+            Message::PickTable(n) => {
+                self.tables = widget::toggle_name(&self.tables, &n);
+                self.error = None;
                 Action::none()
             }
             Message::Start => {

@@ -266,7 +266,7 @@ impl Restore {
     }
 
     fn scope_step(&self) -> Element<'_, Message> {
-        column![
+        let mut col = column![
             text("What to restore").size(theme::H2).font(theme::BOLD),
             row![
                 checkbox(self.roles)
@@ -285,19 +285,37 @@ impl Restore {
                     .on_input(Message::Schemas)
                     .padding(theme::S),
                 None,
-                Some("comma-separated, e.g. public, app"),
-            ),
-            widget::field(
-                "…or only these tables' rows",
-                text_input("schema.table, …", &self.tables)
-                    .on_input(Message::Tables)
-                    .padding(theme::S),
-                None,
-                Some("the tables must exist in the target; choose schemas or tables, not both"),
+                Some("exact names, comma-separated; quote one holding a dot: \"a.b\""),
             ),
         ]
-        .spacing(theme::M)
-        .into()
+        .spacing(theme::M);
+        let chosen = crate::engine::ident::split_list(&self.schemas);
+        let picked = crate::engine::ident::split_list(&self.tables);
+        if let Some((schemas, _)) = &self.names {
+            col = col.push(widget::name_picker(
+                schemas,
+                &|n| chosen.iter().any(|c| c == n),
+                &|n| Message::PickSchema(n),
+                40,
+            ));
+        }
+        col = col.push(widget::field(
+            "…or only these tables' rows",
+            text_input("schema.table, …", &self.tables)
+                .on_input(Message::Tables)
+                .padding(theme::S),
+            None,
+            Some("the tables must exist in the target; choose schemas or tables, not both"),
+        ));
+        if let Some((_, tables)) = &self.names {
+            col = col.push(widget::name_picker(
+                tables,
+                &|n| picked.iter().any(|c| c == n),
+                &|n| Message::PickTable(n),
+                60,
+            ));
+        }
+        col.into()
     }
 
     fn mode_step(&self) -> Element<'_, Message> {
