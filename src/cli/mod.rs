@@ -85,9 +85,15 @@ pub enum Command {
         /// Restore into a scratch database and compare every table.
         #[arg(long)]
         restore_test: bool,
-        /// The scratch server (default: the configured one, else a local PostgreSQL).
+        /// The scratch server, postgresql://USER@HOST:PORT/DB (default: the
+        /// configured one, else a local PostgreSQL); its password from
+        /// --scratch-password-stdin, SUPABACKUP_SCRATCH_PASSWORD or ~/.pgpass.
         #[arg(long, requires = "restore_test")]
         scratch_url: Option<String>,
+        /// Read the scratch server's password from standard input.
+        #[arg(long, requires = "scratch_url")]
+        scratch_password_stdin: bool,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -203,8 +209,24 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
             id,
             restore_test: true,
             scratch_url,
+            scratch_password_stdin,
             json,
-        } => restore::restore_test(&engine, &id, scratch_url, json).await,
+        } => {
+            let scratch = match scratch_url {
+                Some(url) => {
+                    warn_password_in_argv(
+                        &url,
+                        "--scratch-password-stdin",
+                        "SUPABACKUP_SCRATCH_PASSWORD",
+                    );
+                    let pw =
+                        password_for_url(scratch_password_stdin, "SUPABACKUP_SCRATCH_PASSWORD")?;
+                    Some(crate::engine::restore::url_with_password(&url, pw)?)
+                }
+                None => None,
+            };
+            restore::restore_test(&engine, &id, scratch, json).await
+        }
         Command::Verify { id, json, .. } => backup::verify(&engine, &id, json).await,
         Command::Decrypt { .. } => Ok(0),
         Command::Catalog(CatalogCmd::Rebuild { json }) => {
@@ -259,4 +281,40 @@ pub(crate) fn names(values: &[String]) -> Vec<String> {
         .iter()
         .flat_map(|v| crate::engine::ident::split_list(v))
         .collect()
+}
+
+/// Warns when a URL given on the command line holds a password (other
+/// users see argv in the process list; shells keep history).
+pub(crate) fn warn_password_in_argv(url: &str, flag: &str, var: &str) {
+    if crate::engine::conninfo::ConnInfo::parse(url).is_ok_and(|i| i.password.is_some()) {
+        eprintln!(
+            "warning: the URL on the command line holds a password, which other users can read in the process list and your shell keeps in its history; give the password with {flag} or {var} instead"
+        );
+    }
+}
+
+/// A password for a URL: from standard input (`from_stdin`) or `var`.
+pub(crate) fn password_for_url(
+    from_stdin: bool,
+    var: &str,
+) -> Result<Option<crate::engine::crypto::Secret>> {
+    if from_stdin {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            crate::engine::Error::invalid(format!(
+                "could not read the password from standard input: {e}"
+            ))
+        })?;
+        let trimmed = s.trim_end_matches(['\n', '\r']);
+        if trimmed.is_empty() {
+            return Err(crate::engine::Error::invalid(
+                "standard input held no password",
+            ));
+        }
+        return Ok(Some(crate::engine::crypto::Secret::new(trimmed)));
+    }
+    Ok(std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(crate::engine::crypto::Secret::new))
 }

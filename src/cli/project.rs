@@ -1,6 +1,5 @@
 //! `supabackup project ...`
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -78,7 +77,8 @@ pub struct AddArgs {
     /// Supabase project ref (lower-case letters, digits, '-').
     #[arg(long = "ref")]
     project_ref: String,
-    /// postgresql://USER[:PASSWORD]@HOST:PORT/DB[?sslmode=...]
+    /// The database, postgresql://USER@HOST:PORT/DB[?sslmode=…] (the
+    /// password from --db-password-stdin or SUPABACKUP_DB_PASSWORD).
     #[arg(long)]
     db_url: String,
     /// development, staging or production.
@@ -104,8 +104,10 @@ pub struct EditArgs {
     name: Option<String>,
     #[arg(long = "ref")]
     project_ref: Option<String>,
+    /// A new database URL, postgresql://USER@HOST:PORT/DB[?sslmode=…].
     #[arg(long)]
     db_url: Option<String>,
+    /// development, staging or production.
     #[arg(long)]
     environment: Option<String>,
     /// A UUID, or "" to clear.
@@ -121,18 +123,9 @@ pub struct EditArgs {
     json: bool,
 }
 
-fn read_stdin_password() -> Result<Secret> {
-    let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).map_err(|e| {
-        Error::invalid(format!(
-            "could not read the password from standard input: {e}"
-        ))
-    })?;
-    let trimmed = s.trim_end_matches(['\n', '\r']);
-    if trimmed.is_empty() {
-        return Err(Error::invalid("standard input held no password"));
-    }
-    Ok(Secret::new(trimmed))
+/// The database password: standard input, else `SUPABACKUP_DB_PASSWORD`.
+fn db_password(from_stdin: bool) -> Result<Option<Secret>> {
+    super::password_for_url(from_stdin, "SUPABACKUP_DB_PASSWORD")
 }
 
 fn url_has_password(url: &str) -> bool {
@@ -142,11 +135,12 @@ fn url_has_password(url: &str) -> bool {
 pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
     match cmd {
         ProjectCmd::Add(a) => {
-            let db_password = if a.db_password_stdin {
-                Some(read_stdin_password()?)
-            } else {
-                None
-            };
+            super::warn_password_in_argv(
+                &a.db_url,
+                "--db-password-stdin",
+                "SUPABACKUP_DB_PASSWORD",
+            );
+            let db_password = db_password(a.db_password_stdin)?;
             let input = ProjectInput {
                 name: a.name,
                 project_ref: a.project_ref,
@@ -181,11 +175,10 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
             Ok(0)
         }
         ProjectCmd::Edit(a) => {
-            let db_password = if a.db_password_stdin {
-                Some(read_stdin_password()?)
-            } else {
-                None
-            };
+            if let Some(u) = &a.db_url {
+                super::warn_password_in_argv(u, "--db-password-stdin", "SUPABACKUP_DB_PASSWORD");
+            }
+            let db_password = db_password(a.db_password_stdin)?;
             if db_password.is_some() || a.db_url.as_deref().is_some_and(url_has_password) {
                 prompt::unlock(engine).await?;
             }

@@ -81,9 +81,13 @@ pub struct TargetArgs {
     /// A project of the catalog (name, id or ref).
     #[arg(long = "to")]
     to: Option<String>,
-    /// Any PostgreSQL URL (password in it, or via ~/.pgpass-less prompt-free env).
+    /// Any PostgreSQL database, postgresql://USER@HOST:PORT/DB[?sslmode=…];
+    /// its password from --to-url-password-stdin or SUPABACKUP_TARGET_PASSWORD.
     #[arg(long = "to-url")]
     to_url: Option<String>,
+    /// Read the --to-url database's password from standard input.
+    #[arg(long, requires = "to_url")]
+    to_url_password_stdin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -114,7 +118,20 @@ impl TargetArgs {
     fn target(&self) -> Result<RestoreTarget> {
         match (&self.to, &self.to_url) {
             (Some(p), None) => Ok(RestoreTarget::Project(p.clone())),
-            (None, Some(u)) => Ok(RestoreTarget::Url(u.clone())),
+            (None, Some(u)) => {
+                super::warn_password_in_argv(
+                    u,
+                    "--to-url-password-stdin",
+                    "SUPABACKUP_TARGET_PASSWORD",
+                );
+                let pw = super::password_for_url(
+                    self.to_url_password_stdin,
+                    "SUPABACKUP_TARGET_PASSWORD",
+                )?;
+                Ok(RestoreTarget::Url(
+                    crate::engine::restore::url_with_password(u, pw)?,
+                ))
+            }
             _ => Err(Error::invalid(
                 "give exactly one of --to PROJECT or --to-url URL",
             )),

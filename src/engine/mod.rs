@@ -4,6 +4,7 @@
 pub mod api;
 pub mod backup;
 pub mod catalog;
+pub mod childenv;
 pub mod conninfo;
 pub mod crypto;
 pub mod dashboard;

@@ -17,4 +17,5 @@ mod restore_kill;
 mod restore_platform;
 mod restore_tamper;
 mod schedule;
+mod secrets;
 mod support;

@@ -76,12 +76,9 @@ impl ToolRun<'_> {
     fn command(&self) -> Command {
         let mut cmd = Command::new(self.program);
         cmd.args(&self.args);
-        // Only our connection settings reach the tool: nothing inherited.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("PG") {
-                cmd.env_remove(k);
-            }
-        }
+        // A fresh environment: our connection settings, nothing inherited
+        // that could name a secret or another server.
+        crate::engine::childenv::apply(&mut cmd);
         for (k, v) in self.info.libpq_env() {
             cmd.env(k, v);
         }

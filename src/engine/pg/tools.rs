@@ -80,7 +80,10 @@ pub fn discover(name: &str, configured: Option<&Path>) -> Vec<PgTool> {
         if !seen.insert(real) {
             continue;
         }
-        let Ok(output) = Command::new(&path).arg("--version").output() else {
+        let mut probe = Command::new(&path);
+        probe.arg("--version");
+        crate::engine::childenv::apply(&mut probe);
+        let Ok(output) = probe.output() else {
             continue;
         };
         if !output.status.success() {

@@ -31,6 +31,9 @@ const OUTPUT_KEEP: usize = 4000;
 /// error carrying its output.
 pub async fn run_hook(hook: &Hook, env: &HookEnv) -> Result<String> {
     let mut cmd = tokio::process::Command::new("sh");
+    // Only the documented variables (docs/SCHEDULING.md) and what a program
+    // needs to run: never the engine's secrets or PG* settings.
+    crate::engine::childenv::apply_tokio(&mut cmd);
     cmd.arg("-c")
         .arg(&hook.command)
         .env("SUPABACKUP_HOOK", env.phase)
@@ -46,16 +49,6 @@ pub async fn run_hook(hook: &Hook, env: &HookEnv) -> Result<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // Secrets of the engine never reach hooks.
-    for var in [
-        "SUPABACKUP_PASSPHRASE",
-        "SUPABACKUP_BACKUP_PASSPHRASE",
-        "SUPABACKUP_EXPORT_PASSPHRASE",
-        "SUPABACKUP_NEW_PASSPHRASE",
-        "PGPASSWORD",
-    ] {
-        cmd.env_remove(var);
-    }
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::tool(format!("could not start the {} hook: {e}", env.phase)))?;
