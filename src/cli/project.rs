@@ -92,6 +92,12 @@ pub struct AddArgs {
     /// Read the database password from standard input.
     #[arg(long)]
     db_password_stdin: bool,
+    /// The server's CA certificate (PEM; Supabase: Database Settings → SSL
+    /// Configuration → Download certificate): connections then verify the
+    /// server (verify-full).
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+    /// Print the new project as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -119,6 +125,13 @@ pub struct EditArgs {
     /// Read a new database password from standard input.
     #[arg(long)]
     db_password_stdin: bool,
+    /// A CA certificate (PEM) to verify the server with (verify-full).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_ca")]
+    ca_file: Option<PathBuf>,
+    /// Remove the stored CA certificate (the server is then not verified).
+    #[arg(long)]
+    no_ca: bool,
+    /// Print the changed project as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -141,6 +154,11 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
                 "SUPABACKUP_DB_PASSWORD",
             );
             let db_password = db_password(a.db_password_stdin)?;
+            let ca_cert = a
+                .ca_file
+                .as_deref()
+                .map(crate::engine::project::read_ca_file)
+                .transpose()?;
             let input = ProjectInput {
                 name: a.name,
                 project_ref: a.project_ref,
@@ -149,6 +167,7 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
                 environment: a.environment,
                 organization_id: a.org_id,
                 description: a.description,
+                ca_cert,
                 ..Default::default()
             };
             // Validate before asking for a passphrase.
@@ -179,6 +198,11 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
                 super::warn_password_in_argv(u, "--db-password-stdin", "SUPABACKUP_DB_PASSWORD");
             }
             let db_password = db_password(a.db_password_stdin)?;
+            let ca_cert = match (&a.ca_file, a.no_ca) {
+                (Some(path), _) => Some(crate::engine::project::read_ca_file(path)?),
+                (None, true) => Some(String::new()),
+                (None, false) => None,
+            };
             if db_password.is_some() || a.db_url.as_deref().is_some_and(url_has_password) {
                 prompt::unlock(engine).await?;
             }
@@ -193,6 +217,7 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
                         environment: a.environment,
                         organization_id: a.org_id,
                         description: a.description,
+                        ca_cert,
                         ..Default::default()
                     },
                 )
@@ -227,11 +252,16 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
                         vec![
                             format!("  {}", p.name),
                             p.project_ref.clone(),
+                            if p.tls_verification().0 {
+                                "verified".into()
+                            } else {
+                                "NOT verified".into()
+                            },
                             p.display_url(),
                         ]
                     })
                     .collect();
-                output::table(&["  NAME", "REF", "URL"], &rows);
+                output::table(&["  NAME", "REF", "SERVER", "URL"], &rows);
                 println!();
             }
             Ok(0)
@@ -252,6 +282,17 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
             println!("Ref:           {}", p.project_ref);
             println!("Environment:   {}", p.environment);
             println!("URL:           {}", p.display_url());
+            println!(
+                "TLS:           {}{}",
+                p.tls_verification().1,
+                if p.ca_cert.is_some() {
+                    " — with the project's CA certificate"
+                } else if !p.tls_verification().0 {
+                    " (add the CA with `project edit --ca-file`)"
+                } else {
+                    ""
+                }
+            );
             println!(
                 "Organization:  {}",
                 p.organization_id.as_deref().unwrap_or("-")
@@ -465,7 +506,11 @@ fn print_report(name: &str, r: &ConnectionReport) {
     println!(
         "  TLS:            {}",
         if r.tls {
-            r.tls_version.clone().unwrap_or_else(|| "yes".into())
+            format!(
+                "{} — {}",
+                r.tls_version.clone().unwrap_or_else(|| "yes".into()),
+                r.verification
+            )
         } else {
             "no".into()
         }

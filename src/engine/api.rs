@@ -85,6 +85,8 @@ pub struct ProjectPatch {
     pub description: Option<String>,
     pub access_token: Option<Secret>,
     pub service_role_key: Option<Secret>,
+    /// The server's CA certificate (PEM); `Some("")` removes it.
+    pub ca_cert: Option<String>,
 }
 
 impl Engine {
@@ -319,6 +321,7 @@ impl Engine {
                 .or_else(|| current.description.clone()),
             access_token: patch.access_token.clone(),
             service_role_key: patch.service_role_key.clone(),
+            ca_cert: patch.ca_cert.clone().or_else(|| current.ca_cert.clone()),
         };
         let valid = project::validate(&input).map_err(|e| project::field_errors_to_error(&e))?;
         let secrets = Self::secrets_of(&valid);
@@ -345,6 +348,9 @@ impl Engine {
         }
         if valid.description != current.description {
             changed.push("description");
+        }
+        if valid.ca_cert != current.ca_cert {
+            changed.push("ca_cert");
         }
         for (kind, _) in &secrets {
             changed.push(kind.as_str());
@@ -414,7 +420,28 @@ impl Engine {
                 .call(move |c| vault::get_secret(c, &key, Some(&id), SecretKind::DbPassword))
                 .await?;
         }
+        if let Some(pem) = &p.ca_cert {
+            self.apply_ca_cert(&mut info, pem)?;
+        }
         Ok(info)
+    }
+
+    /// Makes a connection verify the server against a project's CA
+    /// certificate, kept as a file because libpq tools need a path.
+    fn apply_ca_cert(&self, info: &mut ConnInfo, pem: &str) -> Result<()> {
+        use sha2::Digest;
+        if info.sslrootcert.is_some() {
+            return Ok(());
+        }
+        let digest = crate::engine::crypto::hex(&sha2::Sha256::digest(pem.as_bytes()));
+        let dir = self.0.dirs.config().join("ca");
+        let path = dir.join(format!("{}.crt", &digest[..32]));
+        if !path.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the folder", &dir, e))?;
+            crate::engine::paths::write_atomic(&path, pem.as_bytes())?;
+        }
+        crate::engine::pg::tls::use_project_ca(info, path.to_string_lossy().into_owned());
+        Ok(())
     }
 
     /// Tests a project's connection and pre-flight; the outcome (good or
@@ -445,9 +472,23 @@ impl Engine {
 
     /// Tests a URL that is not (yet) a project, e.g. from the add form.
     pub async fn test_url(&self, url: &str, password: Option<Secret>) -> Result<ConnectionReport> {
+        self.test_url_with_ca(url, password, None).await
+    }
+
+    /// Tests a URL with the CA certificate (PEM) a project would use.
+    pub async fn test_url_with_ca(
+        &self,
+        url: &str,
+        password: Option<Secret>,
+        ca_cert: Option<String>,
+    ) -> Result<ConnectionReport> {
         let mut info = ConnInfo::parse(url)?;
         if let Some(p) = password.filter(|p| !p.is_empty()) {
             info.password = Some(p);
+        }
+        if let Some(pem) = ca_cert.filter(|p| !p.trim().is_empty()) {
+            project::validate_ca_cert(&pem).map_err(Error::invalid)?;
+            self.apply_ca_cert(&mut info, &pem)?;
         }
         probe::test_connection(&info, self.0.pg_bin_dir.as_deref()).await
     }

@@ -327,6 +327,11 @@ impl ConnInfo {
         if let Some(v) = &self.channel_binding {
             env.push(("PGCHANNELBINDING", v.clone()));
         }
+        if !crate::engine::pg::tls::is_verified(self) {
+            // libpq 16+: never send the password in clear text to a server
+            // whose certificate was not verified (older libpq ignores it).
+            env.push(("PGREQUIREAUTH", "!password".to_owned()));
+        }
         env
     }
 

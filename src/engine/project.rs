@@ -64,11 +64,29 @@ pub struct Project {
     pub organization_id: Option<String>,
     pub description: Option<String>,
     pub has_db_password: bool,
+    /// The server's CA certificate (PEM): connections verify the server.
+    #[serde(default)]
+    pub ca_cert: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl Project {
+    /// Whether connections verify the server's certificate, and how that
+    /// reads ("TLS verified …", "encrypted, server NOT verified").
+    pub fn tls_verification(&self) -> (bool, &'static str) {
+        let Ok(mut info) = ConnInfo::parse(&self.db_url) else {
+            return (false, "unknown (the URL does not parse)");
+        };
+        if self.ca_cert.is_some() {
+            crate::engine::pg::tls::use_project_ca(&mut info, "project CA".into());
+        }
+        (
+            crate::engine::pg::tls::is_verified(&info),
+            crate::engine::pg::tls::describe_verification(&info),
+        )
+    }
+
     /// The connection URL for display: `****` where a password is stored.
     pub fn display_url(&self) -> String {
         match (self.has_db_password, ConnInfo::parse(&self.db_url)) {
@@ -95,6 +113,9 @@ pub struct ProjectInput {
     pub description: Option<String>,
     pub access_token: Option<Secret>,
     pub service_role_key: Option<Secret>,
+    /// The server's CA certificate, PEM text (Supabase: Database Settings →
+    /// SSL Configuration → Download certificate).
+    pub ca_cert: Option<String>,
 }
 
 /// One problem with one field, for inline messages in the GUI.
@@ -116,6 +137,7 @@ pub struct ValidProject {
     pub description: Option<String>,
     pub access_token: Option<Secret>,
     pub service_role_key: Option<Secret>,
+    pub ca_cert: Option<String>,
 }
 
 pub const MAX_NAME_LEN: usize = 100;
@@ -169,6 +191,47 @@ pub fn validate_org_id(s: &str) -> std::result::Result<Option<String>, String> {
     uuid::Uuid::parse_str(s)
         .map(|u| Some(u.hyphenated().to_string()))
         .map_err(|_| format!("the organization id must be a UUID (got '{s}')"))
+}
+
+/// Checks that `pem` holds at least one X.509 certificate and nothing a
+/// TLS client could not use as a root.
+pub fn validate_ca_cert(pem: &str) -> std::result::Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    if pem.len() > 1024 * 1024 {
+        return Err("the CA certificate file is larger than 1 MiB".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("the CA certificate is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("the CA certificate cannot be used: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(
+            "no certificate found: expected a PEM file with -----BEGIN CERTIFICATE-----".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Reads a CA certificate file (PEM) for a project, checking it.
+pub fn read_ca_file(path: &std::path::Path) -> Result<String> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    if meta.len() > 1024 * 1024 {
+        return Err(Error::invalid(format!(
+            "{} is larger than 1 MiB: not a CA certificate",
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::invalid(format!("{} is not a PEM text file", path.display()))
+            .with_hint("Supabase's certificate (prod-ca-2021.crt) is PEM; convert a DER file with `openssl x509 -inform der -in FILE -out FILE.pem`")
+    })?;
+    validate_ca_cert(&text).map_err(|m| Error::invalid(format!("{}: {m}", path.display())))?;
+    Ok(text)
 }
 
 /// Checks every field and reports every problem at once.
@@ -238,6 +301,16 @@ pub fn validate(input: &ProjectInput) -> std::result::Result<ValidProject, Vec<F
             "the description is longer than 1000 characters".into(),
         );
     }
+    let ca_cert = match input.ca_cert.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(pem) => match validate_ca_cert(pem) {
+            Ok(()) => Some(format!("{pem}\n")),
+            Err(m) => {
+                push("ca_cert", m);
+                None
+            }
+        },
+    };
     match (name, project_ref, conn, environment) {
         (Some(name), Some(project_ref), Some(conn), Some(environment)) if errors.is_empty() => {
             Ok(ValidProject {
@@ -249,6 +322,7 @@ pub fn validate(input: &ProjectInput) -> std::result::Result<ValidProject, Vec<F
                 description,
                 access_token: input.access_token.clone().filter(|s| !s.is_empty()),
                 service_role_key: input.service_role_key.clone().filter(|s| !s.is_empty()),
+                ca_cert,
             })
         }
         _ => Err(errors),

@@ -66,6 +66,9 @@ pub struct ProjectRecord {
     pub access_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_role_key: Option<String>,
+    /// The server's CA certificate, PEM (public; not sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -276,7 +279,7 @@ fn read_json(
         .collect())
 }
 
-const CSV_HEADERS: [&str; 9] = [
+const CSV_HEADERS: [&str; 10] = [
     "name",
     "project_ref",
     "db_url",
@@ -286,6 +289,7 @@ const CSV_HEADERS: [&str; 9] = [
     "db_password",
     "access_token",
     "service_role_key",
+    "ca_cert",
 ];
 
 fn read_csv(
@@ -356,6 +360,7 @@ fn read_csv(
                         db_password: get("db_password"),
                         access_token: get("access_token"),
                         service_role_key: get("service_role_key"),
+                        ca_cert: get("ca_cert"),
                     }),
                 ));
             }
@@ -404,6 +409,7 @@ impl Engine {
                         environment: p.environment.as_str().to_owned(),
                         organization_id: p.organization_id.clone(),
                         description: p.description.clone(),
+                        ca_cert: p.ca_cert.clone(),
                         ..Default::default()
                     };
                     if let (Some(sealer), Some(key)) = (&sealer, &key) {
@@ -447,6 +453,7 @@ impl Engine {
                                 r.db_password.as_deref().unwrap_or(""),
                                 r.access_token.as_deref().unwrap_or(""),
                                 r.service_role_key.as_deref().unwrap_or(""),
+                                r.ca_cert.as_deref().unwrap_or(""),
                             ];
                             w.write_record(cells).map_err(|e| Error::internal(format!("CSV: {e}")))?;
                         }
@@ -498,6 +505,7 @@ impl Engine {
                         description: rec.description,
                         access_token: open(SecretKind::AccessToken, &rec.access_token)?,
                         service_role_key: open(SecretKind::ServiceRoleKey, &rec.service_role_key)?,
+                        ca_cert: rec.ca_cert,
                     };
                     let valid = project::validate(&input).map_err(|errs| {
                         errs.iter()

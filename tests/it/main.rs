@@ -19,3 +19,4 @@ mod restore_tamper;
 mod schedule;
 mod secrets;
 mod support;
+mod tls;

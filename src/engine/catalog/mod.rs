@@ -21,19 +21,21 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::engine::error::{Error, Result};
 
-static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![
-        M::up(include_str!("../../../migrations/0001_initial.sql")),
-        M::up(include_str!("../../../migrations/0002_restores.sql")),
-        M::up(include_str!(
-            "../../../migrations/0003_restore_recovery.sql"
-        )),
-    ])
-});
+/// The catalog's schema steps, in order; each file is applied once.
+const MIGRATION_FILES: [&str; 5] = [
+    include_str!("../../../migrations/0001_initial.sql"),
+    include_str!("../../../migrations/0002_restores.sql"),
+    include_str!("../../../migrations/0003_restore_recovery.sql"),
+    include_str!("../../../migrations/0004_job_time_zones.sql"),
+    include_str!("../../../migrations/0005_project_ca.sql"),
+];
+
+static MIGRATIONS: LazyLock<Migrations<'static>> =
+    LazyLock::new(|| Migrations::new(MIGRATION_FILES.iter().map(|sql| M::up(sql)).collect()));
 
 /// How many schema versions this build knows.
 pub fn known_version() -> usize {
-    4
+    MIGRATION_FILES.len()
 }
 
 /// A handle on the catalog; cheap to clone, shared by all front-ends.
@@ -188,6 +190,67 @@ mod tests {
             .with(|c| Ok(c.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?))
             .expect("fk");
         assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn every_migration_file_is_applied_and_old_jobs_keep_their_text() {
+        let files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .expect("migrations folder")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+            .collect();
+        assert_eq!(
+            files.len(),
+            known_version(),
+            "a migration file is not listed"
+        );
+
+        // A catalog of version 3 with a job, then opened by this build.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.sqlite");
+        {
+            let mut conn = Connection::open(&path).expect("raw open");
+            Migrations::new(MIGRATION_FILES[..3].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut conn)
+                .expect("version 3");
+            conn.execute_batch(
+                "INSERT INTO projects (id, name, slug, project_ref, db_url, created_at, updated_at)
+                 VALUES ('p', 'P', 'p', 'r', 'postgresql://u@h/d', 'x', 'x');
+                 INSERT INTO backup_jobs (id, project_id, name, cron_expression, timezone,
+                                          created_at, updated_at)
+                 VALUES ('j', 'p', 'nightly', '0 3 * * 1-5', 'utc', 'x', 'x');
+                 INSERT INTO backups (id, project_id, project_name, project_ref, job_id,
+                                      backup_type, status, started_at, created_at)
+                 VALUES ('b', 'p', 'P', 'r', 'j', 'full', 'completed', 'x', 'x');",
+            )
+            .expect("old rows");
+        }
+        let cat = Catalog::open(&path).expect("migrate");
+        let (cron, tz, job_of_backup): (String, String, Option<String>) = cat
+            .with(|c| {
+                Ok(c.query_row(
+                    "SELECT j.cron_expression, j.timezone, b.job_id
+                     FROM backup_jobs j, backups b WHERE j.id = 'j' AND b.id = 'b'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?)
+            })
+            .expect("job kept");
+        assert_eq!((cron.as_str(), tz.as_str()), ("0 3 * * 1-5", "utc"));
+        assert_eq!(
+            job_of_backup.as_deref(),
+            Some("j"),
+            "rebuilding jobs kept the link"
+        );
+        cat.with(|c| {
+            c.execute(
+                "UPDATE backup_jobs SET timezone = 'Europe/Berlin' WHERE id = 'j'",
+                [],
+            )?;
+            c.execute("UPDATE projects SET ca_cert = 'pem' WHERE id = 'p'", [])?;
+            Ok(())
+        })
+        .expect("new columns and values");
     }
 
     #[test]

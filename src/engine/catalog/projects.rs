@@ -9,7 +9,8 @@ use crate::engine::project::{Environment, Project, ValidProject, slugify};
 const COLUMNS: &str =
     "p.id, p.name, p.slug, p.project_ref, p.db_url, p.environment, p.organization_id,
     p.description, p.created_at, p.updated_at,
-    EXISTS (SELECT 1 FROM secrets s WHERE s.project_id = p.id AND s.kind = 'db_password')";
+    EXISTS (SELECT 1 FROM secrets s WHERE s.project_id = p.id AND s.kind = 'db_password'),
+    p.ca_cert";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     let env: String = r.get(5)?;
@@ -25,6 +26,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
         has_db_password: r.get(10)?,
+        ca_cert: r.get(11)?,
     })
 }
 
@@ -124,8 +126,8 @@ pub fn insert(conn: &Connection, p: &ValidProject) -> Result<String> {
     let ts = now();
     conn.execute(
         "INSERT INTO projects (id, name, slug, project_ref, db_url, environment, organization_id,
-                               description, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                               description, created_at, updated_at, ca_cert)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
         params![
             id,
             p.name,
@@ -135,7 +137,8 @@ pub fn insert(conn: &Connection, p: &ValidProject) -> Result<String> {
             p.environment.as_str(),
             p.organization_id,
             p.description,
-            ts
+            ts,
+            p.ca_cert
         ],
     )?;
     Ok(id)
@@ -146,7 +149,7 @@ pub fn update(conn: &Connection, id: &str, p: &ValidProject) -> Result<()> {
     ensure_name_free(conn, &p.name, Some(id))?;
     let n = conn.execute(
         "UPDATE projects SET name = ?2, project_ref = ?3, db_url = ?4, environment = ?5,
-                organization_id = ?6, description = ?7, updated_at = ?8
+                organization_id = ?6, description = ?7, updated_at = ?8, ca_cert = ?9
          WHERE id = ?1",
         params![
             id,
@@ -156,7 +159,8 @@ pub fn update(conn: &Connection, id: &str, p: &ValidProject) -> Result<()> {
             p.environment.as_str(),
             p.organization_id,
             p.description,
-            now()
+            now(),
+            p.ca_cert
         ],
     )?;
     if n == 0 {

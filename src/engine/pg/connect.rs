@@ -8,6 +8,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::engine::conninfo::{ConnInfo, SslMode};
 use crate::engine::error::{Error, Result};
+use crate::engine::pg::authguard::{AuthGuard, GuardedTls, REFUSAL};
 use crate::engine::pg::tls;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,33 +42,104 @@ fn config(info: &ConnInfo, timeout: Duration) -> tokio_postgres::Config {
     cfg
 }
 
+/// A connection without TLS, its start-up checked by the guard.
+async fn connect_plain(
+    info: &ConnInfo,
+    cfg: &tokio_postgres::Config,
+) -> Result<std::result::Result<Client, tokio_postgres::Error>> {
+    let mut cfg = cfg.clone();
+    cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    let socket = tokio::net::TcpStream::connect((info.host.as_str(), info.port))
+        .await
+        .map_err(|e| {
+            let e = Error::connection(format!(
+                "could not connect to {}:{}: {e}",
+                info.host, info.port
+            ));
+            e.with_hint("check the host and port; is the database running and reachable from here?")
+        })?;
+    let _ = socket.set_nodelay(true);
+    Ok(
+        match cfg
+            .connect_raw(AuthGuard::new(socket, true), tokio_postgres::NoTls)
+            .await
+        {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("database connection ended: {e}");
+                    }
+                });
+                Ok(client)
+            }
+            Err(e) => Err(e),
+        },
+    )
+}
+
+/// Connects over TLS (guarded when the server is not verified).
+async fn connect_tls(
+    info: &ConnInfo,
+    cfg: &tokio_postgres::Config,
+) -> Result<std::result::Result<Client, tokio_postgres::Error>> {
+    let tls = GuardedTls {
+        inner: tls::connector(info)?,
+        armed: !tls::is_verified(info),
+    };
+    Ok(match cfg.connect(tls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("database connection ended: {e}");
+                }
+            });
+            Ok(client)
+        }
+        Err(e) => Err(e),
+    })
+}
+
 /// Connects, spawning the connection's I/O task on the current runtime.
+/// A request for the password in clear text is refused unless the
+/// server's certificate was verified (`authguard.rs`).
 pub async fn connect(info: &ConnInfo, timeout: Option<Duration>) -> Result<Client> {
     let timeout = timeout
         .or(info.connect_timeout.map(Duration::from_secs))
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    let tls = tls::connector(info)?;
     let cfg = config(info, timeout);
-    // The outer timeout also covers TLS and authentication, not just TCP.
-    let attempt = tokio::time::timeout(timeout + Duration::from_secs(1), cfg.connect(tls)).await;
-    let (client, connection) = match attempt {
-        Err(_) => {
-            return Err(Error::connection(format!(
-                "could not connect to {}: timed out after {} s",
-                info.endpoint(),
-                timeout.as_secs()
-            ))
-            .with_hint("check the host and port, your network, and that the database accepts connections from this machine"));
+    let attempt = async {
+        match info.sslmode {
+            SslMode::Disable => connect_plain(info, &cfg).await,
+            SslMode::Allow | SslMode::Prefer => {
+                // TLS first; a server without it gets a plain connection.
+                let mut tls_cfg = cfg.clone();
+                tls_cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                match connect_tls(info, &tls_cfg).await? {
+                    Err(e)
+                        if chain(&e)
+                            .to_ascii_lowercase()
+                            .contains("server does not support tls") =>
+                    {
+                        connect_plain(info, &cfg).await
+                    }
+                    other => Ok(other),
+                }
+            }
+            _ => connect_tls(info, &cfg).await,
         }
-        Ok(Err(e)) => return Err(describe(info, &e)),
-        Ok(Ok(pair)) => pair,
     };
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("database connection ended: {e}");
-        }
-    });
-    Ok(client)
+    // The outer timeout also covers TLS and authentication, not just TCP.
+    match tokio::time::timeout(timeout + Duration::from_secs(1), attempt).await {
+        Err(_) => Err(Error::connection(format!(
+            "could not connect to {}: timed out after {} s",
+            info.endpoint(),
+            timeout.as_secs()
+        ))
+        .with_hint("check the host and port, your network, and that the database accepts connections from this machine")),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(Err(e))) => Err(describe(info, &e)),
+        Ok(Ok(Ok(client))) => Ok(client),
+    }
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -126,6 +198,12 @@ pub fn describe(info: &ConnInfo, e: &tokio_postgres::Error) -> Error {
     }
     let text = chain(e);
     let lower = text.to_ascii_lowercase();
+    if text.contains(REFUSAL) {
+        return Error::connection(format!(
+            "the server at {endpoint} asked for the password in clear text over a connection whose certificate is not verified: not sent"
+        ))
+        .with_hint("a man in the middle could read it: give the project its CA certificate (project edit --ca-file, Supabase: Database Settings → SSL), or use sslmode=verify-full with sslrootcert");
+    }
     if lower.contains("server does not support tls") {
         return Error::connection(format!("the server at {endpoint} does not support TLS"))
             .with_hint("Supabase always does; for a local server without TLS add sslmode=disable to the URL");

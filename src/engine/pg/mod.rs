@@ -2,6 +2,7 @@
 //! meanings), the machine's client tools, and the connection test.
 
 pub mod archive;
+pub mod authguard;
 pub mod connect;
 pub mod probe;
 pub mod tls;

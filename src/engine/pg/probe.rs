@@ -46,6 +46,12 @@ pub struct ConnectionReport {
     pub latency_ms: f64,
     pub tls: bool,
     pub tls_version: Option<String>,
+    /// Whether the server's certificate was verified (verify-ca/-full).
+    #[serde(default)]
+    pub tls_verified: bool,
+    /// "TLS verified …" or "encrypted, server NOT verified", for people.
+    #[serde(default)]
+    pub verification: String,
     pub current_user: String,
     pub superuser: bool,
     pub preflight: Preflight,
@@ -156,8 +162,27 @@ pub async fn test_connection(
         );
     }
     let tls: bool = row.get(5);
+    let tls_verified = tls && super::tls::is_verified(info);
+    let old_libpq = match (&pg_dump, tls_verified) {
+        (Some(t), false) => {
+            let path = std::path::PathBuf::from(&t.path);
+            !tokio::task::spawn_blocking(move || tools::libpq_can_refuse_cleartext(&path))
+                .await
+                .unwrap_or(false)
+        }
+        _ => false,
+    };
+    if old_libpq {
+        warnings.push(
+            "this machine's libpq is older than 16, so pg_dump and psql cannot refuse to send the password in clear text to an unverified server (supabackup's own connections do refuse): add the CA certificate, or install libpq 16 or later".into(),
+        );
+    }
     if !tls {
         warnings.push("the connection is not encrypted (sslmode allows plain TCP)".into());
+    } else if !tls_verified {
+        warnings.push(
+            "encrypted, but the server's certificate is NOT verified: add the project's CA certificate (Supabase: Database Settings → SSL Configuration) so a man in the middle cannot pose as the server".into(),
+        );
     }
     if latency_ms > 200.0 {
         warnings.push(format!(
@@ -174,6 +199,12 @@ pub async fn test_connection(
         latency_ms,
         tls,
         tls_version: row.get(6),
+        tls_verified,
+        verification: if tls {
+            super::tls::describe_verification(info).to_owned()
+        } else {
+            "not encrypted".to_owned()
+        },
         current_user: row.get(3),
         superuser: row.get::<_, Option<bool>>(4).unwrap_or(false),
         preflight,

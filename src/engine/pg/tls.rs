@@ -8,7 +8,9 @@
 //! * `verify-full` — chain and host name verified.
 //!
 //! Roots: the URL's `sslrootcert`, else `~/.postgresql/root.crt`, else the
-//! system store.
+//! system store. As in libpq, `require` with a `~/.postgresql/root.crt`
+//! present behaves as `verify-ca`. A project's CA certificate (set with
+//! `--ca-file`) makes its connections `verify-full`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,14 +111,64 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
+/// `~/.postgresql/root.crt`, when it exists (libpq's default root file).
+fn home_root_cert() -> Option<PathBuf> {
+    let home = directories::BaseDirs::new()?
+        .home_dir()
+        .join(".postgresql/root.crt");
+    home.exists().then_some(home)
+}
+
+/// The mode connections really use: libpq's rule that a root certificate
+/// file turns `require` into `verify-ca` holds here too.
+pub fn effective_mode(info: &ConnInfo) -> SslMode {
+    if info.sslmode == SslMode::Require
+        && (info.sslrootcert.is_some() || home_root_cert().is_some())
+    {
+        SslMode::VerifyCa
+    } else {
+        info.sslmode
+    }
+}
+
+/// Points a connection at a project's CA certificate file: the mode becomes
+/// `verify-full`, unless the URL asks for `verify-ca` or names its own
+/// `sslrootcert` (then the URL wins).
+pub fn use_project_ca(info: &mut ConnInfo, ca_file: String) {
+    if info.sslrootcert.is_some() {
+        return;
+    }
+    info.sslrootcert = Some(ca_file);
+    if info.sslmode != SslMode::VerifyCa {
+        info.sslmode = SslMode::VerifyFull;
+    }
+}
+
+/// Whether the server's certificate is verified (verify-ca or verify-full).
+pub fn is_verified(info: &ConnInfo) -> bool {
+    matches!(
+        effective_mode(info),
+        SslMode::VerifyCa | SslMode::VerifyFull
+    )
+}
+
+/// How a connection's TLS reads in reports.
+pub fn describe_verification(info: &ConnInfo) -> &'static str {
+    match effective_mode(info) {
+        SslMode::VerifyFull => "TLS verified (certificate and host name)",
+        SslMode::VerifyCa => "TLS verified (certificate chain; host name not checked)",
+        SslMode::Disable => "not encrypted",
+        _ => "encrypted, server NOT verified",
+    }
+}
+
 fn root_store(info: &ConnInfo) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    let explicit = info.sslrootcert.as_ref().map(PathBuf::from).or_else(|| {
-        let home = directories::BaseDirs::new()?
-            .home_dir()
-            .join(".postgresql/root.crt");
-        home.exists().then_some(home)
-    });
+    let explicit = info
+        .sslrootcert
+        .as_ref()
+        .map(PathBuf::from)
+        .or_else(home_root_cert);
     match explicit {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(&path).map_err(|e| {
@@ -163,7 +215,7 @@ pub fn connector(info: &ConnInfo) -> Result<MakeRustlsConnect> {
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(format!("TLS set-up failed: {e}")))?;
-    let config = match info.sslmode {
+    let config = match effective_mode(info) {
         SslMode::Disable | SslMode::Allow | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoCertVerification(
@@ -177,7 +229,7 @@ pub fn connector(info: &ConnInfo) -> Result<MakeRustlsConnect> {
             )
             .build()
             .map_err(|e| Error::invalid(format!("TLS verification set-up failed: {e}")))?;
-            if info.sslmode == SslMode::VerifyCa {
+            if effective_mode(info) == SslMode::VerifyCa {
                 builder
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))

@@ -106,6 +106,41 @@ pub fn discover(name: &str, configured: Option<&Path>) -> Vec<PgTool> {
     out
 }
 
+/// Whether the libpq a client program links can refuse a clear-text
+/// password request (`require_auth`, libpq 16+). Asked of the library
+/// itself: a libpq that knows the setting rejects a bogus value before
+/// connecting; an older one ignores it and tries to connect (to a socket
+/// folder that does not exist, so nothing leaves the machine).
+pub fn libpq_can_refuse_cleartext(tool: &Path) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(v) = cache.lock().ok().and_then(|c| c.get(tool).copied()) {
+        return v;
+    }
+    let mut cmd = Command::new(tool);
+    crate::engine::childenv::apply(&mut cmd);
+    cmd.env("PGREQUIREAUTH", "supabackup-probe")
+        .env("PGHOST", "/nonexistent/supabackup-probe")
+        .env("PGDATABASE", "probe")
+        .env("PGCONNECT_TIMEOUT", "2")
+        .stdin(std::process::Stdio::null());
+    if tool.file_name().is_some_and(|n| n == "psql") {
+        cmd.args(["-X", "-c", ""]);
+    } else {
+        cmd.arg("--schema-only");
+    }
+    let knows = cmd
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).contains("require_auth"))
+        .unwrap_or(false);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(tool.to_path_buf(), knows);
+    }
+    knows
+}
+
 /// What to install to get client tools of `major`.
 pub fn install_hint(major: u32) -> String {
     format!(

@@ -487,6 +487,7 @@ impl Engine {
             organization_id: None,
             description: None,
             has_db_password: target.info.password.is_some(),
+            ca_cert: None,
             created_at: now(),
             updated_at: now(),
         });

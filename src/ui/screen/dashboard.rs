@@ -335,7 +335,12 @@ impl Dashboard {
                     .style(theme::link)
                     .padding(0)
                     .on_press(Message::OpenProject(id.clone())),
-                widget::env_badge(s.project.environment),
+                row![widget::env_badge(s.project.environment)]
+                    .push(
+                        (!s.project.tls_verification().0)
+                            .then(|| widget::badge("server not verified", Tone::Warning)),
+                    )
+                    .spacing(theme::XS),
             ]
             .spacing(theme::XS)
             .width(Length::FillPortion(4)),
@@ -394,6 +399,7 @@ mod tests {
                 organization_id: None,
                 description: None,
                 has_db_password: true,
+                ca_cert: None,
                 created_at: String::new(),
                 updated_at: String::new(),
             },

@@ -2,15 +2,17 @@
 //! connection test before saving.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use iced::widget::{column, pick_list, row, text, text_input};
 use iced::{Element, Length, Task};
 
-use super::report;
+use super::{Ctx, report};
 use crate::engine::crypto::Secret;
 use crate::engine::pg::probe::ConnectionReport;
 use crate::engine::project::{self, Environment, FieldError, Project, ProjectInput};
-use crate::engine::{Engine, Error, ProjectPatch};
+use crate::engine::{Error, ProjectPatch};
+use crate::ui::platform::Filter;
 use crate::ui::theme;
 use crate::ui::widget;
 
@@ -60,6 +62,14 @@ impl Field {
 pub enum Message {
     Changed(Field, String),
     Environment(Environment),
+    /// The CA certificate path typed in.
+    CaPath(String),
+    /// Read the typed path.
+    LoadCa,
+    BrowseCa,
+    CaPicked(Option<PathBuf>),
+    CaLoaded(Result<String, Error>),
+    RemoveCa,
     Test,
     Tested(Result<ConnectionReport, Error>),
     Save,
@@ -89,6 +99,13 @@ pub struct Form {
     pub description: String,
     pub access_token: String,
     pub service_role_key: String,
+    /// The CA certificate (PEM) connections verify the server with.
+    pub ca_cert: Option<String>,
+    /// Where it was read from (shown; empty for a stored one).
+    pub ca_path: String,
+    pub ca_error: Option<Error>,
+    /// The certificate was added, replaced or removed in this form.
+    pub ca_changed: bool,
     /// Fields the user has typed in (their errors show).
     pub touched: HashSet<Field>,
     /// Save was pressed (every error shows).
@@ -116,6 +133,7 @@ impl Form {
             environment: p.environment,
             organization_id: p.organization_id.clone().unwrap_or_default(),
             description: p.description.clone().unwrap_or_default(),
+            ca_cert: p.ca_cert.clone(),
             ..Form::default()
         };
         f.validate();
@@ -150,6 +168,7 @@ impl Form {
             description: Some(self.description.clone()),
             access_token: Self::secret(&self.access_token),
             service_role_key: Self::secret(&self.service_role_key),
+            ca_cert: self.ca_cert.clone(),
         }
     }
 
@@ -175,7 +194,8 @@ impl Form {
         self.errors.is_empty()
     }
 
-    pub fn update(&mut self, message: Message, engine: &Engine) -> Event {
+    pub fn update(&mut self, message: Message, ctx: &Ctx) -> Event {
+        let engine = &ctx.engine;
         match message {
             Message::Changed(field, value) => {
                 *self.value_mut(field) = value;
@@ -186,6 +206,51 @@ impl Form {
             }
             Message::Environment(env) => {
                 self.environment = env;
+                self.validate();
+                Event::None
+            }
+            Message::CaPath(p) => {
+                self.ca_path = p;
+                self.ca_error = None;
+                Event::None
+            }
+            Message::LoadCa => {
+                let path = PathBuf::from(self.ca_path.trim());
+                if self.ca_path.trim().is_empty() {
+                    return Event::None;
+                }
+                Event::Run(Self::load_ca(path))
+            }
+            Message::BrowseCa => Event::Run(Task::perform(
+                ctx.platform.pick_file(
+                    "The project's CA certificate".into(),
+                    vec![Filter::new("Certificates", &["crt", "pem", "cer"])],
+                ),
+                Message::CaPicked,
+            )),
+            Message::CaPicked(Some(path)) => {
+                self.ca_path = path.display().to_string();
+                Event::Run(Self::load_ca(path))
+            }
+            Message::CaPicked(None) => Event::None,
+            Message::CaLoaded(Ok(pem)) => {
+                self.ca_cert = Some(pem);
+                self.ca_changed = true;
+                self.ca_error = None;
+                self.test = None;
+                self.validate();
+                Event::None
+            }
+            Message::CaLoaded(Err(e)) => {
+                self.ca_error = Some(e);
+                Event::None
+            }
+            Message::RemoveCa => {
+                self.ca_cert = None;
+                self.ca_path.clear();
+                self.ca_changed = true;
+                self.ca_error = None;
+                self.test = None;
                 self.validate();
                 Event::None
             }
@@ -207,15 +272,17 @@ impl Form {
                 let url = self.db_url.clone();
                 let password = Self::secret(&self.db_password);
                 let editing = self.editing.clone();
+                let ca = self.ca_cert.clone();
+                let ca_changed = self.ca_changed;
                 Event::Run(Task::perform(
                     async move {
                         match editing {
                             // An unchanged URL with no new password: test the
                             // stored project (its sealed password included).
-                            Some(p) if p.db_url == url && password.is_none() => {
+                            Some(p) if p.db_url == url && password.is_none() && !ca_changed => {
                                 engine.test_project(&p.id).await
                             }
-                            _ => engine.test_url(&url, password).await,
+                            _ => engine.test_url_with_ca(&url, password, ca).await,
                         }
                     },
                     Message::Tested,
@@ -278,7 +345,66 @@ impl Form {
             description: Some(self.description.clone()),
             access_token: Self::secret(&self.access_token),
             service_role_key: Self::secret(&self.service_role_key),
+            ca_cert: self
+                .ca_changed
+                .then(|| self.ca_cert.clone().unwrap_or_default()),
         }
+    }
+
+    /// Reads and checks a CA file off the UI thread.
+    fn load_ca(path: PathBuf) -> Task<Message> {
+        Task::perform(
+            async move {
+                tokio::task::spawn_blocking(move || crate::engine::project::read_ca_file(&path))
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))?
+            },
+            Message::CaLoaded,
+        )
+    }
+
+    fn ca_view(&self) -> Element<'_, Message> {
+        let status = match (&self.ca_cert, self.ca_changed) {
+            (Some(_), true) => "loaded: connections will verify the server (verify-full)",
+            (Some(_), false) => "stored: connections verify the server",
+            (None, _) => "none: the connection is encrypted but the server is NOT verified",
+        };
+        let mut col = column![
+            text("CA certificate").size(theme::SMALL).font(theme::BOLD),
+            row![
+                text_input("path to prod-ca-2021.crt", &self.ca_path)
+                    .id("project-ca-path")
+                    .on_input(Message::CaPath)
+                    .on_submit(Message::LoadCa)
+                    .padding(theme::S),
+                widget::secondary_button("Browse…", Some(Message::BrowseCa)),
+                widget::secondary_button(
+                    "Remove",
+                    self.ca_cert.is_some().then_some(Message::RemoveCa)
+                ),
+            ]
+            .spacing(theme::S),
+            text(status)
+                .size(theme::SMALL)
+                .style(theme::toned(if self.ca_cert.is_some() {
+                    theme::Tone::Success
+                } else {
+                    theme::Tone::Warning
+                })),
+            text(
+                "Supabase dashboard → Database Settings → SSL Configuration → Download certificate"
+            )
+            .size(theme::SMALL),
+        ]
+        .spacing(theme::XS);
+        if let Some(e) = &self.ca_error {
+            col = col.push(
+                text(e.to_string())
+                    .size(theme::SMALL)
+                    .style(theme::toned(theme::Tone::Danger)),
+            );
+        }
+        col.into()
     }
 
     fn input_for<'a>(
@@ -355,6 +481,7 @@ impl Form {
                 self.error(Field::Password),
                 Some(password_help),
             ),
+            self.ca_view(),
             row![
                 widget::field(
                     "Organization id",
@@ -458,7 +585,7 @@ mod tests {
         // Nothing shows before typing.
         assert!(f.error(Field::Ref).is_none());
         assert!(!f.is_valid());
-        let _ = f.update(Message::Changed(Field::Ref, "Bad_Ref".into()), &ctx.engine);
+        let _ = f.update(Message::Changed(Field::Ref, "Bad_Ref".into()), &ctx);
         assert!(
             f.error(Field::Ref)
                 .is_some_and(|e| e.contains("lower-case"))
@@ -469,32 +596,29 @@ mod tests {
         );
         let _ = f.update(
             Message::Changed(Field::Ref, "abcdefghijklmnopqrst".into()),
-            &ctx.engine,
+            &ctx,
         );
         assert!(f.error(Field::Ref).is_none());
         // Save with missing fields shows every error and runs nothing.
-        let e = f.update(Message::Save, &ctx.engine);
+        let e = f.update(Message::Save, &ctx);
         assert!(matches!(e, Event::None));
         assert!(f.error(Field::Name).is_some() && f.error(Field::Url).is_some());
-        let _ = f.update(Message::Changed(Field::Name, "Shop".into()), &ctx.engine);
+        let _ = f.update(Message::Changed(Field::Name, "Shop".into()), &ctx);
         let _ = f.update(
             Message::Changed(
                 Field::Url,
                 "postgresql://postgres@db.abcdefghijklmnopqrst.supabase.co:5432/postgres".into(),
             ),
-            &ctx.engine,
+            &ctx,
         );
         assert!(f.is_valid(), "{:?}", f.errors);
-        assert!(matches!(
-            f.update(Message::Save, &ctx.engine),
-            Event::Run(_)
-        ));
+        assert!(matches!(f.update(Message::Save, &ctx), Event::Run(_)));
         assert!(f.saving);
         let e = f.update(
             Message::Saved(Err(Error::conflict(
                 "a project named 'Shop' already exists",
             ))),
-            &ctx.engine,
+            &ctx,
         );
         assert!(matches!(e, Event::None));
         assert!(f.server_error.is_some() && !f.saving);
@@ -512,6 +636,7 @@ mod tests {
             organization_id: None,
             description: Some("d".into()),
             has_db_password: true,
+            ca_cert: None,
             created_at: String::new(),
             updated_at: String::new(),
         };

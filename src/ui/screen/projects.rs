@@ -157,7 +157,7 @@ impl Projects {
                 let Some(form) = &mut self.form else {
                     return Action::none();
                 };
-                match form.update(m, &ctx.engine) {
+                match form.update(m, ctx) {
                     project_form::Event::None => Action::none(),
                     project_form::Event::Run(t) => Action::task(t.map(Message::Form)),
                     project_form::Event::Cancelled => {
@@ -497,6 +497,7 @@ mod tests {
             organization_id: None,
             description: None,
             has_db_password: false,
+            ca_cert: None,
             created_at: "2024-01-01T00:00:00Z".into(),
             updated_at: "2024-01-01T00:00:00Z".into(),
         }

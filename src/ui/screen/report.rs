@@ -30,7 +30,11 @@ pub fn view<'a, M: Clone + 'a>(r: &ConnectionReport) -> Element<'a, M> {
         widget::kv(
             "Encryption",
             if r.tls {
-                format!("TLS {}", r.tls_version.clone().unwrap_or_default())
+                format!(
+                    "TLS {} — {}",
+                    r.tls_version.clone().unwrap_or_default(),
+                    r.verification
+                )
             } else {
                 "none".to_owned()
             },

@@ -1024,6 +1024,7 @@ mod tests {
             organization_id: None,
             description: None,
             has_db_password: false,
+            ca_cert: None,
             created_at: String::new(),
             updated_at: String::new(),
         };

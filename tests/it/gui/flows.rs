@@ -482,3 +482,76 @@ async fn the_app_runs_due_scheduled_jobs() {
     );
     assert_eq!(backups[0].job_id.as_deref(), Some(job.id.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_certificate_picked_in_the_form_makes_the_server_verified() {
+    let c = cluster();
+    let db = c.create_db("gui_ca");
+    let t = unlocked_engine().await;
+    t.engine
+        .add_project(input("Unverified", &db.url()))
+        .await
+        .expect("project");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.assert_text("server not verified");
+    d.click("Projects");
+    d.idle().await;
+    d.click("Add project");
+    d.idle().await;
+    d.type_into(Field::Name.id(), "Verified");
+    d.type_into(Field::Ref.id(), "abcdefghijklmnopqrst");
+    d.type_into(Field::Url.id(), &db.url());
+    d.assert_text("none: the connection is encrypted but the server is NOT verified");
+    // A file that is no certificate: a clear error, nothing kept.
+    let junk = t.dir.path().join("junk.crt");
+    std::fs::write(&junk, "hello\n").expect("write");
+    d.platform.answer_pick(Some(&junk));
+    d.click("Browse…");
+    d.until("the file to be read", |a| {
+        a.projects
+            .form
+            .as_ref()
+            .is_some_and(|f| f.ca_error.is_some())
+    })
+    .await;
+    let shown = d
+        .app
+        .projects
+        .form
+        .as_ref()
+        .and_then(|f| f.ca_error.as_ref())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(shown.contains("no certificate found"), "{shown}");
+    d.assert_text(&shown);
+    d.platform.answer_pick(Some(&c.ca_cert()));
+    d.click("Browse…");
+    d.until("the certificate to load", |a| {
+        a.projects
+            .form
+            .as_ref()
+            .is_some_and(|f| f.ca_cert.is_some())
+    })
+    .await;
+    d.assert_text("loaded: connections will verify the server (verify-full)");
+    d.click("Test connection");
+    d.until("the test to finish", |a| {
+        a.projects
+            .form
+            .as_ref()
+            .is_some_and(|f| f.test.is_some() && !f.testing)
+    })
+    .await;
+    assert!(
+        d.has_text("TLS TLSv1.3 — TLS verified (certificate and host name)"),
+        "{:?}",
+        d.app.projects.form.as_ref().map(|f| &f.test)
+    );
+    d.type_and_press(Field::Description.id(), "verified", Named::Enter);
+    d.until("the project to be saved", |a| a.projects.form.is_none())
+        .await;
+    let p = t.engine.project("Verified").await.expect("saved");
+    assert!(p.ca_cert.is_some() && p.tls_verification().0);
+    let other = t.engine.project("Unverified").await.expect("other");
+    assert!(!other.tls_verification().0);
+}

@@ -456,7 +456,10 @@ fn start_cluster() -> Result<Cluster, String> {
         dir.display().to_string().replace('\'', "''")
     );
     append_file(&data.join("postgresql.conf"), conf.as_bytes())?;
+    // One role asks for its password in clear text (method `password`), so
+    // tests can check it is sent only to a verified server.
     let hba = "# supabackup test cluster: TLS + SCRAM only, like hosted Supabase\n\
+               hostssl all sb_cleartext 127.0.0.1/32 password\n\
                hostssl all all 127.0.0.1/32 scram-sha-256\n\
                hostssl all all ::1/128      scram-sha-256\n";
     std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| format!("write pg_hba.conf: {e}"))?;

@@ -33,6 +33,7 @@ fn project(name: &str, env: Environment) -> Project {
         organization_id: None,
         description: None,
         has_db_password: false,
+        ca_cert: None,
         created_at: String::new(),
         updated_at: String::new(),
     }
