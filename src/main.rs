@@ -15,6 +15,10 @@ fn init_logging() {
 fn main() -> ExitCode {
     init_logging();
     let mut cli = Cli::parse();
+    if let Err(e) = cli::apply_globals(&cli) {
+        cli::report(&e);
+        return ExitCode::from(u8::try_from(e.kind.exit_code()).unwrap_or(1));
+    }
     let code = match cli.command.take() {
         None => match supabackup::ui::run(cli.data_dir.clone(), cli.screenshot.clone()) {
             Ok(()) => 0,

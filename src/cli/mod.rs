@@ -55,6 +55,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "SUPABACKUP_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Allow encrypted files whose header asks Argon2 for more than 1 GiB,
+    /// 10 passes or 8 lanes (what supabackup writes is far below): memory
+    /// in MiB, e.g. m=2048,t=20,p=16. Only for files you trust.
+    #[arg(
+        long,
+        global = true,
+        env = "SUPABACKUP_KDF_LIMIT",
+        value_name = "m=MIB,t=PASSES,p=LANES"
+    )]
+    pub kdf_limit: Option<String>,
+
     /// Save a screenshot of the first frames of the app to PATH and exit.
     #[arg(long, value_name = "PATH", hide = true)]
     pub screenshot: Option<PathBuf>,
@@ -150,6 +161,14 @@ pub enum CatalogCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Applies process-wide options (the Argon2 caps) for the GUI and the CLI.
+pub fn apply_globals(cli: &Cli) -> Result<()> {
+    if let Some(text) = &cli.kdf_limit {
+        crate::engine::crypto::set_kdf_limits(crate::engine::crypto::KdfLimits::parse(text)?);
+    }
+    Ok(())
 }
 
 /// Opens the engine for a CLI run.

@@ -97,27 +97,121 @@ impl KdfParams {
         }
     }
 
-    fn check(&self) -> Result<()> {
-        // Refuse absurd values from a tampered file instead of allocating them.
-        if self.m_cost < 8
-            || self.m_cost > 4 * 1024 * 1024
-            || self.t_cost == 0
-            || self.t_cost > 100
-            || self.p_cost == 0
-            || self.p_cost > 64
+    /// Checks parameters read from a file or a record against `limits`,
+    /// before any memory is allocated for them.
+    fn check(&self, limits: &KdfLimits) -> Result<()> {
+        if self.m_cost < 8 || self.t_cost == 0 || self.p_cost == 0 {
+            return Err(Error::corrupt(format!(
+                "invalid key-derivation parameters (m={} KiB, t={}, p={})",
+                self.m_cost, self.t_cost, self.p_cost
+            )));
+        }
+        if self.m_cost > limits.max_m_cost
+            || self.t_cost > limits.max_t_cost
+            || self.p_cost > limits.max_p_cost
         {
             return Err(Error::corrupt(format!(
-                "unreasonable key-derivation parameters (m={} KiB, t={}, p={})",
-                self.m_cost, self.t_cost, self.p_cost
+                "the key-derivation parameters ask for {} MiB of memory, {} passes and {} lanes, more than allowed ({} MiB, {} passes, {} lanes): the file is damaged or crafted",
+                self.m_cost / 1024,
+                self.t_cost,
+                self.p_cost,
+                limits.max_m_cost / 1024,
+                limits.max_t_cost,
+                limits.max_p_cost
+            ))
+            .with_hint(format!(
+                "supabackup writes {} MiB, {} passes, 1 lane; if you trust this file, allow more with --kdf-limit m=MIB,t=PASSES,p=LANES (or {KDF_LIMIT_ENV})",
+                KdfParams::default().m_cost / 1024,
+                KdfParams::default().t_cost
             )));
         }
         Ok(())
     }
 }
 
+/// The most an untrusted header may ask Argon2 for. supabackup writes
+/// 64 MiB, 3 passes, 1 lane; these caps leave room and stop a crafted file
+/// from taking gigabytes or minutes before the passphrase is even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfLimits {
+    /// KiB.
+    pub max_m_cost: u32,
+    pub max_t_cost: u32,
+    pub max_p_cost: u32,
+}
+
+/// Overrides the caps, e.g. `m=2048,t=20,p=16` (memory in MiB).
+pub const KDF_LIMIT_ENV: &str = "SUPABACKUP_KDF_LIMIT";
+
+impl KdfLimits {
+    /// 1 GiB, 10 passes, 8 lanes.
+    pub const DEFAULT: KdfLimits = KdfLimits {
+        max_m_cost: 1024 * 1024,
+        max_t_cost: 10,
+        max_p_cost: 8,
+    };
+
+    /// Parses `m=MIB,t=PASSES,p=LANES` (any subset; the rest stay default).
+    pub fn parse(text: &str) -> Result<KdfLimits> {
+        let bad = |why: String| {
+            Error::invalid(format!("--kdf-limit '{text}': {why}"))
+                .with_hint("write it as m=MIB,t=PASSES,p=LANES, e.g. m=2048,t=20,p=16")
+        };
+        let mut out = KdfLimits::DEFAULT;
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad(format!("'{part}' has no '='")))?;
+            let n: u32 = v
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("'{v}' is not a whole number")))?;
+            if n == 0 {
+                return Err(bad(format!("{k} must be at least 1")));
+            }
+            match k.trim() {
+                "m" => {
+                    out.max_m_cost = n
+                        .checked_mul(1024)
+                        .ok_or_else(|| bad(format!("{n} MiB is too large")))?
+                }
+                "t" => out.max_t_cost = n,
+                "p" => out.max_p_cost = n.min(0xFF_FFFF),
+                other => return Err(bad(format!("unknown key '{other}' (m, t or p)"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+static LIMITS: std::sync::RwLock<KdfLimits> = std::sync::RwLock::new(KdfLimits::DEFAULT);
+
+/// Sets the caps for this process (the CLI's `--kdf-limit`).
+pub fn set_kdf_limits(limits: KdfLimits) {
+    if let Ok(mut l) = LIMITS.write() {
+        *l = limits;
+    }
+}
+
+/// The caps in force.
+pub fn kdf_limits() -> KdfLimits {
+    LIMITS.read().map(|l| *l).unwrap_or(KdfLimits::DEFAULT)
+}
+
 /// Derives a 256-bit key from a passphrase with Argon2id.
+/// Parameters beyond [`kdf_limits`] are refused before any work.
 pub fn derive_key(passphrase: &[u8], salt: &[u8], params: KdfParams) -> Result<Key> {
-    params.check()?;
+    derive_key_within(passphrase, salt, params, &kdf_limits())
+}
+
+/// [`derive_key`] with explicit caps.
+pub fn derive_key_within(
+    passphrase: &[u8],
+    salt: &[u8],
+    params: KdfParams,
+    limits: &KdfLimits,
+) -> Result<Key> {
+    params.check(limits)?;
     let p = argon2::Params::new(params.m_cost, params.t_cost, params.p_cost, Some(KEY_LEN))
         .map_err(|e| Error::corrupt(format!("invalid key-derivation parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
@@ -269,6 +363,52 @@ mod tests {
             p_cost: 1,
         };
         assert!(derive_key(b"pass", b"0123456789abcdef", bad).is_err());
+    }
+
+    #[test]
+    fn untrusted_parameters_are_capped_unless_allowed() {
+        let salt = b"0123456789abcdef";
+        let d = KdfLimits::DEFAULT;
+        // What supabackup writes passes; one step beyond any cap fails at once.
+        assert!(KdfParams::default().check(&d).is_ok());
+        for (m, t, p) in [
+            (1024 * 1024 + 1, 1, 1),
+            (1024, 11, 1),
+            (1024, 1, 9),
+            (4 << 20, 1, 1),
+        ] {
+            let params = KdfParams {
+                m_cost: m,
+                t_cost: t,
+                p_cost: p,
+            };
+            let started = std::time::Instant::now();
+            let e = derive_key_within(b"pass", salt, params, &d).expect_err("capped");
+            assert!(started.elapsed() < std::time::Duration::from_millis(50));
+            assert_eq!(e.kind, crate::engine::error::ErrorKind::Corrupt);
+            assert!(e.message.contains("more than allowed"), "{e}");
+            assert!(e.hint.as_deref().is_some_and(|h| h.contains("--kdf-limit")));
+        }
+        // An explicit override lets a trusted file through.
+        let params = KdfParams {
+            m_cost: 1024,
+            t_cost: 11,
+            p_cost: 1,
+        };
+        let allowed = KdfLimits::parse("t=12").expect("parse");
+        assert_eq!(allowed.max_m_cost, d.max_m_cost);
+        assert!(derive_key_within(b"pass", salt, params, &allowed).is_ok());
+        assert_eq!(
+            KdfLimits::parse("m=2048,t=20,p=16").expect("parse"),
+            KdfLimits {
+                max_m_cost: 2048 * 1024,
+                max_t_cost: 20,
+                max_p_cost: 16
+            }
+        );
+        for bad in ["m", "m=x", "q=1", "t=0", "m=99999999"] {
+            assert!(KdfLimits::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

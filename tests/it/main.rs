@@ -8,6 +8,7 @@ mod compare_selftest;
 mod connection;
 mod gui;
 mod harness;
+mod kdf;
 mod names;
 mod notify;
 mod projects;
