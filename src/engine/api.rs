@@ -176,7 +176,7 @@ impl Engine {
             .0
             .catalog
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 let key = vault::initialize(&tx, passphrase.as_ref(), keystore.as_ref(), kdf)?;
                 let st = vault::status(&tx)?;
                 audit::append(
@@ -224,7 +224,7 @@ impl Engine {
         self.0
             .catalog
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 vault::change_passphrase(&tx, &key, &new, kdf)?;
                 audit::append(&tx, &actor, "vault.passphrase_change", None, &json!({}))?;
                 tx.commit()?;
@@ -281,7 +281,7 @@ impl Engine {
         self.0
             .catalog
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 let id = insert_project(&tx, &actor, &valid, key.as_ref(), &secrets)?;
                 let p = projects::get_by_id(&tx, &id)?
                     .ok_or_else(|| Error::internal("inserted project vanished"))?;
@@ -360,7 +360,7 @@ impl Engine {
         self.0
             .catalog
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 projects::update(&tx, &id, &valid)?;
                 if let Some(key) = &key {
                     for (kind, value) in &secrets {
@@ -391,7 +391,7 @@ impl Engine {
         self.0
             .catalog
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 projects::delete(&tx, &removed.id)?;
                 audit::append(
                     &tx,
@@ -437,7 +437,7 @@ impl Engine {
         let dir = self.0.dirs.config().join("ca");
         let path = dir.join(format!("{}.crt", &digest[..32]));
         if !path.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create the folder", &dir, e))?;
+            crate::engine::paths::create_dirs_synced(&dir)?;
             crate::engine::paths::write_atomic(&path, pem.as_bytes())?;
         }
         crate::engine::pg::tls::use_project_ca(info, path.to_string_lossy().into_owned());

@@ -78,7 +78,7 @@ impl DataDir {
 }
 
 fn create_private_dir(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path).map_err(|e| Error::io("create the folder", path, e))?;
+    create_dirs_synced(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -89,41 +89,124 @@ fn create_private_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically (owner-only permissions): a temporary
-/// sibling is written, fsynced and renamed over the target, then the folder
-/// is fsynced.
+/// Flushes a folder's entries (new names, renames) to disk.
+pub fn fsync_dir(path: &Path) {
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    if let Ok(d) = std::fs::File::open(path) {
+        let _ = d.sync_all();
+    }
+}
+
+/// `create_dir_all` that also makes the new folders durable: each folder
+/// created is fsynced in its parent, so a crash cannot lose a folder whose
+/// files were already synced.
+pub fn create_dirs_synced(path: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(path);
+    while let Some(p) = cur {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing.push(p.to_path_buf());
+        cur = p.parent();
+    }
+    std::fs::create_dir_all(path).map_err(|e| Error::io("create the folder", path, e))?;
+    for dir in missing.iter().rev() {
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent);
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (owner-only permissions): a
+/// temporary sibling with an unpredictable name is written, fsynced and
+/// renamed over the target, then the folder is fsynced. A crash leaves the
+/// old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::invalid(format!("{} has no parent folder", path.display())))?;
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => {
+            return Err(Error::invalid(format!(
+                "{} has no parent folder",
+                path.display()
+            )));
+        }
+    };
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+    // tempfile creates it 0600 with O_EXCL under a random name and removes
+    // it if anything below fails.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| Error::io("write", tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("sync", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("rename into", path, e.error))?;
+    fsync_dir(dir);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("read dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_leave_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let target = dir.path().join("manifest.json");
+        write_atomic(&target, b"one").expect("first");
+        write_atomic(&target, b"two, longer").expect("second");
+        assert_eq!(std::fs::read(&target).expect("read"), b"two, longer");
+        assert_eq!(names(dir.path()), ["manifest.json"]);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
         }
-        let mut file = options
-            .open(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all(bytes)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        // A target that cannot be replaced (a folder) fails and leaves no
+        // temporary file.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir(&blocked).expect("mkdir");
+        std::fs::write(blocked.join("x"), b"x").expect("fill");
+        assert!(write_atomic(&blocked, b"new").is_err());
+        assert_eq!(names(dir.path()), ["blocked", "manifest.json"]);
     }
-    result
+
+    #[test]
+    fn nested_folders_are_created() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let deep = dir.path().join("a/b/c");
+        create_dirs_synced(&deep).expect("create");
+        assert!(deep.is_dir());
+        create_dirs_synced(&deep).expect("again is fine");
+    }
 }

@@ -538,7 +538,7 @@ impl Engine {
         let file = path.display().to_string();
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 let mut seen: HashSet<String> = HashSet::new();
                 let mut report = ImportReport {
                     total: prepared.len(),

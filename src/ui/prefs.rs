@@ -77,7 +77,7 @@ pub fn load(file: &Path) -> Result<Prefs> {
 /// Writes the preferences atomically (blocking).
 pub fn save(file: &Path, prefs: &Prefs) -> Result<()> {
     if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        crate::engine::paths::create_dirs_synced(parent)?;
     }
     let bytes = serde_json::to_vec_pretty(prefs)?;
     write_atomic(file, &bytes)

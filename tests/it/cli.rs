@@ -229,3 +229,58 @@ fn help_documents_exit_codes_and_import_export_round_trip() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(files_containing(other.path(), b"Pw-A-123").is_empty());
 }
+
+/// The GUI, the daemon and a CLI share one catalog: processes starting on a
+/// fresh data folder at once all set it up, and writers that read first
+/// (name checks, slugs) wait for each other instead of failing "locked".
+#[test]
+fn processes_share_a_fresh_catalog_without_failing() {
+    let data = tempfile::tempdir().expect("tmp");
+    let spawn = |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_supabackup"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .env("SUPABACKUP_NO_KEYCHAIN", "1")
+            .env_remove("SUPABACKUP_PASSPHRASE")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let children: Vec<_> = (0..6)
+        .map(|_| spawn(vec!["project".into(), "list".into(), "--json".into()]))
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // Concurrent writers: every add lands, none reports a locked catalog.
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            spawn(
+                [
+                    "project",
+                    "add",
+                    "--name",
+                    &format!("P{i}"),
+                    "--ref",
+                    "ref",
+                    "--db-url",
+                    "postgresql://postgres@db.example.supabase.co:5432/postgres",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            )
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = cli(data.path(), &["project", "list", "--json"], &[], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(6));
+}

@@ -315,7 +315,5 @@ pub(super) fn file_entry(
 }
 
 pub(super) fn fsync_dir(path: &Path) {
-    if let Ok(d) = std::fs::File::open(path) {
-        let _ = d.sync_all();
-    }
+    crate::engine::paths::fsync_dir(path);
 }

@@ -121,7 +121,7 @@ impl Engine {
         let actor = self.actor().to_owned();
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 crate::engine::vault::put_secret(
                     &tx,
                     &key,
@@ -294,7 +294,7 @@ impl Engine {
         let name = m.project.name.clone();
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 backups::mark_completed(&tx, &id, size, &digest, &metadata, &completed)?;
                 analytics::record(&tx, pid.as_deref(), "backup", &event)?;
                 audit::append(
@@ -395,7 +395,7 @@ impl Engine {
                 .path
             }
         };
-        std::fs::create_dir_all(temp).map_err(|e| Error::io("create", temp, e))?;
+        crate::engine::paths::create_dirs_synced(temp)?;
         let passfile_path = self.data_dir().temp().join(format!("{id}.pgpass"));
         let passfile = PassFile::create(&passfile_path, info)?;
         let key = match passphrase {
@@ -561,7 +561,7 @@ impl Engine {
         let parent = folder
             .parent()
             .ok_or_else(|| Error::internal("backup folder has no parent"))?;
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        crate::engine::paths::create_dirs_synced(parent)?;
         std::fs::rename(temp, folder)
             .map_err(|e| Error::io("move the finished backup into", folder, e))?;
         fsync_dir(parent);

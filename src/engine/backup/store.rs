@@ -104,7 +104,7 @@ impl Engine {
         let r = rec.clone();
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 backups::delete(&tx, &r.id)?;
                 audit::append(
                     &tx,
@@ -134,7 +134,7 @@ impl Engine {
         .map_err(|e| Error::internal(e.to_string()))?;
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 let mut report = RebuildReport {
                     manifests: 0,
                     added: 0,

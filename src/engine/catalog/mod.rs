@@ -54,13 +54,26 @@ impl Catalog {
     /// Opens (creating when missing) and migrates the catalog at `path`.
     /// Blocking: call it from a blocking context.
     pub fn open(path: &Path) -> Result<Self> {
+        // Processes opening one catalog at once (the GUI, the daemon, a
+        // CLI) take turns to set it up and migrate it: without this, two
+        // both read "version 0" and the second fails creating its tables.
+        let lock_path = path.with_extension("sqlite.open-lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open", &lock_path, e))?;
+        lock.lock().map_err(|e| Error::io("lock", &lock_path, e))?;
         let conn = Connection::open(path).map_err(|e| {
             Error::new(
                 crate::engine::error::ErrorKind::Io,
                 format!("could not open the catalog {}: {e}", path.display()),
             )
         })?;
-        Self::prepare(conn, true)
+        let catalog = Self::prepare(conn, true);
+        let _ = lock.unlock();
+        catalog
     }
 
     /// An in-memory catalog, for tests and previews.
@@ -142,6 +155,14 @@ impl Catalog {
 }
 
 /// Now, as stored in the catalog: UTC RFC 3339 with milliseconds.
+/// Starts a catalog transaction with `BEGIN IMMEDIATE`: the write lock is
+/// taken at the start, so a transaction that reads then writes cannot fail
+/// half-way with SQLITE_BUSY when another process (GUI, daemon, CLI) wrote
+/// in between; it waits (busy timeout) instead.
+pub fn immediate(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -251,6 +272,32 @@ mod tests {
             Ok(())
         })
         .expect("new columns and values");
+    }
+
+    #[test]
+    fn concurrent_opens_of_a_fresh_catalog_all_succeed() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("catalog.sqlite");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Catalog::open(&path).map(|c| c.schema_version())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let v = h.join().expect("thread");
+                assert!(
+                    matches!(v, Ok(Ok(n)) if n == known_version()),
+                    "round {round}: {v:?}"
+                );
+            }
+        }
     }
 
     #[test]

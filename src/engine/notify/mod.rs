@@ -347,7 +347,7 @@ impl Engine {
         let actor = self.actor().to_owned();
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 let saved = rules::save(
                     &tx,
                     rule,
@@ -385,7 +385,7 @@ impl Engine {
         let actor = self.actor().to_owned();
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 let removed = rules::remove(&tx, &id)?;
                 audit::append(
                     &tx,

@@ -357,7 +357,7 @@ impl Engine {
             let elapsed = clock.elapsed().as_millis() as u64;
             self.catalog()
                 .call(move |c| {
-                    let tx = c.transaction()?;
+                    let tx = crate::engine::catalog::immediate(c)?;
                     tx.execute(
                         "UPDATE restores SET status = ?2, error_message = ?3, completed_at = ?4,
                             committed = ?5, work_dir = NULL,
@@ -423,7 +423,7 @@ impl Engine {
         let backup_full = self.backup(&req.backup).await?.id;
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 tx.execute(
                     "INSERT INTO restores (id, backup_id, target_project_id, target, scope, mode, status,
                          rollback_of, started_at, work_dir, target_url, target_secret_nonce, target_secret, allow_drop)

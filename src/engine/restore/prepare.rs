@@ -37,7 +37,7 @@ impl WorkDir {
         let file = std::fs::File::create(&lock).map_err(|e| Error::io("create", &lock, e))?;
         file.try_lock()
             .map_err(|e| Error::internal(format!("could not lock {}: {e}", lock.display())))?;
-        std::fs::create_dir_all(&path).map_err(|e| Error::io("create", &path, e))?;
+        crate::engine::paths::create_dirs_synced(&path)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -227,7 +227,7 @@ impl Engine {
         let id2 = id.clone();
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 let ts = now();
                 tx.execute(
                     "INSERT INTO backup_jobs (id, project_id, name, cron_expression, timezone, backup_config, retention,
@@ -265,7 +265,7 @@ impl Engine {
             .unwrap_or_else(|| format!("{} {}", project.name, cron.source));
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 get(&tx, &id2)?;
                 tx.execute(
                     "UPDATE backup_jobs SET project_id = ?2, name = ?3, cron_expression = ?4, timezone = ?5,
@@ -306,7 +306,7 @@ impl Engine {
         let (id2, actor, name) = (id.to_owned(), self.actor().to_owned(), job.name.clone());
         self.catalog()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::engine::catalog::immediate(c)?;
                 tx.execute("DELETE FROM backup_jobs WHERE id = ?1", [&id2])?;
                 audit::append(
                     &tx,

@@ -74,7 +74,7 @@ pub async fn populate(engine: &Engine, projects: usize, backups: usize) {
     engine
         .catalog()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = supabackup::engine::catalog::immediate(c)?;
             let mut rng = Lcg(42);
             for n in 0..backups {
                 let (pid, name, pref) = &ids[n % ids.len()];
