@@ -3,18 +3,23 @@ use std::process::ExitCode;
 use clap::Parser;
 use supabackup::cli::{self, Cli};
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SUPABACKUP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn main() -> ExitCode {
-    init_logging();
     let mut cli = Cli::parse();
+    // Every process logs to <data>/logs (rotated, redacted); stderr stays
+    // quiet unless SUPABACKUP_LOG asks for more.
+    let (component, to_file) = match &cli.command {
+        None => ("gui", true),
+        Some(cli::Command::Daemon { .. }) => ("daemon", true),
+        // Decrypting needs no data folder; reading the logs adds none.
+        Some(cli::Command::Decrypt { .. } | cli::Command::Logs { .. }) => ("cli", false),
+        Some(_) => ("cli", true),
+    };
+    let logs = to_file
+        .then(|| supabackup::engine::paths::DataDir::resolve(cli.data_dir.clone()).ok())
+        .flatten()
+        .map(|d| d.logs());
+    let _logs = supabackup::engine::logging::init(component, logs.as_deref(), "warn");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "{component} started");
     if let Err(e) = cli::apply_globals(&cli) {
         cli::report(&e);
         return ExitCode::from(u8::try_from(e.kind.exit_code()).unwrap_or(1));

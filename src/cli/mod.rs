@@ -149,8 +149,22 @@ pub enum Command {
         /// Only actions starting with this prefix, e.g. `project.`.
         #[arg(long)]
         action: Option<String>,
+        /// Print the entries as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print the log files of the GUI, the CLI and the daemon
+    /// (<data>/logs, one file per day, 14 days kept; secrets redacted).
+    Logs {
+        /// How many of the last lines to print.
+        #[arg(short = 'n', long, default_value_t = 200)]
+        lines: usize,
+        /// Keep printing lines as they are written (Ctrl+C stops).
+        #[arg(short, long)]
+        follow: bool,
+        /// Print the log folder's path and exit.
+        #[arg(long)]
+        path: bool,
     },
 }
 
@@ -188,8 +202,47 @@ pub async fn run(cli: Cli, command: Command) -> i32 {
     }
 }
 
+/// `supabackup logs`: the last lines, then (with --follow) new ones.
+async fn logs(data_dir: Option<PathBuf>, lines: usize, follow: bool, path: bool) -> Result<i32> {
+    use crate::engine::logging;
+    let dir = DataDir::resolve(data_dir)?.logs();
+    if path {
+        println!("{}", dir.display());
+        return Ok(0);
+    }
+    let (last, mut follower) = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let follower = if follow {
+                Some(logging::Follower::new(&dir)?)
+            } else {
+                None
+            };
+            Ok((logging::tail(&dir, lines)?, follower))
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??
+    };
+    if last.is_empty() && !follow {
+        eprintln!("No log lines yet in {}.", dir.display());
+    }
+    for l in &last {
+        println!("{l}");
+    }
+    let Some(f) = follower.as_mut() else {
+        return Ok(0);
+    };
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        for l in f.poll()? {
+            println!("{l}");
+        }
+    }
+}
+
 /// Prints an error as one sentence plus a hint.
 pub fn report(e: &Error) {
+    tracing::info!(kind = ?e.kind, "command failed: {}", e.message);
     eprintln!("error: {}", e.message);
     if let Some(h) = &e.hint {
         eprintln!("hint: {h}");
@@ -205,6 +258,14 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
     } = &command
     {
         return backup::decrypt(file, output, key_file.as_ref());
+    }
+    if let Command::Logs {
+        lines,
+        follow,
+        path,
+    } = &command
+    {
+        return logs(data_dir, *lines, *follow, *path).await;
     }
     let engine = open_engine(data_dir).await?;
     match command {
@@ -247,7 +308,7 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
             restore::restore_test(&engine, &id, scratch, json).await
         }
         Command::Verify { id, json, .. } => backup::verify(&engine, &id, json).await,
-        Command::Decrypt { .. } => Ok(0),
+        Command::Decrypt { .. } | Command::Logs { .. } => Ok(0),
         Command::Catalog(CatalogCmd::Rebuild { json }) => {
             let r = engine.rebuild_catalog().await?;
             if json {

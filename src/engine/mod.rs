@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod error;
 pub mod failpoint;
 pub mod ident;
+pub mod logging;
 pub mod notify;
 pub mod paths;
 pub mod pg;

@@ -810,6 +810,18 @@ impl App {
     }
 
     pub fn push_notice(&mut self, n: Notice) {
+        // What the user was told is in the log file too.
+        match n.tone {
+            crate::ui::theme::Tone::Danger => tracing::warn!(
+                "shown: {}{}",
+                n.title,
+                n.detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ),
+            _ => tracing::info!("shown: {}", n.title),
+        }
         // The same message twice in a row is shown once.
         if self.notices.last() == Some(&n) {
             if let Some(t) = self.notice_times.last_mut() {

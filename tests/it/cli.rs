@@ -284,3 +284,112 @@ fn processes_share_a_fresh_catalog_without_failing() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(6));
 }
+
+/// Every CLI run leaves its lines in logs/ (tagged, secrets redacted), and
+/// `supabackup logs` prints them, `--follow` as they come.
+#[test]
+fn logs_are_written_redacted_and_printed() {
+    let c = cluster();
+    let db = c.create_db("cli_logs");
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let data = tempfile::tempdir().expect("tmp");
+    let debug = ("SUPABACKUP_LOG", "debug");
+    let out = cli(
+        data.path(),
+        &[
+            "project",
+            "add",
+            "--name",
+            "Logged",
+            "--ref",
+            "logged",
+            "--db-url",
+            &db.url(),
+        ],
+        &[PASS, debug],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli(
+        data.path(),
+        &["backup", "run", "Logged", "--no-encrypt"],
+        &[PASS, debug],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli(data.path(), &["project", "test", "Nope"], &[PASS], None);
+    assert!(!out.status.success());
+
+    let logs = data.path().join("logs");
+    assert!(
+        files_containing(&logs, c.password.as_bytes()).is_empty(),
+        "the database password is in the logs"
+    );
+    assert!(
+        files_containing(&logs, b"cli master passphrase").is_empty(),
+        "the master passphrase is in the logs"
+    );
+    let out = cli(data.path(), &["logs", "-n", "1000"], &[], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.lines().all(|l| l.starts_with("[cli ")), "{text}");
+    assert!(
+        text.contains("backup ") && text.contains("completed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("command failed: no project named 'Nope'"),
+        "{text}"
+    );
+    assert_eq!(
+        cli(data.path(), &["logs", "-n", "2"], &[], None)
+            .stdout
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count(),
+        2
+    );
+    let out = cli(data.path(), &["logs", "--path"], &[], None);
+    assert_eq!(stdout(&out).trim(), logs.display().to_string());
+
+    // --follow prints what another process writes afterwards.
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_supabackup"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["logs", "--follow", "-n", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("follow");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let out = cli(data.path(), &["project", "test", "Followed"], &[PASS], None);
+    assert!(!out.status.success());
+    let mut stdout_pipe = follow.stdout.take().expect("pipe");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(&mut stdout_pipe).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("no project named 'Followed'");
+            let _ = tx.send(line);
+            if done {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("no project named 'Followed'") => {
+                seen = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen, "--follow did not print the new line");
+}

@@ -215,6 +215,11 @@ impl Engine {
         lock.try_lock()
             .map_err(|e| Error::internal(format!("could not lock {}: {e}", lock_path.display())))?;
 
+        tracing::info!(
+            "backup {id} of '{}' ({}) started",
+            project.name,
+            req.options.kind.as_str()
+        );
         let result = self
             .backup_inner(
                 &req,
@@ -234,8 +239,17 @@ impl Engine {
         let outcome = match result {
             Ok(manifest) => {
                 let record = self.finish_completed(&id, &manifest).await;
-                if record.is_err() {
-                    let _ = std::fs::remove_dir_all(&folder);
+                match &record {
+                    Ok(r) => tracing::info!(
+                        "backup {id} of '{}' completed: {} bytes in {} ms",
+                        project.name,
+                        r.file_size.unwrap_or(0),
+                        manifest.timings.duration_ms
+                    ),
+                    Err(e) => {
+                        tracing::error!("backup {id} could not be recorded: {e}");
+                        let _ = std::fs::remove_dir_all(&folder);
+                    }
                 }
                 record
             }
@@ -246,6 +260,11 @@ impl Engine {
                     "failed"
                 };
                 let msg = e.message.clone();
+                if status == "cancelled" {
+                    tracing::info!("backup {id} of '{}' cancelled", project.name);
+                } else {
+                    tracing::warn!("backup {id} of '{}' failed: {msg}", project.name);
+                }
                 let pid = project.id.clone();
                 let kind = req.options.kind.as_str().to_owned();
                 let elapsed = (chrono::Utc::now() - started).num_milliseconds();

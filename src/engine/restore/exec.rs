@@ -111,7 +111,16 @@ impl Engine {
         progress: RestoreProgressFn,
         cancel: CancellationToken,
     ) -> Result<RestoreRecord> {
-        self.restore_inner(req, progress, cancel, None).await
+        let into = match &req.target {
+            RestoreTarget::Project(p) => format!("project '{p}'"),
+            RestoreTarget::Url(u) => crate::engine::conninfo::ConnInfo::parse(u)
+                .map(|i| i.redacted())
+                .unwrap_or_else(|_| "a URL".into()),
+        };
+        tracing::info!("restore of backup {} into {into} started", req.backup);
+        let r = self.restore_inner(req, progress, cancel, None).await;
+        log_outcome("restore", &r);
+        r
     }
 
     /// Undoes a restore: its safety snapshot is restored exactly (what the
@@ -224,7 +233,9 @@ impl Engine {
         };
         let rec = self
             .restore_inner(req, progress, cancel, Some(original.id.clone()))
-            .await?;
+            .await;
+        log_outcome("rollback", &rec);
+        let rec = rec?;
         let id = original.id.clone();
         self.catalog()
             .call(move |c| {
@@ -547,5 +558,16 @@ impl Engine {
         });
         self.load(prepared, &target.info, on_xid, report, cancel)
             .await
+    }
+}
+
+/// One log line for how a restore or rollback ended.
+fn log_outcome(what: &str, r: &Result<RestoreRecord>) {
+    match r {
+        Ok(rec) => tracing::info!("{what} {} ended: {}", rec.id, rec.status),
+        Err(e) if e.kind == ErrorKind::Cancelled => {
+            tracing::info!("{what} cancelled")
+        }
+        Err(e) => tracing::warn!("{what} failed: {}", e.message),
     }
 }

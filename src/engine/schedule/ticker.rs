@@ -301,6 +301,7 @@ pub async fn run_job(
     cancel: CancellationToken,
     delivery: &Delivery,
 ) -> JobOutcome {
+    tracing::info!("job '{}' ({}) runs", job.name, job.id);
     let mut steps = Vec::new();
     let mut projects = vec![job.project_id.clone()];
     projects.extend(job.config.chain.iter().cloned());
@@ -316,6 +317,16 @@ pub async fn run_job(
             continue;
         }
         let step = run_step(engine, job, &pid, cancel.clone()).await;
+        tracing::info!(
+            "job '{}': {} {}{}",
+            job.name,
+            step.project,
+            step.status,
+            step.detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        );
         let alert = match step.status.as_str() {
             "failed" => Some(Alert::backup_failed(
                 Some(&pid),

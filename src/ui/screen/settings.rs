@@ -22,6 +22,7 @@ use crate::ui::{format, widget};
 pub enum Message {
     Load,
     OpenDataDir,
+    OpenLogs,
     Opened(Result<(), String>),
     Theme(ThemeChoice),
     NotifySuccess(bool),
@@ -141,6 +142,10 @@ impl Settings {
             Message::OpenDataDir => Action::task(Task::perform(
                 ctx.platform
                     .open_path(ctx.engine.data_dir().root().to_path_buf()),
+                Message::Opened,
+            )),
+            Message::OpenLogs => Action::task(Task::perform(
+                ctx.platform.open_path(ctx.engine.data_dir().logs()),
                 Message::Opened,
             )),
             Message::Opened(r) | Message::Notified(r) => match r {
@@ -379,10 +384,11 @@ impl Settings {
                 row![
                     text(data_dir.display().to_string()).font(theme::MONO).width(Length::Fill),
                     widget::secondary_button("Open folder", Some(Message::OpenDataDir)),
+                    widget::secondary_button("Open logs", Some(Message::OpenLogs)),
                 ]
                 .spacing(theme::M)
                 .align_y(Alignment::Center),
-                text("Catalog, backups, logs and exports live here. Choose another with --data-dir or SUPABACKUP_DATA_DIR.")
+                text("Catalog, backups, logs and exports live here. Choose another with --data-dir or SUPABACKUP_DATA_DIR. Logs: one file per day, 14 days kept, secrets redacted; `supabackup logs --follow` prints them.")
                     .size(theme::SMALL)
                     .style(theme::muted),
             ]

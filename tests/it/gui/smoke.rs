@@ -97,6 +97,15 @@ async fn the_binary_shows_the_dashboard_under_xvfb() {
         "{stderr}"
     );
     assert_not_blank(&shot);
+    // A GUI started from a launcher has no terminal: its log is in logs/.
+    let lines =
+        supabackup::engine::logging::tail(&t.dir.path().join("logs"), 1000).expect("read logs");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("[gui ") && l.contains("gui started")),
+        "{lines:?}"
+    );
     if let Ok(dir) = std::env::var("SUPABACKUP_KEEP_SCREENSHOT") {
         let _ = std::fs::copy(&shot, Path::new(&dir).join("smoke-dashboard.png"));
     }
