@@ -423,6 +423,7 @@ impl Engine {
         if let Some(pem) = &p.ca_cert {
             self.apply_ca_cert(&mut info, pem)?;
         }
+        crate::engine::pg::pgpass::fill(&mut info);
         Ok(info)
     }
 
@@ -490,6 +491,7 @@ impl Engine {
             project::validate_ca_cert(&pem).map_err(Error::invalid)?;
             self.apply_ca_cert(&mut info, &pem)?;
         }
+        crate::engine::pg::pgpass::fill(&mut info);
         probe::test_connection(&info, self.0.pg_bin_dir.as_deref()).await
     }
 

@@ -3,6 +3,7 @@
 //! environment handed to pg_dump/psql (never argv).
 
 use std::fmt;
+use std::path::Path;
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -110,9 +111,24 @@ fn decode(part: &str, what: &str) -> Result<String> {
         })
 }
 
+/// Stands for an empty host while parsing (`.invalid` is reserved).
+const NO_HOST: &str = "no-host.supabackup.invalid";
+
+/// Where libpq looks for a local server's socket when no host is given.
+const SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+
 impl ConnInfo {
     /// Parses `postgresql://user[:password]@host[:port][/db][?params]`.
+    /// As in libpq, a missing host, port or user comes from `PGHOST`,
+    /// `PGPORT` and `PGUSER` (then a local socket, 5432, the OS user).
     pub fn parse(input: &str) -> Result<Self> {
+        Self::parse_with(input, &|k| {
+            std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+        })
+    }
+
+    /// [`ConnInfo::parse`] with the environment given (for tests).
+    pub fn parse_with(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         let text = input.trim();
         let hint = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (percent-encode special characters in the password, or pass it separately)";
         if !(text.starts_with("postgresql://") || text.starts_with("postgres://")) {
@@ -137,6 +153,18 @@ impl ConnInfo {
             ))
             .with_hint(hint));
         }
+        // libpq accepts `postgresql://user@/db` (host from PGHOST or the
+        // socket); the url crate wants a host after '@', so a reserved
+        // stand-in marks "none given".
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let owned;
+        let text = if rest[..authority_end].ends_with('@') {
+            let cut = text.len() - rest.len() + authority_end;
+            owned = format!("{}{NO_HOST}{}", &text[..cut], &text[cut..]);
+            owned.as_str()
+        } else {
+            text
+        };
         let url = url::Url::parse(text).map_err(|e| {
             Error::invalid(format!("the connection URL is malformed ({e})")).with_hint(hint)
         })?;
@@ -146,20 +174,58 @@ impl ConnInfo {
             )
             .with_hint(hint));
         }
-        let host = match url.host() {
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let mut host = match url.host() {
             Some(url::Host::Domain(d)) => decode(d, "host")?,
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(Error::invalid("the connection URL has no host").with_hint(hint)),
+            None => String::new(),
         };
-        if host.is_empty() || host.contains(',') {
+        if host == NO_HOST {
+            host.clear();
+        }
+        if let Some(h) = param("host") {
+            host = h;
+        }
+        if host.contains(',') {
             return Err(
                 Error::invalid("the connection URL must name exactly one host").with_hint(hint),
             );
         }
-        let user = decode(url.username(), "user name")?;
+        let port = match (url.port(), param("port").or_else(|| env("PGPORT"))) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p.trim().parse().map_err(|_| {
+                Error::invalid(format!("the port '{p}' (URL or PGPORT) is not a number"))
+            })?,
+            (None, None) => 5432,
+        };
+        if host.is_empty() {
+            host = env("PGHOST").unwrap_or_else(|| {
+                SOCKET_DIRS
+                    .iter()
+                    .find(|d| Path::new(d).join(format!(".s.PGSQL.{port}")).exists())
+                    .map(|d| (*d).to_owned())
+                    .unwrap_or_else(|| "localhost".to_owned())
+            });
+        }
+        if host.contains(',') {
+            return Err(Error::invalid("PGHOST must name exactly one host").with_hint(hint));
+        }
+        let mut user = decode(url.username(), "user name")?;
+        if let Some(u) = param("user") {
+            user = u;
+        }
         if user.is_empty() {
-            return Err(Error::invalid("the connection URL has no user name").with_hint(hint));
+            user = env("PGUSER")
+                .or_else(|| env("USER"))
+                .or_else(|| env("LOGNAME"))
+                .ok_or_else(|| {
+                    Error::invalid("the connection URL has no user name").with_hint(hint)
+                })?;
         }
         let password = match url.password() {
             None => None,
@@ -195,7 +261,7 @@ impl ConnInfo {
         };
         let mut info = ConnInfo {
             host,
-            port: url.port().unwrap_or(5432),
+            port,
             user,
             dbname,
             password,
@@ -218,6 +284,7 @@ impl ConnInfo {
                     info.connect_timeout = Some(secs);
                 }
                 "application_name" => info.application_name = Some(v.into_owned()),
+                "host" | "port" | "user" => {}
                 "channel_binding" => match v.as_ref() {
                     "disable" | "prefer" | "require" => info.channel_binding = Some(v.into_owned()),
                     other => {
@@ -238,7 +305,9 @@ impl ConnInfo {
     }
 
     fn render(&self, password: Option<&str>) -> String {
-        let host = if self.host.contains(':') {
+        let host = if self.is_unix_socket() {
+            utf8_percent_encode(&self.host, USERINFO).to_string()
+        } else if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
@@ -295,6 +364,12 @@ impl ConnInfo {
         self.render(encoded.as_deref())
     }
 
+    /// A local server's socket folder (`/var/run/postgresql`) rather than a
+    /// network host: no TLS, no man in the middle.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
     /// Supavisor's transaction mode (port 6543) breaks pg_dump.
     pub fn is_transaction_pooler(&self) -> bool {
         self.port == 6543
@@ -327,7 +402,7 @@ impl ConnInfo {
         if let Some(v) = &self.channel_binding {
             env.push(("PGCHANNELBINDING", v.clone()));
         }
-        if !crate::engine::pg::tls::is_verified(self) {
+        if !self.is_unix_socket() && !crate::engine::pg::tls::is_verified(self) {
             // libpq 16+: never send the password in clear text to a server
             // whose certificate was not verified (older libpq ignores it).
             env.push(("PGREQUIREAUTH", "!password".to_owned()));
@@ -417,7 +492,6 @@ mod tests {
         for (url, needle) in [
             ("mysql://u@h/db", "must start with postgresql://"),
             ("postgresql://h:5432/db", "no user name"),
-            ("postgresql://u@/db", "host"),
             ("postgresql://u:pw@h:99999/db", "malformed"),
             ("postgresql://u:p#w@h/db", "'#'"),
             ("postgresql://u@h/db?sslmode=sometimes", "unknown sslmode"),
@@ -432,10 +506,62 @@ mod tests {
             ("postgresql://u:[YOUR-PASSWORD]@h/db", "placeholder"),
             ("postgresql://u@h1,h2/db", "exactly one host"),
         ] {
-            let err = ConnInfo::parse(url).expect_err(url);
+            let err = ConnInfo::parse_with(url, &|_| None).expect_err(url);
             assert!(err.message.contains(needle), "{url}: {err}");
             assert!(!err.message.contains("pw@"), "no password in errors: {err}");
         }
+    }
+
+    #[test]
+    fn missing_parts_come_from_the_environment_as_in_libpq() {
+        let env = |k: &str| match k {
+            "PGHOST" => Some("db.internal".to_owned()),
+            "PGPORT" => Some("6000".to_owned()),
+            "PGUSER" => Some("backup".to_owned()),
+            "USER" => Some("alice".to_owned()),
+            _ => None,
+        };
+        let i = ConnInfo::parse_with("postgresql:///app", &env).expect("parse");
+        assert_eq!(
+            (i.host.as_str(), i.port, i.user.as_str()),
+            ("db.internal", 6000, "backup")
+        );
+        assert_eq!(i.dbname, "app");
+        // What the URL says wins.
+        let i = ConnInfo::parse_with("postgresql://me@h:7000/app", &env).expect("parse");
+        assert_eq!(
+            (i.host.as_str(), i.port, i.user.as_str()),
+            ("h", 7000, "me")
+        );
+        // Without PGUSER, the OS user; host and port as query parameters.
+        let os = |k: &str| (k == "USER").then(|| "alice".to_owned());
+        let i =
+            ConnInfo::parse_with("postgresql:///app?host=/run/pg&port=5433", &os).expect("parse");
+        assert_eq!(
+            (i.host.as_str(), i.port, i.user.as_str()),
+            ("/run/pg", 5433, "alice")
+        );
+        assert!(i.is_unix_socket());
+        let stored = i.url_without_password();
+        assert_eq!(
+            stored,
+            "postgresql://alice@%2Frun%2Fpg:5433/app?sslmode=require"
+        );
+        assert_eq!(ConnInfo::parse_with(&stored, &|_| None).expect("again"), i);
+        assert!(
+            ConnInfo::parse_with("postgresql:///x", &|k| (k == "PGPORT").then(|| "x".into()))
+                .is_err()
+        );
+        // A user without a host, as libpq allows.
+        let i = ConnInfo::parse_with("postgresql://bob:pw@/app", &env).expect("parse");
+        assert_eq!((i.host.as_str(), i.user.as_str()), ("db.internal", "bob"));
+        assert_eq!(
+            i.password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .as_deref(),
+            Some("pw")
+        );
     }
 
     #[test]

@@ -78,6 +78,9 @@ impl Project {
         let Ok(mut info) = ConnInfo::parse(&self.db_url) else {
             return (false, "unknown (the URL does not parse)");
         };
+        if info.is_unix_socket() {
+            return (true, "local socket (no network)");
+        }
         if self.ca_cert.is_some() {
             crate::engine::pg::tls::use_project_ca(&mut info, "project CA".into());
         }

@@ -203,3 +203,178 @@ async fn verify_full_checks_the_certificate_name() {
     assert!(err.message.contains("TLS"), "{err}");
     let _ = std::fs::remove_file(other.path().with_extension("key"));
 }
+
+/// ~/.pgpass is read in-process as libpq reads it (connection tests,
+/// backups, the scratch server of restore tests), and PGHOST/PGPORT/PGUSER
+/// fill what a URL leaves out.
+#[test]
+fn pgpass_and_libpq_environment_defaults() {
+    use crate::support::engine::{cli, stderr, stdout};
+    let c = cluster();
+    let db = c.create_db("conn_pgpass");
+    db.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);");
+    let data = tempfile::tempdir().expect("data");
+    let home = tempfile::tempdir().expect("home");
+    let pgpass = home.path().join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "# the harness\nother.host:*:*:*:wrong\n127.0.0.1:{}:*:postgres:{}\n",
+            c.port,
+            c.password.replace('\\', "\\\\").replace(':', "\\:")
+        ),
+    )
+    .expect("write pgpass");
+    let chmod = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    chmod(0o600);
+    let home_s = home.path().display().to_string();
+    let pass = ("SUPABACKUP_PASSPHRASE", "cli master passphrase");
+    let env = [pass, ("HOME", home_s.as_str())];
+    let bare = format!(
+        "postgresql://postgres@127.0.0.1:{}/{}?sslmode=require",
+        c.port, db.name
+    );
+    let out = cli(
+        data.path(),
+        &[
+            "project",
+            "add",
+            "--name",
+            "FromPgpass",
+            "--ref",
+            "pgpass",
+            "--db-url",
+            &bare,
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli(data.path(), &["project", "test", "FromPgpass"], &env, None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("PASSED"));
+    // pg_dump gets it too (through the engine's own passfile).
+    let out = cli(
+        data.path(),
+        &["backup", "run", "FromPgpass", "--no-encrypt"],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    // The scratch server of a restore test, no password given.
+    let scratch = format!(
+        "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        c.port
+    );
+    let out = cli(
+        data.path(),
+        &["verify", &id, "--restore-test", "--scratch-url", &scratch],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // A password file others can read is ignored, as libpq ignores it.
+    chmod(0o644);
+    let out = cli(data.path(), &["project", "test", "FromPgpass"], &env, None);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("group or world access"),
+        "{}",
+        stderr(&out)
+    );
+    chmod(0o600);
+
+    // PGHOST, PGPORT and PGUSER fill a URL that names only the database.
+    let port = c.port.to_string();
+    let env_defaults = [
+        pass,
+        ("HOME", home_s.as_str()),
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", port.as_str()),
+        ("PGUSER", "postgres"),
+    ];
+    let out = cli(
+        data.path(),
+        &[
+            "project",
+            "add",
+            "--name",
+            "FromEnv",
+            "--ref",
+            "fromenv",
+            "--db-url",
+            &format!("postgresql:///{}?sslmode=require", db.name),
+        ],
+        &env_defaults,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli(data.path(), &["project", "show", "FromEnv"], &env, None);
+    assert!(
+        stdout(&out).contains(&format!(
+            "postgresql://postgres@127.0.0.1:{}/{}",
+            c.port, db.name
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = cli(data.path(), &["project", "test", "FromEnv"], &env, None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// A local server's socket folder as the host (libpq's `host=/path`).
+#[tokio::test(flavor = "multi_thread")]
+async fn local_socket_connections() {
+    let c = cluster();
+    {
+        let _roles = crate::support::pg::roles_lock();
+        c.psql(
+            "postgres",
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sb_socket') THEN
+                 CREATE ROLE sb_socket LOGIN PASSWORD 'socket pw';
+               END IF;
+             END $$;",
+        );
+    }
+    let t = unlocked_engine().await;
+    let url = format!(
+        "postgresql://sb_socket:socket%20pw@/postgres?host={}&port={}",
+        c.dir.display(),
+        c.port
+    );
+    let report = t
+        .engine
+        .test_url(&url, None)
+        .await
+        .expect("socket connection");
+    assert!(!report.tls);
+    assert_eq!(report.verification, "local socket (no network)");
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("encrypted") || w.contains("verified")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(report.url.contains("%2F"), "{}", report.url);
+    // The same socket with a wrong password: the server's own answer.
+    let bad = url.replace("socket%20pw", "nope");
+    let err = t
+        .engine
+        .test_url(&bad, None)
+        .await
+        .expect_err("wrong password");
+    assert!(err.message.to_lowercase().contains("password"), "{err}");
+}

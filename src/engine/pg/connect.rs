@@ -77,6 +77,48 @@ async fn connect_plain(
     )
 }
 
+/// A connection to a local server's socket: no TLS (libpq ignores sslmode
+/// there too) and nobody in the middle, so the guard stays off.
+#[cfg(unix)]
+async fn connect_unix(
+    info: &ConnInfo,
+    cfg: &tokio_postgres::Config,
+) -> Result<std::result::Result<Client, tokio_postgres::Error>> {
+    let path = format!("{}/.s.PGSQL.{}", info.host.trim_end_matches('/'), info.port);
+    let socket = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
+        Error::connection(format!("could not connect to the local socket {path}: {e}"))
+            .with_hint("is PostgreSQL running on this machine, with that socket folder and port?")
+    })?;
+    let mut cfg = cfg.clone();
+    cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    Ok(
+        match cfg
+            .connect_raw(AuthGuard::new(socket, false), tokio_postgres::NoTls)
+            .await
+        {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("database connection ended: {e}");
+                    }
+                });
+                Ok(client)
+            }
+            Err(e) => Err(e),
+        },
+    )
+}
+
+#[cfg(not(unix))]
+async fn connect_unix(
+    _info: &ConnInfo,
+    _cfg: &tokio_postgres::Config,
+) -> Result<std::result::Result<Client, tokio_postgres::Error>> {
+    Err(Error::invalid(
+        "local socket connections need a Unix system",
+    ))
+}
+
 /// Connects over TLS (guarded when the server is not verified).
 async fn connect_tls(
     info: &ConnInfo,
@@ -109,6 +151,7 @@ pub async fn connect(info: &ConnInfo, timeout: Option<Duration>) -> Result<Clien
     let cfg = config(info, timeout);
     let attempt = async {
         match info.sslmode {
+            _ if info.is_unix_socket() => connect_unix(info, &cfg).await,
             SslMode::Disable => connect_plain(info, &cfg).await,
             SslMode::Allow | SslMode::Prefer => {
                 // TLS first; a server without it gets a plain connection.

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod authguard;
 pub mod connect;
+pub mod pgpass;
 pub mod probe;
 pub mod tls;
 pub mod tools;

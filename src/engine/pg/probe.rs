@@ -162,8 +162,9 @@ pub async fn test_connection(
         );
     }
     let tls: bool = row.get(5);
+    let local = info.is_unix_socket();
     let tls_verified = tls && super::tls::is_verified(info);
-    let old_libpq = match (&pg_dump, tls_verified) {
+    let old_libpq = match (&pg_dump, tls_verified || local) {
         (Some(t), false) => {
             let path = std::path::PathBuf::from(&t.path);
             !tokio::task::spawn_blocking(move || tools::libpq_can_refuse_cleartext(&path))
@@ -177,7 +178,9 @@ pub async fn test_connection(
             "this machine's libpq is older than 16, so pg_dump and psql cannot refuse to send the password in clear text to an unverified server (supabackup's own connections do refuse): add the CA certificate, or install libpq 16 or later".into(),
         );
     }
-    if !tls {
+    if local {
+        // A local socket never leaves the machine.
+    } else if !tls {
         warnings.push("the connection is not encrypted (sslmode allows plain TCP)".into());
     } else if !tls_verified {
         warnings.push(
@@ -200,7 +203,7 @@ pub async fn test_connection(
         tls,
         tls_version: row.get(6),
         tls_verified,
-        verification: if tls {
+        verification: if tls || local {
             super::tls::describe_verification(info).to_owned()
         } else {
             "not encrypted".to_owned()

@@ -154,6 +154,9 @@ pub fn is_verified(info: &ConnInfo) -> bool {
 
 /// How a connection's TLS reads in reports.
 pub fn describe_verification(info: &ConnInfo) -> &'static str {
+    if info.is_unix_socket() {
+        return "local socket (no network)";
+    }
     match effective_mode(info) {
         SslMode::VerifyFull => "TLS verified (certificate and host name)",
         SslMode::VerifyCa => "TLS verified (certificate chain; host name not checked)",

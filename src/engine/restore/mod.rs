@@ -230,9 +230,11 @@ impl crate::engine::Engine {
                 })
             }
             RestoreTarget::Url(url) => {
-                let info = crate::engine::conninfo::ConnInfo::parse(url)?;
+                let mut info = crate::engine::conninfo::ConnInfo::parse(url)?;
+                let label = info.redacted();
+                crate::engine::pg::pgpass::fill(&mut info);
                 Ok(Target {
-                    label: info.redacted(),
+                    label,
                     info,
                     project: None,
                 })

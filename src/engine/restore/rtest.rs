@@ -111,21 +111,25 @@ fn platform_entries(toc: &Toc, superuser: bool, available: &HashSet<String>) -> 
 
 impl Engine {
     /// The scratch server: the argument, the setting, or a local PostgreSQL.
+    /// A missing password comes from ~/.pgpass (PGPASSFILE), as in libpq.
     async fn scratch_url(&self, explicit: Option<String>) -> Result<ConnInfo> {
-        if let Some(u) = explicit {
-            return ConnInfo::parse(&u);
-        }
-        let stored: Option<String> = self
-            .catalog()
-            .call(|c| settings::get(c, SCRATCH_SETTING))
-            .await?;
-        if let Some(u) = stored {
-            return ConnInfo::parse(&u);
-        }
-        let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
-        ConnInfo::parse(&format!(
-            "postgresql://{user}@localhost:5432/postgres?sslmode=prefer"
-        ))
+        let stored: Option<String> = match explicit {
+            Some(u) => Some(u),
+            None => {
+                self.catalog()
+                    .call(|c| settings::get(c, SCRATCH_SETTING))
+                    .await?
+            }
+        };
+        // Without a setting: a local server, found as libpq finds it
+        // (PGHOST/PGPORT/PGUSER, else the local socket or localhost:5432).
+        let mut info = ConnInfo::parse(
+            stored
+                .as_deref()
+                .unwrap_or("postgresql:///postgres?sslmode=prefer"),
+        )?;
+        crate::engine::pg::pgpass::fill(&mut info);
+        Ok(info)
     }
 
     /// Sets the default scratch server for restore tests.

@@ -36,7 +36,7 @@ pub struct Cluster {
     /// Directory holding `initdb`, `pg_ctl`, `psql`, `pg_dump`, ...
     pub bin_dir: PathBuf,
     /// Root directory of the cluster: `data/` (PGDATA), `server.log`, and the
-    /// unix socket (which is not reachable: pg_hba has no `local` lines).
+    /// unix socket (reachable only by the role `sb_socket`).
     pub dir: PathBuf,
 }
 
@@ -457,8 +457,10 @@ fn start_cluster() -> Result<Cluster, String> {
     );
     append_file(&data.join("postgresql.conf"), conf.as_bytes())?;
     // One role asks for its password in clear text (method `password`), so
-    // tests can check it is sent only to a verified server.
+    // tests can check it is sent only to a verified server; one may use the
+    // local socket (every other connection must be TLS).
     let hba = "# supabackup test cluster: TLS + SCRAM only, like hosted Supabase\n\
+               local all sb_socket scram-sha-256\n\
                hostssl all sb_cleartext 127.0.0.1/32 password\n\
                hostssl all all 127.0.0.1/32 scram-sha-256\n\
                hostssl all all ::1/128      scram-sha-256\n";
