@@ -16,13 +16,20 @@ pub enum AlertCmd {
     Add(Box<AddArgs>),
     /// List alert rules.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Remove an alert rule.
-    Remove { id: String },
+    Remove {
+        /// Rule id (`alert list` shows them).
+        id: String,
+    },
     /// Send a test alert through every channel of a rule.
-    Test { id: String },
+    Test {
+        /// Rule id (`alert list` shows them).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -30,6 +37,7 @@ pub struct AddArgs {
     /// Only this project (default: every project).
     #[arg(long)]
     project: Option<String>,
+    /// A name for the rule (default: made from its events and channels).
     #[arg(long)]
     name: Option<String>,
     /// Alert on failed backups.
@@ -53,10 +61,13 @@ pub struct AddArgs {
     /// E-mail these addresses (comma-separated).
     #[arg(long, value_delimiter = ',')]
     email_to: Vec<String>,
+    /// The sender address of alert e-mails.
     #[arg(long)]
     email_from: Option<String>,
+    /// The SMTP server that sends them.
     #[arg(long)]
     smtp_host: Option<String>,
+    /// Its port (default: 465 for tls, 587 for starttls, 25 for none).
     #[arg(long)]
     smtp_port: Option<u16>,
     /// tls (implicit, 465), starttls (587) or none (localhost only).

@@ -26,20 +26,26 @@ pub enum BackupCmd {
     List {
         /// Only this project's backups.
         project: Option<String>,
+        /// At most this many backups.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one backup with its manifest.
     Show {
+        /// Backup id (or a unique prefix of it).
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Delete a backup's files and catalog entry.
     Delete {
+        /// Backup id (or a unique prefix of it).
         id: String,
+        /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
     },
@@ -60,6 +66,7 @@ pub struct RunArgs {
     /// repeated; quote parts holding a dot: '"My.App"."Tab le"').
     #[arg(long = "exclude-table")]
     exclude_table: Vec<String>,
+    /// zstd (fast, the default), xz (smaller, slower) or none.
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "xz", "none"])]
     compression: String,
     /// Compression level 0–9 (default: zstd 3, xz 6).
@@ -71,6 +78,7 @@ pub struct RunArgs {
     /// Store the files unencrypted.
     #[arg(long)]
     no_encrypt: bool,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -18,24 +18,31 @@ pub enum JobCmd {
     Add(Box<AddArgs>),
     /// List jobs with their last and next runs.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Remove a job (its backups stay).
     Remove {
+        /// Job id (`job list` shows them).
         id: String,
+        /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
     },
-    /// Enable or disable a job.
+    /// Enable a job: it runs on its schedule again.
     Enable {
+        /// Job id (`job list` shows them).
         id: String,
     },
+    /// Disable a job: it keeps its settings but does not run.
     Disable {
+        /// Job id (`job list` shows them).
         id: String,
     },
     /// Run one scheduler tick: start the due jobs, wait for them, exit.
     RunDue {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -66,8 +73,10 @@ pub struct AddArgs {
     /// or @hourly, @daily, @weekly, @monthly, @yearly.
     #[arg(long)]
     cron: String,
+    /// A name for the job (default: the project and the expression).
     #[arg(long)]
     name: Option<String>,
+    /// full = roles + schema + data + migration history; or schema, data, roles.
     #[arg(long = "type", default_value = "full", value_parser = ["full", "schema", "data", "roles"])]
     kind: String,
     /// Only these schemas, by exact name (case matters; comma-separated or
@@ -78,10 +87,13 @@ pub struct AddArgs {
     /// repeated; quote parts holding a dot: '"My.App"."Tab le"').
     #[arg(long = "exclude-table")]
     exclude_table: Vec<String>,
+    /// zstd (fast, the default), xz (smaller, slower) or none.
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "xz", "none"])]
     compression: String,
+    /// Compression level 0–9 (default: zstd 3, xz 6).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     level: Option<u8>,
+    /// Store the files unencrypted (default: encrypted with the backup passphrase).
     #[arg(long)]
     no_encrypt: bool,
     /// Keep the newest N backups.
@@ -118,6 +130,7 @@ pub struct AddArgs {
     /// A failing pre-hook only warns (default: it aborts the backup).
     #[arg(long)]
     hook_warn_only: bool,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -452,6 +465,7 @@ pub struct PruneArgs {
     /// Override: keep backups younger than D days.
     #[arg(long)]
     pub keep_days: Option<u32>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -113,6 +113,7 @@ pub enum Command {
     /// Works without a catalog: FILE plus the passphrase (SUPABACKUP_BACKUP_PASSPHRASE,
     /// --key-file, or a prompt) is enough. See docs/FORMAT.md.
     Decrypt {
+        /// The encrypted file (name ending in .enc).
         file: PathBuf,
         /// Where to write the decrypted (still compressed) file.
         #[arg(short, long)]
@@ -172,6 +173,7 @@ pub enum Command {
 pub enum CatalogCmd {
     /// Recreate the catalog's backup entries from the manifests on disk.
     Rebuild {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -397,4 +399,44 @@ pub(crate) fn password_for_url(
         .ok()
         .filter(|v| !v.is_empty())
         .map(crate::engine::crypto::Secret::new))
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it does.
+    #[test]
+    fn every_argument_has_a_help_sentence() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg
+                    .get_help()
+                    .or(arg.get_long_help())
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                if help.trim().len() < 8 {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path} {} (no description)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "supabackup", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{} argument(s) without help:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
 }

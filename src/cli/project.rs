@@ -20,17 +20,21 @@ pub enum ProjectCmd {
     Edit(EditArgs),
     /// List projects, grouped by environment.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show one project (by name, id or ref).
     Show {
+        /// The project: name, id or ref.
         name: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Remove a project and its stored credentials (its backups are kept).
     Remove {
+        /// The project: name, id or ref.
         name: String,
         /// Confirm the removal.
         #[arg(long)]
@@ -38,7 +42,9 @@ pub enum ProjectCmd {
     },
     /// Test the connection and the permissions a backup needs.
     Test {
+        /// The project: name, id or ref.
         name: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -48,6 +54,7 @@ pub enum ProjectCmd {
     /// all rows are good or --accept-partial is given. Encrypted credentials
     /// need the export passphrase (SUPABACKUP_EXPORT_PASSPHRASE or a prompt).
     Import {
+        /// The .json or .csv file (as written by `project export`).
         file: PathBuf,
         /// Import the good rows even when some rows are bad.
         #[arg(long)]
@@ -55,6 +62,7 @@ pub enum ProjectCmd {
         /// Check the file, import nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -63,7 +71,10 @@ pub enum ProjectCmd {
     /// Credentials are left out unless --include-secrets is given; they are
     /// then encrypted with a passphrase (SUPABACKUP_EXPORT_PASSPHRASE or a prompt).
     Export {
+        /// Where to write: .json or .csv by the file's extension.
         file: PathBuf,
+        /// Include the credentials, encrypted with an export passphrase
+        /// (SUPABACKUP_EXPORT_PASSPHRASE or a prompt).
         #[arg(long)]
         include_secrets: bool,
     },
@@ -87,6 +98,7 @@ pub struct AddArgs {
     /// Supabase organization id (a UUID).
     #[arg(long)]
     org_id: Option<String>,
+    /// Free text shown with the project (up to 1000 characters).
     #[arg(long)]
     description: Option<String>,
     /// Read the database password from standard input.
@@ -106,8 +118,10 @@ pub struct AddArgs {
 pub struct EditArgs {
     /// The project to change (name, id or ref).
     project: String,
+    /// A new display name (1–100 characters, unique).
     #[arg(long)]
     name: Option<String>,
+    /// A new Supabase project ref.
     #[arg(long = "ref")]
     project_ref: Option<String>,
     /// A new database URL, postgresql://USER@HOST:PORT/DB[?sslmode=…].

@@ -16,6 +16,7 @@ use crate::engine::{Engine, Error, ErrorKind, Result};
 pub enum RestoreCmd {
     /// Restore a backup (asks for confirmation on a terminal unless --yes).
     Run {
+        /// The backup to restore: id or a unique prefix of it.
         backup_id: String,
         #[command(flatten)]
         target: TargetArgs,
@@ -41,6 +42,7 @@ pub enum RestoreCmd {
     },
     /// Show what a restore would do, changing nothing.
     Preview {
+        /// The backup to restore: id or a unique prefix of it.
         backup_id: String,
         #[command(flatten)]
         target: TargetArgs,
@@ -58,6 +60,7 @@ pub enum RestoreCmd {
     },
     /// Undo a restore by restoring its safety snapshot exactly.
     Rollback {
+        /// The restore to undo (`restore list` shows the ids).
         restore_id: String,
         /// The target's name typed again (production projects, non-empty URL targets).
         #[arg(long, value_name = "NAME")]
@@ -68,8 +71,10 @@ pub enum RestoreCmd {
     },
     /// List restores, newest first.
     List {
+        /// At most this many restores.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

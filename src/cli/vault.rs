@@ -9,6 +9,7 @@ use crate::engine::{Engine, Error, Result};
 pub enum VaultCmd {
     /// Whether the vault exists and how its key is kept.
     Status {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
