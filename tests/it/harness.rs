@@ -30,14 +30,16 @@ fn cluster_requires_tls_and_scram() {
     assert_eq!(c.psql("postgres", "SHOW max_connections"), "200");
     assert_eq!(c.psql("postgres", "SHOW listen_addresses"), "127.0.0.1");
     assert_eq!(c.psql("postgres", "SHOW server_encoding"), "UTF8");
-    // pg_hba has exactly the two hostssl/scram lines.
+    // pg_hba: TLS + SCRAM for everyone, plus two test roles of their own
+    // (the local socket, and a server asking for a clear-text password).
     assert_eq!(
         c.psql(
             "postgres",
-            "SELECT string_agg(type || ' ' || auth_method, ',' ORDER BY line_number) \
+            "SELECT string_agg(type || ' ' || array_to_string(user_name, '+') || ' ' || auth_method, ',' ORDER BY line_number) \
              FROM pg_hba_file_rules"
         ),
-        "hostssl scram-sha-256,hostssl scram-sha-256"
+        "local sb_socket scram-sha-256,hostssl sb_cleartext password,\
+         hostssl all scram-sha-256,hostssl all scram-sha-256"
     );
 }
 
