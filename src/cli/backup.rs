@@ -13,6 +13,7 @@ use crate::engine::backup::{
 };
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::crypto::Secret;
+use crate::engine::destination::copies::StorePlan;
 use crate::engine::{Engine, Error, ErrorKind, Result};
 
 /// The environment variable for the backup-encryption passphrase.
@@ -41,7 +42,22 @@ pub enum BackupCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a backup's files and catalog entry.
+    /// Copy a backup to a destination (uploaded, then read back and
+    /// checked before it counts).
+    Copy {
+        /// Backup id (or a unique prefix of it).
+        id: String,
+        /// The destination's name.
+        #[arg(long, value_name = "NAME")]
+        to: String,
+        /// Then remove the local folder (a move).
+        #[arg(long)]
+        drop_local: bool,
+        /// Print the copy as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a backup's files (here and at every destination) and catalog entry.
     Delete {
         /// Backup id (or a unique prefix of it).
         id: String,
@@ -78,6 +94,17 @@ pub struct RunArgs {
     /// Store the files unencrypted.
     #[arg(long)]
     no_encrypt: bool,
+    /// Also copy it to these destinations (comma-separated names); each copy
+    /// is read back and checked before it counts.
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    destination: Vec<String>,
+    /// Used instead of a destination that cannot be reached.
+    #[arg(long, value_name = "NAME", requires = "destination")]
+    failover: Option<String>,
+    /// Keep no local copy: the folder is removed once every copy is stored
+    /// and verified (it stays when one failed).
+    #[arg(long, requires = "destination")]
+    no_local: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -92,6 +119,7 @@ fn progress_line(p: &BackupProgress) -> String {
         Phase::Connecting => "connecting",
         Phase::Dumping => "dumping",
         Phase::Finalizing => "finalizing",
+        Phase::Uploading => "uploading",
     };
     let eta = p
         .eta_secs
@@ -102,8 +130,27 @@ fn progress_line(p: &BackupProgress) -> String {
         output::bytes(p.bytes_read as i64),
         output::bytes(p.bytes_written as i64),
         human_rate(p.rate),
-        p.current_table.as_deref().unwrap_or("")
+        p.destination
+            .as_deref()
+            .map(|d| format!("to {d}"))
+            .or_else(|| p.current_table.clone())
+            .unwrap_or_default()
     )
+}
+
+/// ", verified …" / ", failed: …" after a copy's status.
+fn copy_note(c: &crate::engine::destination::copies::BackupCopy) -> String {
+    let mut out = String::new();
+    if let Some(v) = &c.verified_at {
+        out.push_str(&format!(", verified {v}"));
+    }
+    if c.failover_for.is_some() {
+        out.push_str(", failover copy");
+    }
+    if let Some(e) = &c.error {
+        out.push_str(&format!(": {e}"));
+    }
+    out
 }
 
 /// Makes sure a backup passphrase is stored when encrypting.
@@ -158,6 +205,11 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                         project: a.project,
                         options,
                         job_id: None,
+                        store: StorePlan {
+                            destinations: a.destination.clone(),
+                            drop_local: a.no_local,
+                            failover: a.failover.clone(),
+                        },
                     },
                     progress,
                     cancel,
@@ -167,14 +219,102 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                 eprint!("\r\x1b[2K");
             }
             let rec = result?;
+            let copies = engine.backup_copies(&rec.id).await?;
             if a.json {
-                output::json(&rec)?;
+                let mut v =
+                    serde_json::to_value(&rec).map_err(|e| Error::internal(e.to_string()))?;
+                v["copies"] = serde_json::to_value(&copies).unwrap_or_default();
+                output::json(&v)?;
             } else {
                 println!("{}", rec.id);
                 eprintln!(
                     "Backup completed: {} in {}",
                     output::bytes(rec.file_size.unwrap_or(0)),
-                    rec.file_path.as_deref().unwrap_or("")
+                    if rec.local_state == "present" {
+                        rec.file_path.as_deref().unwrap_or("")
+                    } else {
+                        "(no local copy)"
+                    }
+                );
+                for c in &copies {
+                    eprintln!(
+                        "  copy at '{}': {}{}",
+                        c.destination,
+                        c.status,
+                        copy_note(c)
+                    );
+                }
+            }
+            // Every requested copy must exist somewhere (a failover counts).
+            let missing: Vec<&String> = a
+                .destination
+                .iter()
+                .filter(|d| {
+                    !copies.iter().any(|c| {
+                        c.status == "stored"
+                            && (c.destination.eq_ignore_ascii_case(d) || c.failover_for.is_some())
+                    })
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::connection(format!(
+                    "the backup completed here, but its copy to {} failed",
+                    missing
+                        .iter()
+                        .map(|m| format!("'{m}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .with_hint(format!(
+                    "retry with `supabackup backup copy {} --to NAME`",
+                    rec.id
+                )));
+            }
+            Ok(0)
+        }
+        BackupCmd::Copy {
+            id,
+            to,
+            drop_local,
+            json,
+        } => {
+            prompt::unlock(engine).await?;
+            let tty = std::io::stderr().is_terminal();
+            let cancel = CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_signal.cancel();
+                }
+            });
+            let copy = engine
+                .store_copy(
+                    &id,
+                    &to,
+                    None,
+                    &|n| {
+                        if tty {
+                            eprint!("\r\x1b[2Kuploading {}", output::bytes(n as i64));
+                        }
+                    },
+                    &cancel,
+                )
+                .await;
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
+            let copy = copy?;
+            if drop_local {
+                engine.drop_local_copy(&copy.backup_id).await?;
+            }
+            if json {
+                output::json(&copy)?;
+            } else {
+                println!(
+                    "Copied backup {} to '{}' ({}, read back and checked).",
+                    copy.backup_id,
+                    copy.destination,
+                    output::bytes(copy.stored_bytes.unwrap_or(0))
                 );
             }
             Ok(0)
@@ -212,6 +352,8 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                 let mut v =
                     serde_json::to_value(&rec).map_err(|e| Error::internal(e.to_string()))?;
                 v["manifest"] = serde_json::to_value(&manifest).unwrap_or_default();
+                v["copies"] =
+                    serde_json::to_value(engine.backup_copies(&rec.id).await?).unwrap_or_default();
                 return output::json(&v).map(|_| 0);
             }
             println!("Id:        {}", rec.id);
@@ -221,7 +363,24 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
             if let Some(e) = &rec.error_message {
                 println!("Error:     {e}");
             }
-            println!("Folder:    {}", rec.file_path.as_deref().unwrap_or("-"));
+            println!(
+                "Folder:    {}{}",
+                rec.file_path.as_deref().unwrap_or("-"),
+                match rec.local_state.as_str() {
+                    "present" => "",
+                    "removing" => " (being removed)",
+                    _ => " (removed: copies elsewhere only)",
+                }
+            );
+            let copies = engine.backup_copies(&rec.id).await?;
+            for c in &copies {
+                println!(
+                    "Copy:      {} — {}{}",
+                    c.destination,
+                    c.status,
+                    copy_note(c)
+                );
+            }
             println!("Size:      {}", output::bytes(rec.file_size.unwrap_or(0)));
             println!("Created:   {}", rec.created_at);
             println!(
@@ -285,13 +444,19 @@ fn row(b: &BackupRecord) -> Vec<String> {
 }
 
 /// `supabackup verify ID`
-pub async fn verify(engine: &Engine, id: &str, json: bool) -> Result<i32> {
+pub async fn verify(engine: &Engine, id: &str, from: Option<&str>, json: bool) -> Result<i32> {
     let rec = engine.backup(id).await?;
-    let manifest = engine.backup_manifest(&rec.id).await?;
-    if manifest.files.iter().any(|f| f.encrypted) {
+    let remote =
+        from.is_some_and(|f| !f.eq_ignore_ascii_case("local")) || rec.local_state != "present";
+    if remote {
+        // A destination's secret is sealed in the vault.
         prompt::unlock(engine).await?;
     }
-    let report = engine.verify_backup(&rec.id).await?;
+    let manifest = engine.backup_manifest(&rec.id).await?;
+    if !remote && manifest.files.iter().any(|f| f.encrypted) {
+        prompt::unlock(engine).await?;
+    }
+    let report = engine.verify_backup_from(&rec.id, from).await?;
     if json {
         output::json(&report)?;
     } else {

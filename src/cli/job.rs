@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::{output, prompt};
 use crate::engine::backup::{BackupKind, BackupOptions, Codec};
+use crate::engine::destination::copies::StorePlan;
 use crate::engine::schedule::{
     ChainPolicy, CronExpr, Gfs, Hook, HookPolicy, JobConfig, JobInput, JobTz, Retention, Scheduler,
     SchedulerConfig,
@@ -109,6 +110,23 @@ pub struct AddArgs {
     /// such as Europe/Berlin (DST changes follow that zone).
     #[arg(long, default_value = "local")]
     tz: String,
+    /// Copy each backup to these destinations (comma-separated names; see
+    /// `supabackup destination list`).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    destination: Vec<String>,
+    /// Used instead of a destination that cannot be reached (the run
+    /// completes; failure alerts say so).
+    #[arg(long, value_name = "NAME", requires = "destination")]
+    failover: Option<String>,
+    /// Keep no local copy: the folder is removed once every copy is
+    /// stored and verified (it stays when one failed).
+    #[arg(long, requires = "destination")]
+    no_local: bool,
+    /// Retention at a destination, e.g. `bucket:last=12` or
+    /// `nas:days=30,gfs=7/4/12` (repeat per destination; --keep-* rules are
+    /// the local folder's).
+    #[arg(long = "retention-at", value_name = "NAME:RULES")]
+    retention_at: Vec<String>,
     /// More projects backed up after this one, in order (comma-separated).
     #[arg(long, value_delimiter = ',')]
     chain: Vec<String>,
@@ -133,6 +151,48 @@ pub struct AddArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// `NAME:last=N,days=D,gfs=D/W/M` → (name, rules).
+fn parse_retention_at(text: &str) -> Result<(String, Retention)> {
+    let bad = |why: &str| {
+        Error::invalid(format!("--retention-at '{text}': {why}"))
+            .with_hint("write NAME:last=N,days=D,gfs=DAILY/WEEKLY/MONTHLY, e.g. bucket:last=12")
+    };
+    let (name, rules) = text
+        .split_once(':')
+        .ok_or_else(|| bad("no ':' after the name"))?;
+    let mut r = Retention::default();
+    for part in rules.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad("a rule needs '='"))?;
+        let num = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| bad("not a whole number"))
+        };
+        match k.trim() {
+            "last" => r.keep_last = Some(num(v)?),
+            "days" => r.keep_days = Some(num(v)?),
+            "gfs" => {
+                let n: Vec<u32> = v.split('/').map(num).collect::<Result<_>>()?;
+                let [daily, weekly, monthly] = n.as_slice() else {
+                    return Err(bad("gfs takes DAILY/WEEKLY/MONTHLY"));
+                };
+                r.gfs = Some(crate::engine::schedule::retention::Gfs {
+                    daily: *daily,
+                    weekly: *weekly,
+                    monthly: *monthly,
+                });
+            }
+            other => return Err(bad(&format!("unknown rule '{other}' (last, days, gfs)"))),
+        }
+    }
+    if r.is_empty() {
+        return Err(bad("no rule given"));
+    }
+    Ok((name.trim().to_owned(), r))
 }
 
 pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
@@ -171,6 +231,16 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                     },
                     skip_if_unchanged: a.skip_if_unchanged,
                     min_size_change: 0,
+                    store: StorePlan {
+                        destinations: a.destination.clone(),
+                        drop_local: a.no_local,
+                        failover: a.failover.clone(),
+                    },
+                    destination_retention: a
+                        .retention_at
+                        .iter()
+                        .map(|r| parse_retention_at(r))
+                        .collect::<Result<_>>()?,
                     pre_hook: hook(a.pre_hook.clone()),
                     post_hook: hook(a.post_hook.clone()),
                 },
@@ -381,40 +451,62 @@ pub async fn daemon(engine: &Engine, interval: u64, max_concurrent: usize) -> Re
     Ok(0)
 }
 
-/// `supabackup prune [PROJECT] [--dry-run]`: applies each job's retention
-/// (or the given rules) now.
+/// `supabackup prune [PROJECT] [--destination NAME] [--dry-run]`: applies
+/// each job's retention (local, and per destination) or the given rules now.
 pub async fn prune(
     engine: &Engine,
     project: Option<String>,
+    destination: Option<String>,
     rules: Retention,
     dry_run: bool,
     json: bool,
 ) -> Result<i32> {
     let jobs = engine.list_jobs().await?;
     let projects = engine.list_projects().await?;
+    if let Some(d) = &destination
+        && !d.eq_ignore_ascii_case("local")
+    {
+        engine.destination(d).await?;
+    }
     let mut reports = Vec::new();
     for p in projects.iter().filter(|p| {
         project
             .as_deref()
             .is_none_or(|k| k == p.name || k == p.id || k == p.project_ref)
     }) {
-        let r = if !rules.is_empty() {
-            rules
+        // (where: None = this machine's folder, rules)
+        let mut plan: Vec<(Option<String>, Retention)> = Vec::new();
+        let place = destination
+            .clone()
+            .filter(|d| !d.eq_ignore_ascii_case("local"));
+        if !rules.is_empty() {
+            plan.push((place, rules));
         } else {
-            match jobs
-                .iter()
-                .find(|j| j.project_id == p.id && !j.retention.is_empty())
-            {
-                Some(j) => j.retention,
-                None => continue,
+            for j in jobs.iter().filter(|j| j.project_id == p.id) {
+                if place.is_none() && !j.retention.is_empty() {
+                    plan.push((None, j.retention));
+                }
+                for (name, r) in &j.config.destination_retention {
+                    if !r.is_empty()
+                        && place
+                            .as_deref()
+                            .is_none_or(|d| d.eq_ignore_ascii_case(name))
+                        && destination
+                            .as_deref()
+                            .is_none_or(|d| !d.eq_ignore_ascii_case("local"))
+                    {
+                        plan.push((Some(name.clone()), *r));
+                    }
+                }
             }
-        };
-        reports.push((
-            p.name.clone(),
-            engine
-                .prune_project(&p.id, &r, dry_run, chrono::Utc::now())
-                .await?,
-        ));
+            plan.dedup_by(|a, b| a.0 == b.0);
+        }
+        for (at, r) in plan {
+            let report = engine
+                .prune_at(&p.id, at.as_deref(), &r, dry_run, chrono::Utc::now())
+                .await?;
+            reports.push((p.name.clone(), at.unwrap_or_else(|| "local".into()), report));
+        }
     }
     if let Some(k) = &project
         && !projects
@@ -426,15 +518,15 @@ pub async fn prune(
     if json {
         let v: Vec<_> = reports
             .iter()
-            .map(|(n, r)| serde_json::json!({"project": n, "report": r}))
+            .map(|(n, at, r)| serde_json::json!({"project": n, "at": at, "report": r}))
             .collect();
         output::json(&v)?;
     } else if reports.is_empty() {
         println!("No retention rules apply (give --keep-last/--keep-days, or add them to a job).");
     } else {
-        for (name, r) in &reports {
+        for (name, at, r) in &reports {
             println!(
-                "{name}: {} {} backup(s), {} kept",
+                "{name} ({at}): {} {} backup(s), {} kept",
                 if dry_run { "would delete" } else { "deleted" },
                 r.deleted.len(),
                 r.kept
@@ -456,6 +548,10 @@ pub async fn prune(
 pub struct PruneArgs {
     /// Only this project.
     pub project: Option<String>,
+    /// Prune only the copies at this destination (`local` for this
+    /// machine's folder); by default every place a job's retention names.
+    #[arg(long)]
+    pub destination: Option<String>,
     /// Show what would be deleted.
     #[arg(long)]
     pub dry_run: bool,

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod backup;
+pub mod destination;
 pub mod job;
 pub mod output;
 pub mod project;
@@ -104,10 +105,17 @@ pub enum Command {
         /// Read the scratch server's password from standard input.
         #[arg(long, requires = "scratch_url")]
         scratch_password_stdin: bool,
+        /// Check the copy at this destination (or `local`) instead of the
+        /// default one; it is read back in full, streaming.
+        #[arg(long, value_name = "NAME")]
+        destination: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Places backups are copied to: folders, S3 and S3-compatible, GCS, Azure.
+    #[command(subcommand)]
+    Destination(destination::DestinationCmd),
     /// Decrypt a backup file (.enc) with the backup passphrase.
     ///
     /// Works without a catalog: FILE plus the passphrase (SUPABACKUP_BACKUP_PASSPHRASE,
@@ -171,8 +179,13 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCmd {
-    /// Recreate the catalog's backup entries from the manifests on disk.
+    /// Recreate the catalog's backup entries from the manifests on disk, or
+    /// (disaster recovery on a new machine) from those at a destination.
     Rebuild {
+        /// Read the manifests at this destination (add it first with
+        /// `destination add`); its copies are recorded as stored.
+        #[arg(long, value_name = "NAME")]
+        from: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -285,13 +298,14 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
                 keep_days: a.keep_days,
                 gfs: None,
             };
-            job::prune(&engine, a.project, rules, a.dry_run, a.json).await
+            job::prune(&engine, a.project, a.destination, rules, a.dry_run, a.json).await
         }
         Command::Verify {
             id,
             restore_test: true,
             scratch_url,
             scratch_password_stdin,
+            destination,
             json,
         } => {
             let scratch = match scratch_url {
@@ -307,12 +321,24 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
                 }
                 None => None,
             };
-            restore::restore_test(&engine, &id, scratch, json).await
+            restore::restore_test(&engine, &id, scratch, destination, json).await
         }
-        Command::Verify { id, json, .. } => backup::verify(&engine, &id, json).await,
+        Command::Verify {
+            id,
+            destination,
+            json,
+            ..
+        } => backup::verify(&engine, &id, destination.as_deref(), json).await,
+        Command::Destination(cmd) => destination::run(&engine, cmd).await,
         Command::Decrypt { .. } | Command::Logs { .. } => Ok(0),
-        Command::Catalog(CatalogCmd::Rebuild { json }) => {
-            let r = engine.rebuild_catalog().await?;
+        Command::Catalog(CatalogCmd::Rebuild { from, json }) => {
+            let r = match from {
+                Some(d) => {
+                    prompt::unlock(&engine).await?;
+                    engine.rebuild_catalog_from(&d).await?
+                }
+                None => engine.rebuild_catalog().await?,
+            };
             if json {
                 output::json(&r)?;
             } else {

@@ -33,6 +33,10 @@ pub enum RestoreCmd {
         /// for URL targets that are not empty (--yes alone is not enough there).
         #[arg(long, value_name = "NAME")]
         confirm: Option<String>,
+        /// Read the backup from this destination's copy (or `local`), streaming:
+        /// no full local copy is made.
+        #[arg(long, value_name = "DESTINATION")]
+        from: Option<String>,
         /// Do not ask before restoring.
         #[arg(long)]
         yes: bool,
@@ -54,6 +58,9 @@ pub enum RestoreCmd {
         /// Objects outside the scope to accept losing (as the preview lists them).
         #[arg(long = "allow-drop", value_name = "OBJECT")]
         allow_drop: Vec<String>,
+        /// Read the backup from this destination's copy (or `local`), streaming.
+        #[arg(long, value_name = "DESTINATION")]
+        from: Option<String>,
         /// Print the preview as JSON.
         #[arg(long)]
         json: bool,
@@ -317,6 +324,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             scope,
             mode,
             allow_drop,
+            from,
             json,
         } => {
             prompt::unlock(engine).await?;
@@ -327,6 +335,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                 mode: mode.as_deref().map(RestoreMode::parse).transpose()?,
                 allow_drop,
                 confirm: None,
+                from,
             };
             let p = engine.preview_restore(&req).await?;
             if json {
@@ -343,6 +352,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             mode,
             allow_drop,
             confirm,
+            from,
             yes,
             json,
         } => {
@@ -354,6 +364,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                 mode: mode.as_deref().map(RestoreMode::parse).transpose()?,
                 allow_drop,
                 confirm,
+                from,
             };
             let preview = engine.preview_restore(&req).await?;
             if let Some(r) = &preview.refusal {
@@ -470,10 +481,13 @@ pub async fn restore_test(
     engine: &Engine,
     id: &str,
     scratch: Option<String>,
+    from: Option<String>,
     json: bool,
 ) -> Result<i32> {
     prompt::unlock(engine).await?;
-    let report = engine.restore_test(id, scratch, cancel_on_ctrl_c()).await?;
+    let report = engine
+        .restore_test_from(id, scratch, from, cancel_on_ctrl_c())
+        .await?;
     if json {
         output::json(&report)?;
     } else {

@@ -120,6 +120,11 @@ impl Engine {
             Ok(_) => {}
             Err(e) => tracing::warn!("could not recover interrupted restores: {e}"),
         }
+        match engine.recover_copies().await {
+            Ok(n) if n > 0 => tracing::warn!("recovered {n} interrupted copy operation(s)"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not recover interrupted copies: {e}"),
+        }
         Ok(engine)
     }
 
@@ -213,6 +218,14 @@ impl Engine {
                 "recovering interrupted restores took too long; retried at the next unlock"
             ),
         }
+        // Destinations may be slow or away: cleaning up what interrupted
+        // copies left there runs in the background.
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.finish_copy_recovery().await {
+                tracing::warn!("could not finish recovering interrupted copies: {e}");
+            }
+        });
         Ok(())
     }
 

@@ -8,6 +8,7 @@ pub mod childenv;
 pub mod conninfo;
 pub mod crypto;
 pub mod dashboard;
+pub mod destination;
 pub mod error;
 pub mod failpoint;
 pub mod ident;

@@ -126,6 +126,7 @@ pub fn view<'a, M: Clone + 'a>(job: &'a Job, on_cancel: M) -> iced::Element<'a, 
         Some(Phase::Connecting) => "Connecting…",
         Some(Phase::Dumping) => "Dumping",
         Some(Phase::Finalizing) => "Finalizing",
+        Some(Phase::Uploading) => "Copying to a destination",
     };
     let detail = match &job.progress {
         Some(p) => {

@@ -38,6 +38,7 @@ pub async fn backup(engine: &Engine, project: &str, options: BackupOptions) -> B
                 project: project.into(),
                 options,
                 job_id: None,
+                store: Default::default(),
             },
             Arc::new(|_| {}),
             CancellationToken::new(),

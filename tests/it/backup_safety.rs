@@ -260,6 +260,7 @@ async fn a_cancelled_backup_cleans_up_and_is_recorded() {
                     ..Default::default()
                 },
                 job_id: None,
+                store: Default::default(),
             },
             progress,
             cancel,
@@ -323,6 +324,7 @@ async fn a_missing_or_too_old_pg_dump_is_a_clear_error() {
                         ..Default::default()
                     },
                     job_id: None,
+                    store: Default::default(),
                 },
                 Arc::new(|_| {}),
                 CancellationToken::new(),

@@ -6,6 +6,7 @@ mod backup_safety;
 mod cli;
 mod compare_selftest;
 mod connection;
+mod destinations;
 mod gui;
 mod harness;
 mod kdf;

@@ -14,7 +14,7 @@ use crate::support::engine::{PASSPHRASE, cli, stderr, stdout};
 use crate::support::pg::{TestDb, cluster, roles_lock};
 use crate::support::platform::new_project;
 
-const ENV: [(&str, &str); 2] = [
+pub const ENV: [(&str, &str); 2] = [
     ("SUPABACKUP_PASSPHRASE", PASSPHRASE),
     (
         "SUPABACKUP_BACKUP_PASSPHRASE",
@@ -23,7 +23,7 @@ const ENV: [(&str, &str); 2] = [
 ];
 
 /// Runs the CLI until it reaches `failpoint`, then kills it with SIGKILL.
-fn kill_at(data: &Path, args: &[&str], failpoint: &str) {
+pub fn kill_at(data: &Path, args: &[&str], failpoint: &str) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_supabackup"));
     cmd.arg("--data-dir")
         .arg(data)

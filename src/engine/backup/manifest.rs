@@ -136,24 +136,27 @@ impl Manifest {
 
     pub fn read(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 Error::corrupt(format!("{} is missing", path.display()))
             }
             _ => Error::io("read", &path, e),
         })?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| Error::corrupt(format!("{} is unreadable: {e}", path.display())))?;
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a manifest's bytes; `label` names it in errors.
+    pub fn parse(bytes: &[u8], label: &str) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt(format!("{label} is unreadable: {e}")))?;
         if m.format != FORMAT_NAME {
             return Err(Error::corrupt(format!(
-                "{} is not a supabackup manifest",
-                path.display()
+                "{label} is not a supabackup manifest"
             )));
         }
         if m.version != 1 {
             return Err(Error::corrupt(format!(
-                "{} has manifest version {}; this supabackup reads version 1",
-                path.display(),
+                "{label} has manifest version {}; this supabackup reads version 1",
                 m.version
             )));
         }

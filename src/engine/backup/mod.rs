@@ -2,6 +2,7 @@
 pub mod artifact;
 pub mod crypt;
 pub mod dump;
+pub mod files;
 pub mod manifest;
 pub mod options;
 pub mod pipeline;

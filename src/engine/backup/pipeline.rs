@@ -255,7 +255,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// A shared view of the stored-bytes hash while the reader chain owns it.
-pub type StoredHash = Arc<std::sync::Mutex<HashingReader<BufReader<File>>>>;
+pub type StoredHash = Arc<std::sync::Mutex<HashingReader<Box<dyn Read + Send>>>>;
 
 struct SharedReader(StoredHash);
 
@@ -295,9 +295,27 @@ pub fn open_artifact_file(
     passphrase: Option<&Secret>,
     key: Option<&FileKey>,
 ) -> Result<(Box<dyn Read + Send>, StoredHash)> {
-    let stored: StoredHash = Arc::new(std::sync::Mutex::new(HashingReader::new(
-        BufReader::with_capacity(IO_BUF, file),
-    )));
+    open_artifact_reader(
+        Box::new(BufReader::with_capacity(IO_BUF, file)),
+        path,
+        codec,
+        encrypted,
+        passphrase,
+        key,
+    )
+}
+
+/// [`open_artifact_file`] over any byte stream (a local file, a copy at a
+/// destination); `path` names it in messages.
+pub fn open_artifact_reader(
+    source: Box<dyn Read + Send>,
+    path: &Path,
+    codec: Codec,
+    encrypted: bool,
+    passphrase: Option<&Secret>,
+    key: Option<&FileKey>,
+) -> Result<(Box<dyn Read + Send>, StoredHash)> {
+    let stored: StoredHash = Arc::new(std::sync::Mutex::new(HashingReader::new(source)));
     let mut source = SharedReader(stored.clone());
     let decrypted: Box<dyn Read + Send> = if encrypted {
         let header = super::crypt::Header::read_from(&mut source).map_err(|e| {

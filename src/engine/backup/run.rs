@@ -37,6 +37,8 @@ pub enum Phase {
     Connecting,
     Dumping,
     Finalizing,
+    /// Copying to a destination (`BackupProgress::destination`).
+    Uploading,
 }
 
 /// A progress report, sent a few times a second.
@@ -56,18 +58,23 @@ pub struct BackupProgress {
     pub estimated_total: Option<u64>,
     pub eta_secs: Option<f64>,
     pub elapsed_secs: f64,
+    /// The destination being written while `Uploading`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 pub type ProgressFn = Arc<dyn Fn(BackupProgress) + Send + Sync>;
 
 /// What to back up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BackupRequest {
     /// Project name, id or ref.
     pub project: String,
     pub options: BackupOptions,
     /// The schedule that started it, if any.
     pub job_id: Option<String>,
+    /// Copies at destinations, made once the backup is complete.
+    pub store: crate::engine::destination::copies::StorePlan,
 }
 
 /// The folder a backup lands in: `backups/<slug>/<YYYY-MM-DD>/<HHMMSS>-<type>-<short-id>/`.
@@ -230,7 +237,7 @@ impl Engine {
                 &temp,
                 &folder,
                 started,
-                progress,
+                progress.clone(),
                 cancel.clone(),
             )
             .await;
@@ -286,6 +293,46 @@ impl Engine {
         };
         drop(lock);
         let _ = std::fs::remove_file(&lock_path);
+        // Copies at destinations, once the backup itself is safe here.
+        if let Ok(rec) = &outcome
+            && !req.store.destinations.is_empty()
+        {
+            let started = std::time::Instant::now();
+            let total = rec.file_size.unwrap_or(0).max(0) as u64;
+            let id2 = id.clone();
+            let report = move |dest: &str, sent: u64| {
+                let elapsed = started.elapsed().as_secs_f64();
+                progress(BackupProgress {
+                    backup_id: id2.clone(),
+                    phase: Phase::Uploading,
+                    current_table: None,
+                    bytes_read: sent,
+                    bytes_written: sent,
+                    rate: if elapsed > 0.0 {
+                        sent as f64 / elapsed
+                    } else {
+                        0.0
+                    },
+                    estimated_total: Some(total),
+                    eta_secs: None,
+                    elapsed_secs: elapsed,
+                    destination: Some(dest.to_owned()),
+                });
+            };
+            let outcomes = self.store_by_plan(&id, &req.store, &report, &cancel).await;
+            for o in outcomes.iter().filter(|o| !o.stored) {
+                tracing::warn!(
+                    "backup {id}: copy to '{}' failed: {}{}",
+                    o.destination,
+                    o.error.as_deref().unwrap_or("unknown error"),
+                    o.failover_to
+                        .as_deref()
+                        .map(|f| format!(" (stored at the failover destination '{f}')"))
+                        .unwrap_or_default()
+                );
+            }
+            return self.backup(&id).await;
+        }
         outcome
     }
 
@@ -375,6 +422,7 @@ impl Engine {
                     estimated_total: total,
                     eta_secs: eta,
                     elapsed_secs: elapsed,
+                    destination: None,
                 });
             };
         report(Phase::Connecting, None, None, None);

@@ -68,11 +68,12 @@ impl Engine {
         self.catalog().call(move |c| backups::find(c, &k)).await
     }
 
-    /// A completed backup's manifest, read from its folder.
+    /// A completed backup's manifest, read from its folder (or, when only
+    /// copies remain, from a stored copy).
     pub async fn backup_manifest(&self, key: &str) -> Result<Manifest> {
         let rec = self.backup(key).await?;
-        let dir = PathBuf::from(rec.file_path.unwrap_or_default());
-        tokio::task::spawn_blocking(move || Manifest::read(&dir))
+        let files = self.backup_files(&rec, None).await?;
+        tokio::task::spawn_blocking(move || files.manifest())
             .await
             .map_err(|e| Error::internal(e.to_string()))?
     }
@@ -86,6 +87,31 @@ impl Engine {
                     .with_hint("cancel it first"),
             );
         }
+        // Its copies at destinations go first (each `deleting`, manifest
+        // first); one that cannot be removed keeps the backup listed.
+        let id = rec.id.clone();
+        let copies = self
+            .catalog()
+            .call(move |c| crate::engine::destination::copies::of_backup(c, &id))
+            .await?;
+        for copy in copies {
+            self.delete_copy(&rec.id, &copy.destination_id)
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        e.kind,
+                        format!(
+                            "backup {} was not deleted: its copy at '{}' could not be removed: {}",
+                            rec.id, copy.destination, e.message
+                        ),
+                    )
+                    .with_hint("try again when the destination is reachable")
+                })?;
+        }
+        let id = rec.id.clone();
+        self.catalog()
+            .call(move |c| backups::set_local_state(c, &id, "removing"))
+            .await?;
         if let Some(path) = rec.file_path.as_deref().map(PathBuf::from)
             && path.starts_with(self.data_dir().backups())
             && path.exists()

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::crypt::{FileKey, Header};
-use super::manifest::{FileEntry, Manifest};
-use super::pipeline::{HashingReader, open_artifact};
+use super::files::{BackupFiles, LocalFiles};
+use super::manifest::FileEntry;
+use super::pipeline::{HashingReader, open_artifact_reader};
 use crate::engine::Engine;
 use crate::engine::catalog::backups;
 use crate::engine::crypto::Secret;
@@ -32,36 +33,30 @@ pub struct VerifyReport {
     pub first_failure: Option<String>,
 }
 
-fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::corrupt("the file is missing"),
-        _ => Error::io("open", path, e),
-    })?;
-    let mut r = HashingReader::new(std::io::BufReader::with_capacity(256 * 1024, file));
-    std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| Error::io("read", path, e))?;
-    Ok(r.digest())
-}
-
 fn check_file(
-    dir: &Path,
+    files: &dyn BackupFiles,
     f: &FileEntry,
     passphrase: Option<&Secret>,
     key: &mut Option<FileKey>,
 ) -> Result<()> {
-    let path = dir.join(&f.name);
-    let (stored_sha, stored_size) = sha256_file(&path)?;
-    if stored_size != f.stored_size {
+    let stat = files
+        .stat(&f.name)?
+        .ok_or_else(|| Error::corrupt("the file is missing"))?;
+    if stat.len != f.stored_size {
         return Err(Error::corrupt(format!(
-            "its size is {stored_size} bytes, the manifest says {} (truncated or altered)",
-            f.stored_size
+            "its size is {} bytes, the manifest says {} (truncated or altered)",
+            stat.len, f.stored_size
         )));
     }
-    if stored_sha != f.stored_sha256 {
-        return Err(Error::corrupt(
-            "its SHA-256 differs from the manifest (the file was altered)",
-        ));
-    }
-    if super::crypt::is_encrypted(&path)? != f.encrypted {
+    // One read: the stored bytes are hashed while they are decoded. The
+    // first bytes are looked at (magic, header) and then fed on unchanged.
+    let mut source = files.open(&f.name, Some(&stat))?;
+    let mut head = vec![0u8; super::crypt::HEADER_LEN];
+    let got = read_up_to(&mut source, &mut head)
+        .map_err(|e| Error::corrupt(format!("it could not be read: {e}")))?;
+    head.truncate(got);
+    let is_encrypted = head.starts_with(super::crypt::MAGIC);
+    if is_encrypted != f.encrypted {
         return Err(Error::corrupt(if f.encrypted {
             "the manifest says it is encrypted, but it is not (the file was replaced)"
         } else {
@@ -69,25 +64,41 @@ fn check_file(
         }));
     }
     if f.encrypted && key.is_none() {
-        let mut file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let header = Header::read_from(&mut file)?;
+        let header = Header::read_from(&mut std::io::Cursor::new(&head))?;
         let p = passphrase.ok_or_else(|| {
             Error::auth("the backup is encrypted: the backup passphrase is needed")
         })?;
         *key = Some(FileKey::derive_for_header(p, &header)?);
     }
-    let (reader, stored) = open_artifact(&path, f.codec, passphrase, key.as_ref())?;
+    let source: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(source));
+    let path = PathBuf::from(format!("{}/{}", files.label(), f.name));
+    let (reader, stored) = open_artifact_reader(
+        source,
+        &path,
+        f.codec,
+        f.encrypted,
+        passphrase,
+        key.as_ref(),
+    )?;
     let mut plain = HashingReader::new(reader);
     let mut tail: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = plain.read(&mut buf).map_err(|e| {
-            let err = super::crypt::error_from_io(e, "decode", &path);
-            match err.kind {
-                ErrorKind::Auth | ErrorKind::Corrupt => err,
-                _ => Error::corrupt(format!("it could not be decoded: {}", err.message)),
+        let n = match plain.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let err = super::crypt::error_from_io(e, "decode", &path);
+                return Err(match err.kind {
+                    // A chunk that fails authentication is either the wrong
+                    // passphrase or altered bytes: the stored hash tells.
+                    ErrorKind::Auth if stored_bytes_differ(&stored, f) => Error::corrupt(
+                        "its SHA-256 differs from the manifest (the file was altered)",
+                    ),
+                    ErrorKind::Auth | ErrorKind::Corrupt => err,
+                    _ => Error::corrupt(format!("it could not be decoded: {}", err.message)),
+                });
             }
-        })?;
+        };
         if n == 0 {
             break;
         }
@@ -100,6 +111,15 @@ fn check_file(
     // Anything after the compressed stream must be read too.
     if let Ok(mut s) = stored.lock() {
         let _ = std::io::copy(&mut *s, &mut std::io::sink());
+    }
+    let (stored_sha, stored_size) = stored
+        .lock()
+        .map(|s| s.digest())
+        .map_err(|_| Error::internal("the stored-bytes hash was poisoned"))?;
+    if stored_size != f.stored_size || stored_sha != f.stored_sha256 {
+        return Err(Error::corrupt(
+            "its SHA-256 differs from the manifest (the file was altered)",
+        ));
     }
     let (plain_sha, plain_size) = plain.digest();
     if plain_size != f.plain_size || plain_sha != f.plain_sha256 {
@@ -120,16 +140,52 @@ fn check_file(
     Ok(())
 }
 
+/// Reads the rest of the stored bytes and compares their hash with the
+/// manifest's (after a decode failure).
+fn stored_bytes_differ(stored: &super::pipeline::StoredHash, f: &FileEntry) -> bool {
+    let Ok(mut s) = stored.lock() else {
+        return false;
+    };
+    if std::io::copy(&mut *s, &mut std::io::sink()).is_err() {
+        return true;
+    }
+    let (sha, size) = s.digest();
+    size != f.stored_size || sha != f.stored_sha256
+}
+
+/// Reads into `buf` until it is full or the stream ends.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Verifies a backup folder against its manifest.
 pub fn verify_folder(
     dir: &Path,
     expected_digest: Option<&str>,
     passphrase: Option<&Secret>,
 ) -> Result<VerifyReport> {
-    let manifest = Manifest::read(dir)?;
+    verify_files(&LocalFiles::new(dir), expected_digest, passphrase)
+}
+
+/// Verifies any copy of a backup (local or at a destination).
+pub fn verify_files(
+    files: &dyn BackupFiles,
+    expected_digest: Option<&str>,
+    passphrase: Option<&Secret>,
+) -> Result<VerifyReport> {
+    let manifest = files.manifest()?;
     let mut report = VerifyReport {
         backup_id: manifest.id.clone(),
-        folder: dir.display().to_string(),
+        folder: files.label(),
         ok: true,
         files: Vec::new(),
         first_failure: None,
@@ -142,7 +198,7 @@ pub fn verify_folder(
     }
     let mut key = None;
     for f in &manifest.files {
-        match check_file(dir, f, passphrase, &mut key) {
+        match check_file(files, f, passphrase, &mut key) {
             Ok(()) => report.files.push(FileCheck {
                 name: f.name.clone(),
                 ok: true,
@@ -166,31 +222,37 @@ pub fn verify_folder(
 }
 
 impl Engine {
-    /// Verifies a backup; a passing check is recorded on the catalog row.
+    /// Verifies a backup's default copy (the local folder, else a stored
+    /// copy); a passing check is recorded on the catalog row.
     pub async fn verify_backup(&self, key: &str) -> Result<VerifyReport> {
-        let k = key.to_owned();
-        let (record, expected) = self
-            .catalog()
-            .call(move |c| {
-                let r = backups::find(c, &k)?;
-                Ok((r.clone(), r.checksum.clone()))
-            })
-            .await?;
+        self.verify_backup_from(key, None).await
+    }
+
+    /// Verifies the copy at `from` (a destination name, or `local`).
+    pub async fn verify_backup_from(&self, key: &str, from: Option<&str>) -> Result<VerifyReport> {
+        let record = self.backup(key).await?;
         if record.status != "completed" {
             return Err(Error::invalid(format!(
                 "backup {} is {}, not completed: there is nothing to verify",
                 record.id, record.status
             )));
         }
-        let dir = PathBuf::from(record.file_path.clone().unwrap_or_default());
-        let manifest = Manifest::read(&dir)?;
+        if let Some(dest) = from.filter(|f| !f.eq_ignore_ascii_case("local")) {
+            return self.verify_copy(&record.id, dest).await;
+        }
+        let files = self.backup_files(&record, from).await?;
+        let expected = record.checksum.clone();
+        let f = files.clone();
+        let manifest = tokio::task::spawn_blocking(move || f.manifest())
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
         let passphrase = if manifest.files.iter().any(|f| f.encrypted) {
             self.backup_passphrase().await?
         } else {
             None
         };
         let report = tokio::task::spawn_blocking(move || {
-            verify_folder(&dir, expected.as_deref(), passphrase.as_ref())
+            verify_files(files.as_ref(), expected.as_deref(), passphrase.as_ref())
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;

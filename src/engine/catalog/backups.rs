@@ -27,10 +27,19 @@ pub struct BackupRecord {
     pub completed_at: Option<String>,
     pub verified_at: Option<String>,
     pub verified_restorable_at: Option<String>,
+    /// The local folder: `present`, `removing` (its files are going) or
+    /// `absent` (only copies at destinations remain).
+    #[serde(default = "present")]
+    pub local_state: String,
+}
+
+fn present() -> String {
+    "present".into()
 }
 
 const COLUMNS: &str = "id, project_id, project_name, project_ref, job_id, backup_type, status, file_path,
-    file_size, checksum, error_message, created_at, started_at, completed_at, verified_at, verified_restorable_at";
+    file_size, checksum, error_message, created_at, started_at, completed_at, verified_at, verified_restorable_at,
+    local_state";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<BackupRecord> {
     Ok(BackupRecord {
@@ -50,6 +59,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<BackupRecord> {
         completed_at: r.get(13)?,
         verified_at: r.get(14)?,
         verified_restorable_at: r.get(15)?,
+        local_state: r.get(16)?,
     })
 }
 
@@ -213,4 +223,13 @@ pub fn upsert_completed(
         params![id, project_id, project_name, project_ref, backup_type, file_path, size, checksum, metadata, started_at, completed_at],
     )?;
     Ok(!existed)
+}
+
+/// Sets the local folder's state (`present`, `removing`, `absent`).
+pub fn set_local_state(conn: &Connection, id: &str, state: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE backups SET local_state = ?2 WHERE id = ?1",
+        params![id, state],
+    )?;
+    Ok(())
 }

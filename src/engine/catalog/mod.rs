@@ -22,12 +22,13 @@ use rusqlite_migration::{M, Migrations};
 use crate::engine::error::{Error, Result};
 
 /// The catalog's schema steps, in order; each file is applied once.
-const MIGRATION_FILES: [&str; 5] = [
+const MIGRATION_FILES: [&str; 6] = [
     include_str!("../../../migrations/0001_initial.sql"),
     include_str!("../../../migrations/0002_restores.sql"),
     include_str!("../../../migrations/0003_restore_recovery.sql"),
     include_str!("../../../migrations/0004_job_time_zones.sql"),
     include_str!("../../../migrations/0005_project_ca.sql"),
+    include_str!("../../../migrations/0006_destinations.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =

@@ -230,6 +230,7 @@ impl Engine {
             mode: Some(RestoreMode::Replace),
             allow_drop: Vec::new(),
             confirm,
+            from: None,
         };
         let rec = self
             .restore_inner(req, progress, cancel, Some(original.id.clone()))
@@ -515,6 +516,7 @@ impl Engine {
                         ..Default::default()
                     },
                     job_id: None,
+                    store: Default::default(),
                 },
                 Arc::new(|_| {}),
                 cancel.clone(),

@@ -155,6 +155,9 @@ pub struct RestoreRequest {
     /// The target's name typed again: required for production projects and
     /// for URL targets that are not empty.
     pub confirm: Option<String>,
+    /// Read the backup from this destination (or `local`); by default the
+    /// local folder, else a stored copy.
+    pub from: Option<String>,
 }
 
 impl Default for RestoreTarget {

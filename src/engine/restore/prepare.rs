@@ -141,7 +141,9 @@ impl Engine {
         let mut req = req.clone();
         req.scope = req.scope.normalized()?;
         let req = &req;
-        let (_, manifest) = self.backup_and_manifest(&req.backup).await?;
+        let (_, manifest, _) = self
+            .backup_and_manifest(&req.backup, req.from.as_deref())
+            .await?;
         super::verified::check_manifest(&manifest)?;
         let client = connect::connect(&target.info, None).await?;
         let tables = scoped_tables(&manifest, &req.scope);
@@ -175,7 +177,9 @@ impl Engine {
                 needed.push(Artifact::History);
             }
         }
-        let verified = self.verified_backup(&req.backup, needed).await?;
+        let verified = self
+            .verified_backup(&req.backup, req.from.as_deref(), needed)
+            .await?;
         let work = WorkDir::create(work)?;
 
         // The backup's schema archives and the target's own schema.

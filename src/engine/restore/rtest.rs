@@ -152,8 +152,21 @@ impl Engine {
         scratch_url: Option<String>,
         cancel: CancellationToken,
     ) -> Result<RestoreTestReport> {
+        self.restore_test_from(backup, scratch_url, None, cancel)
+            .await
+    }
+
+    /// [`Engine::restore_test`] reading the backup from a destination
+    /// (`from`), streaming: no full local copy is made.
+    pub async fn restore_test_from(
+        &self,
+        backup: &str,
+        scratch_url: Option<String>,
+        from: Option<String>,
+        cancel: CancellationToken,
+    ) -> Result<RestoreTestReport> {
         let started = std::time::Instant::now();
-        let (rec, manifest) = self.backup_and_manifest(backup).await?;
+        let (rec, manifest, _) = self.backup_and_manifest(backup, from.as_deref()).await?;
         if manifest
             .file(crate::engine::backup::options::Artifact::Data)
             .is_none()
@@ -235,8 +248,16 @@ impl Engine {
         let mut info = scratch.clone();
         info.dbname = db.clone();
         let outcome = async {
-            self.provision_platform(&rec.id, &info, superuser, &available, &work_path, &cancel)
-                .await?;
+            self.provision_platform(
+                &rec.id,
+                from.as_deref(),
+                &info,
+                superuser,
+                &available,
+                &work_path,
+                &cancel,
+            )
+            .await?;
             failpoint::pause_async("rtest.provisioned").await;
             let req = RestoreRequest {
                 backup: rec.id.clone(),
@@ -248,6 +269,7 @@ impl Engine {
                 mode: Some(RestoreMode::New),
                 allow_drop: Vec::new(),
                 confirm: None,
+                from: from.clone(),
             };
             let target = Target {
                 info: info.clone(),
@@ -438,9 +460,11 @@ impl Engine {
 
     /// Makes the scratch database a new project: the platform entries of
     /// the backup's archives, in one transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn provision_platform(
         &self,
         backup: &str,
+        from: Option<&str>,
         info: &ConnInfo,
         superuser: bool,
         available: &HashSet<String>,
@@ -448,7 +472,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<()> {
         let archives: Vec<crate::engine::backup::options::Artifact> = {
-            let (_, m) = self.backup_and_manifest(backup).await?;
+            let (_, m, _) = self.backup_and_manifest(backup, from).await?;
             [
                 crate::engine::backup::options::Artifact::SchemaArchive,
                 crate::engine::backup::options::Artifact::PlatformArchive,
@@ -457,7 +481,7 @@ impl Engine {
             .filter(|a| m.file(*a).is_some())
             .collect()
         };
-        let verified = self.verified_backup(backup, archives.clone()).await?;
+        let verified = self.verified_backup(backup, from, archives.clone()).await?;
         let dir = WorkDir::create(work.join("platform"))?;
         let tools = {
             let client = connect::connect(info, None).await?;

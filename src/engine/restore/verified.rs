@@ -11,41 +11,17 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::engine::backup::crypt::{FileKey, Header};
+use crate::engine::backup::files::{BackupFiles, FileStat};
 use crate::engine::backup::manifest::{FileEntry, Manifest};
 use crate::engine::backup::options::Artifact;
-use crate::engine::backup::pipeline::{HashingReader, StoredHash, open_artifact_file};
+use crate::engine::backup::pipeline::{HashingReader, StoredHash, open_artifact_reader};
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::crypto::Secret;
 use crate::engine::error::{Error, ErrorKind, Result};
-
-/// What identifies a file that was checked (so a swapped one is noticed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    len: u64,
-    #[cfg(unix)]
-    dev: u64,
-    #[cfg(unix)]
-    ino: u64,
-}
-
-fn identity(meta: &std::fs::Metadata) -> Identity {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Identity {
-            len: meta.len(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        Identity { len: meta.len() }
-    }
-}
 
 /// A refusal naming the file: nothing ran.
 fn refused(name: &str, why: impl std::fmt::Display) -> Error {
@@ -58,11 +34,11 @@ fn refused(name: &str, why: impl std::fmt::Display) -> Error {
 
 /// A backup whose manifest and needed files were checked.
 pub(crate) struct VerifiedBackup {
-    pub dir: PathBuf,
+    files: Arc<dyn BackupFiles>,
     pub manifest: Manifest,
     passphrase: Option<Secret>,
     key: Option<FileKey>,
-    checked: HashMap<Artifact, (FileEntry, Identity)>,
+    checked: HashMap<Artifact, (FileEntry, FileStat)>,
 }
 
 /// Checks the manifest's file list: one file per artifact, each named as
@@ -101,39 +77,47 @@ pub(crate) fn check_manifest(m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-fn sha256_of(file: &mut File, name: &str) -> Result<(String, u64)> {
-    let mut r = HashingReader::new(std::io::BufReader::with_capacity(256 * 1024, file));
+fn sha256_of(r: &mut dyn Read, name: &str) -> Result<(String, u64)> {
+    let mut r = HashingReader::new(r);
     std::io::copy(&mut r, &mut std::io::sink())
         .map_err(|e| refused(name, format!("it could not be read ({e})")))?;
     Ok(r.digest())
 }
 
-/// The cheap pre-pass over one file.
-fn check_file(dir: &Path, f: &FileEntry) -> Result<Identity> {
-    let path = dir.join(&f.name);
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => refused(&f.name, "the file is missing"),
-        _ => Error::io("read", &path, e),
-    })?;
-    if !meta.file_type().is_file() {
-        return Err(refused(&f.name, "it is not a regular file"));
-    }
-    if meta.len() != f.stored_size {
+/// The cheap pre-pass over one file: what it is, its size, its magic, and
+/// the SHA-256 of its stored bytes.
+fn check_file(files: &dyn BackupFiles, f: &FileEntry) -> Result<FileStat> {
+    let stat = match files.stat(&f.name) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(refused(&f.name, "the file is missing")),
+        Err(e) if e.kind == ErrorKind::Corrupt => {
+            return Err(refused(&f.name, "it is not a regular file"));
+        }
+        Err(e) => return Err(e),
+    };
+    if stat.len != f.stored_size {
         return Err(refused(
             &f.name,
             format!(
                 "its size is {} bytes, the manifest says {} (truncated or replaced)",
-                meta.len(),
-                f.stored_size
+                stat.len, f.stored_size
             ),
         ));
     }
-    let mut file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+    let mut r = files.open(&f.name, Some(&stat)).map_err(|e| match e.kind {
+        ErrorKind::Corrupt => refused(&f.name, e.message),
+        _ => e,
+    })?;
     let mut magic = [0u8; 8];
-    let n = file
-        .read(&mut magic)
-        .map_err(|e| Error::io("read", &path, e))?;
-    let is_encrypted = n == magic.len() && &magic == crate::engine::backup::crypt::MAGIC;
+    let mut got = 0;
+    while got < magic.len() {
+        match r.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(refused(&f.name, format!("it could not be read ({e})"))),
+        }
+    }
+    let is_encrypted = got == magic.len() && &magic == crate::engine::backup::crypt::MAGIC;
     if is_encrypted != f.encrypted {
         return Err(refused(
             &f.name,
@@ -144,23 +128,22 @@ fn check_file(dir: &Path, f: &FileEntry) -> Result<Identity> {
             },
         ));
     }
-    drop(file);
-    let mut file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-    let (sha, len) = sha256_of(&mut file, &f.name)?;
+    let mut rest = std::io::Cursor::new(magic[..got].to_vec()).chain(r);
+    let (sha, len) = sha256_of(&mut rest, &f.name)?;
     if len != f.stored_size || sha != f.stored_sha256 {
         return Err(refused(
             &f.name,
             "its SHA-256 differs from the manifest's (the file was altered)",
         ));
     }
-    Ok(identity(&meta))
+    Ok(stat)
 }
 
 impl VerifiedBackup {
     /// Checks `needed` files of the backup in `dir` (blocking).
     fn check(
         record: BackupRecord,
-        dir: PathBuf,
+        files: Arc<dyn BackupFiles>,
         manifest: Manifest,
         passphrase: Option<Secret>,
         needed: &[Artifact],
@@ -185,11 +168,11 @@ impl VerifiedBackup {
             let f = manifest.file(*a).ok_or_else(|| {
                 Error::invalid(format!("backup {} has no {} file", manifest.id, a.stem()))
             })?;
-            let id = check_file(&dir, f)?;
-            checked.insert(*a, (f.clone(), id));
+            let stat = check_file(files.as_ref(), f)?;
+            checked.insert(*a, (f.clone(), stat));
         }
         let mut v = VerifiedBackup {
-            dir,
+            files,
             manifest,
             passphrase,
             key: None,
@@ -204,31 +187,34 @@ impl VerifiedBackup {
         let Some((f, _)) = self.checked.values().find(|(f, _)| f.encrypted) else {
             return Ok(());
         };
+        let f = f.clone();
         let p = self.passphrase.as_ref().ok_or_else(|| {
             Error::auth("the backup is encrypted and no backup passphrase is set")
                 .with_hint("set it with `supabackup vault set-backup-passphrase`")
         })?;
-        let path = self.dir.join(&f.name);
-        let mut file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let header = Header::read_from(&mut file)?;
+        let stat = stat_of(&self.checked, &f)?;
+        let mut r = self.files.open(&f.name, Some(&stat))?;
+        let header = Header::read_from(&mut r)?;
         self.key = Some(FileKey::derive_for_header(p, &header)?);
         Ok(())
     }
 
     /// Opens a checked file for streaming its plain content.
     pub fn open(&self, a: Artifact) -> Result<Checked> {
-        let (f, id) = self
+        let (f, stat) = self
             .checked
             .get(&a)
             .ok_or_else(|| Error::internal(format!("{} was not checked", a.stem())))?;
-        let path = self.dir.join(&f.name);
-        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io("read", &path, e))?;
-        if identity(&meta) != *id {
-            return Err(refused(&f.name, "it was replaced after it was checked"));
-        }
-        let (reader, stored) = open_artifact_file(
-            file,
+        let source = self
+            .files
+            .open(&f.name, Some(stat))
+            .map_err(|e| match e.kind {
+                ErrorKind::Corrupt => refused(&f.name, "it was replaced after it was checked"),
+                _ => e,
+            })?;
+        let path = PathBuf::from(format!("{}/{}", self.files.label(), f.name));
+        let (reader, stored) = open_artifact_reader(
+            source,
             &path,
             f.codec,
             f.encrypted,
@@ -251,6 +237,13 @@ impl VerifiedBackup {
         std::io::copy(&mut r, &mut out).map_err(|e| r.read_error(e))?;
         r.finish()
     }
+}
+
+fn stat_of(checked: &HashMap<Artifact, (FileEntry, FileStat)>, f: &FileEntry) -> Result<FileStat> {
+    checked
+        .get(&f.artifact)
+        .map(|(_, s)| s.clone())
+        .ok_or_else(|| Error::internal(format!("{} was not checked", f.name)))
 }
 
 /// A checked file being read; [`Checked::finish`] after the last byte.
@@ -313,11 +306,14 @@ impl Checked {
 }
 
 impl Engine {
-    /// The catalog row and manifest of a completed backup (not yet checked).
+    /// The catalog row, manifest and files of a completed backup (not yet
+    /// checked), read from `from` (a destination, `local`) or the default
+    /// copy (the local folder, else a stored copy).
     pub(crate) async fn backup_and_manifest(
         &self,
         backup: &str,
-    ) -> Result<(BackupRecord, Manifest)> {
+        from: Option<&str>,
+    ) -> Result<(BackupRecord, Manifest, Arc<dyn BackupFiles>)> {
         let rec = self.backup(backup).await?;
         if rec.status != "completed" {
             return Err(Error::invalid(format!(
@@ -325,11 +321,12 @@ impl Engine {
                 rec.id, rec.status
             )));
         }
-        let dir = PathBuf::from(rec.file_path.clone().unwrap_or_default());
-        let manifest = tokio::task::spawn_blocking(move || Manifest::read(&dir))
+        let files = self.backup_files(&rec, from).await?;
+        let f = files.clone();
+        let manifest = tokio::task::spawn_blocking(move || f.manifest())
             .await
             .map_err(|e| Error::internal(e.to_string()))??;
-        Ok((rec, manifest))
+        Ok((rec, manifest, files))
     }
 
     /// Checks a backup for a restore: the manifest against the catalog, and
@@ -337,9 +334,10 @@ impl Engine {
     pub(crate) async fn verified_backup(
         &self,
         backup: &str,
+        from: Option<&str>,
         needed: Vec<Artifact>,
     ) -> Result<VerifiedBackup> {
-        let (rec, manifest) = self.backup_and_manifest(backup).await?;
+        let (rec, manifest, files) = self.backup_and_manifest(backup, from).await?;
         let passphrase = if manifest
             .files
             .iter()
@@ -352,9 +350,8 @@ impl Engine {
         } else {
             None
         };
-        let dir = PathBuf::from(rec.file_path.clone().unwrap_or_default());
         tokio::task::spawn_blocking(move || {
-            VerifiedBackup::check(rec, dir, manifest, passphrase, &needed)
+            VerifiedBackup::check(rec, files, manifest, passphrase, &needed)
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?

@@ -67,6 +67,13 @@ pub struct JobConfig {
     pub pre_hook: Option<Hook>,
     #[serde(default)]
     pub post_hook: Option<Hook>,
+    /// Copies at destinations (and whether the local folder is kept).
+    #[serde(default)]
+    pub store: crate::engine::destination::copies::StorePlan,
+    /// Retention per destination name (the job's `retention` is the local
+    /// folder's).
+    #[serde(default)]
+    pub destination_retention: std::collections::BTreeMap<String, Retention>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,10 +208,38 @@ impl Engine {
         Ok(cron)
     }
 
+    /// Every destination a job names exists.
+    async fn check_destinations(&self, config: &JobConfig) -> Result<()> {
+        let names = crate::engine::destination::copies::plan_names(&config.store)
+            .chain(config.destination_retention.keys());
+        for n in names {
+            self.destination(n).await?;
+        }
+        for n in config.destination_retention.keys() {
+            if !config
+                .store
+                .destinations
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(n))
+                && config
+                    .store
+                    .failover
+                    .as_deref()
+                    .is_none_or(|f| !f.eq_ignore_ascii_case(n))
+            {
+                return Err(Error::invalid(format!(
+                    "retention is set for '{n}', which the job does not copy to"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a job; its first run is computed from now.
     pub async fn add_job(&self, input: JobInput) -> Result<Job> {
         let cron = self.check(&input)?;
         let project = self.project(&input.project).await?;
+        self.check_destinations(&input.config).await?;
         let mut chain = Vec::new();
         for p in &input.config.chain {
             chain.push(self.project(p).await?.id);

@@ -113,6 +113,8 @@ pub struct PrunedBackup {
     pub project: String,
     pub created_at: String,
     pub bytes: Option<i64>,
+    /// `local` or the destination the copy was removed from.
+    pub at: String,
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
@@ -122,8 +124,10 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 }
 
 impl Engine {
-    /// Applies `rules` to one project's backups (deleting files and rows
-    /// together, each deletion audited), or only reports with `dry_run`.
+    /// Applies `rules` to one project's local backups (deleting files and
+    /// rows together, each deletion audited), or only reports with
+    /// `dry_run`. A backup with a stored copy elsewhere loses only its
+    /// local folder.
     pub async fn prune_project(
         &self,
         project: &str,
@@ -131,9 +135,29 @@ impl Engine {
         dry_run: bool,
         now: DateTime<Utc>,
     ) -> Result<PruneReport> {
+        self.prune_at(project, None, rules, dry_run, now).await
+    }
+
+    /// Applies `rules` to the copies of one project's backups at a
+    /// destination (`None`: the local folders). A backup whose last copy
+    /// goes is deleted from the catalog too.
+    pub async fn prune_at(
+        &self,
+        project: &str,
+        destination: Option<&str>,
+        rules: &Retention,
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Result<PruneReport> {
         let p = self.project(project).await?;
+        let dest = match destination {
+            Some(d) => Some(self.destination(d).await?),
+            None => None,
+        };
         let pid = p.id.clone();
-        let rows: Vec<(BackupRecord, bool)> = self
+        let dest_id = dest.as_ref().map(|d| d.id.clone());
+        // (backup, protected, here, copies elsewhere that are stored)
+        let rows: Vec<(BackupRecord, bool, bool, usize)> = self
             .catalog()
             .call(move |c| {
                 let list = crate::engine::catalog::backups::list(c, Some(&pid), usize::MAX >> 1)?;
@@ -147,14 +171,32 @@ impl Engine {
                         [&b.id],
                         |r| r.get(0),
                     )?;
-                    out.push((b, protected));
+                    let copies = crate::engine::destination::copies::of_backup(c, &b.id)?;
+                    let (here, elsewhere) = match &dest_id {
+                        None => (
+                            b.local_state == "present",
+                            copies.iter().filter(|c| c.status == "stored").count(),
+                        ),
+                        Some(d) => (
+                            copies
+                                .iter()
+                                .any(|c| &c.destination_id == d && c.status == "stored"),
+                            copies
+                                .iter()
+                                .filter(|c| &c.destination_id != d && c.status == "stored")
+                                .count()
+                                + usize::from(b.local_state == "present"),
+                        ),
+                    };
+                    out.push((b, protected, here, elsewhere));
                 }
                 Ok(out)
             })
             .await?;
         let candidates: Vec<Candidate> = rows
             .iter()
-            .map(|(b, protected)| Candidate {
+            .filter(|(_, _, here, _)| *here)
+            .map(|(b, protected, _, _)| Candidate {
                 id: b.id.clone(),
                 created_at: parse_time(&b.created_at),
                 completed: b.status == "completed",
@@ -167,20 +209,31 @@ impl Engine {
             deleted: Vec::new(),
             kept: candidates.iter().filter(|c| c.completed).count() - doomed.len(),
         };
+        let place = dest
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| "local".into());
         for id in doomed {
-            let b = rows
+            let (b, _, _, elsewhere) = rows
                 .iter()
-                .map(|(b, _)| b)
-                .find(|b| b.id == id)
+                .find(|(b, ..)| b.id == id)
                 .ok_or_else(|| Error::internal("pruned backup vanished"))?;
             if !dry_run {
-                self.delete_backup(&b.id).await?;
+                match (&dest, *elsewhere > 0) {
+                    (None, true) => self.drop_local_copy(&b.id).await?,
+                    (Some(d), true) => self.delete_copy(&b.id, &d.id).await?,
+                    // The last copy: the backup goes (all of it).
+                    (_, false) => {
+                        self.delete_backup(&b.id).await?;
+                    }
+                }
                 let (actor, id2, name) = (
                     self.actor().to_owned(),
                     b.id.clone(),
                     b.project_name.clone(),
                 );
                 let rules_json = serde_json::to_value(rules)?;
+                let at = place.clone();
                 self.catalog()
                     .call(move |c| {
                         audit::append(
@@ -188,7 +241,7 @@ impl Engine {
                             &actor,
                             "retention.delete",
                             Some(&name),
-                            &json!({"backup_id": id2, "rules": rules_json}),
+                            &json!({"backup_id": id2, "at": at, "rules": rules_json}),
                         )
                     })
                     .await?;
@@ -198,6 +251,7 @@ impl Engine {
                 project: b.project_name.clone(),
                 created_at: b.created_at.clone(),
                 bytes: b.file_size,
+                at: place.clone(),
             });
         }
         Ok(report)

@@ -64,6 +64,9 @@ pub struct StepOutcome {
     pub status: String,
     pub backup_id: Option<String>,
     pub detail: Option<String>,
+    /// A copy went to the failover destination instead (which one, why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<String>,
 }
 
 /// What one tick did.
@@ -313,6 +316,7 @@ pub async fn run_job(
                 status: "not-run".into(),
                 backup_id: None,
                 detail: Some("an earlier project of the chain failed".into()),
+                failover: None,
             });
             continue;
         }
@@ -340,6 +344,14 @@ pub async fn run_job(
             _ => None,
         };
         if let Some(a) = alert {
+            engine.dispatch_alert(&a, delivery).await;
+        }
+        if let Some(why) = &step.failover {
+            // The run completed, but not where it should have: say so to
+            // whoever listens for failures.
+            let mut a =
+                Alert::backup_failed(Some(&pid), &step.project, step.backup_id.as_deref(), why);
+            a.title = format!("Backup of {} used the failover destination", step.project);
             engine.dispatch_alert(&a, delivery).await;
         }
         if step.status == "failed" && job.config.chain_policy == ChainPolicy::Stop {
@@ -386,6 +398,7 @@ async fn run_step(
         status: "failed".into(),
         backup_id: None,
         detail: Some(detail),
+        failover: None,
     };
     let project = match engine.project(project_id).await {
         Ok(p) => p,
@@ -420,6 +433,7 @@ async fn run_step(
                     "unchanged since the last successful backup ({} row writes, size {} bytes)",
                     now_state.writes, now_state.size
                 )),
+                failover: None,
             };
         }
     }
@@ -447,6 +461,7 @@ async fn run_step(
                 project: project.id.clone(),
                 options: job.config.backup.clone(),
                 job_id: Some(job.id.clone()),
+                store: job.config.store.clone(),
             },
             Arc::new(|_| {}),
             cancel,
@@ -458,9 +473,54 @@ async fn run_step(
             status: "completed".into(),
             backup_id: Some(rec.id.clone()),
             detail: None,
+            failover: None,
         },
         Err(e) => fail(e.message.clone()),
     };
+    if let Ok(rec) = &result {
+        // Off-site copies the job asks for: each stored, stood in for by
+        // the failover destination, or failed (then the run failed: the
+        // backup exists only here).
+        let copies = engine.backup_copies(&rec.id).await.unwrap_or_default();
+        let mut failed = Vec::new();
+        for name in &job.config.store.destinations {
+            let dest = engine.destination(name).await.ok();
+            let at = |c: &crate::engine::destination::copies::BackupCopy| {
+                dest.as_ref().is_some_and(|d| d.id == c.destination_id)
+            };
+            if copies.iter().any(|c| at(c) && c.status == "stored") {
+                continue;
+            }
+            let why = copies
+                .iter()
+                .find(|c| at(c))
+                .and_then(|c| c.error.clone())
+                .unwrap_or_else(|| "not stored".into());
+            match copies.iter().find(|c| {
+                c.status == "stored"
+                    && dest
+                        .as_ref()
+                        .is_some_and(|d| c.failover_for.as_deref() == Some(d.id.as_str()))
+            }) {
+                Some(fo) => {
+                    let text = format!(
+                        "'{name}' could not be reached ({why}); the copy went to the failover destination '{}'",
+                        fo.destination
+                    );
+                    warnings.push(text.clone());
+                    step.failover = Some(text);
+                }
+                None => failed.push(format!("the copy to '{name}' failed: {why}")),
+            }
+        }
+        if !failed.is_empty() {
+            step.status = "failed".into();
+            step.detail = Some(format!(
+                "the backup completed here, but {}",
+                failed.join("; ")
+            ));
+        }
+    }
     if let Some(h) = &job.config.post_hook {
         env.phase = "post";
         env.status = step.status.clone();
@@ -493,11 +553,27 @@ async fn run_step(
                 .await
             {
                 Ok(r) if !r.deleted.is_empty() => warnings.push(format!(
-                    "retention deleted {} old backup(s)",
+                    "retention deleted {} old local backup(s)",
                     r.deleted.len()
                 )),
                 Ok(_) => {}
                 Err(e) => warnings.push(format!("retention failed: {}", e.message)),
+            }
+        }
+        for (dest, rules) in &job.config.destination_retention {
+            if rules.is_empty() {
+                continue;
+            }
+            match engine
+                .prune_at(&project.id, Some(dest), rules, false, Utc::now())
+                .await
+            {
+                Ok(r) if !r.deleted.is_empty() => warnings.push(format!(
+                    "retention deleted {} old copies at '{dest}'",
+                    r.deleted.len()
+                )),
+                Ok(_) => {}
+                Err(e) => warnings.push(format!("retention at '{dest}' failed: {}", e.message)),
             }
         }
     }

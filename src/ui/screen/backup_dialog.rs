@@ -383,6 +383,7 @@ impl BackupDialog {
                         project: project.id,
                         options,
                         job_id: None,
+                        store: Default::default(),
                     },
                     project.name,
                 )

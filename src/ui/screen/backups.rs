@@ -879,6 +879,7 @@ mod tests {
             )),
             verified_at: None,
             verified_restorable_at: None,
+            local_state: "present".into(),
         }
     }
 

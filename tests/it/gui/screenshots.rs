@@ -127,6 +127,7 @@ async fn every_main_screen_renders() {
                 estimated_total: Some(1_932_735_283),
                 eta_secs: Some(24.8),
                 elapsed_secs: 15.2,
+                destination: None,
             }),
         ));
     }

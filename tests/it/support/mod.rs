@@ -1,4 +1,5 @@
 pub mod compare;
 pub mod engine;
+pub mod objstore;
 pub mod pg;
 pub mod platform;

@@ -151,6 +151,8 @@ pub struct Restore {
     pub confirm_text: String,
     /// Objects outside the scope the user ticked to accept losing.
     pub allow_drop: std::collections::BTreeSet<String>,
+    /// Which copy to read: `None` = the local folder, else a destination.
+    pub from: Option<String>,
     /// The backup's schemas and tables, written as names to type.
     pub names: Option<(Vec<String>, Vec<String>)>,
     pub running: Option<Running>,
@@ -187,6 +189,7 @@ impl Default for Restore {
             previewing: false,
             confirm_text: String::new(),
             allow_drop: Default::default(),
+            from: None,
             names: None,
             running: None,
             result: None,
@@ -355,6 +358,7 @@ impl Restore {
             mode: Some(self.mode),
             allow_drop: self.allow_drop.iter().cloned().collect(),
             confirm: Some(self.confirm_text.trim().to_owned()).filter(|c| !c.is_empty()),
+            from: self.from.clone(),
         })
     }
 

@@ -19,6 +19,7 @@ fn backup(id: &str, project: &str) -> BackupRecord {
         completed_at: None,
         verified_at: None,
         verified_restorable_at: None,
+        local_state: "present".into(),
     }
 }
 
