@@ -10,7 +10,8 @@
 #    SUPABACKUP_FIXTURES_DIR) are missing.  Missing
 #    ones are installed with apt-get when running as root; otherwise the
 #    script prints what to install and exits 1.
-# 2. Runs `cargo test --all-targets` (debug profile) and, on a full run
+# 2. Installs the object-storage test servers (moto, Azurite) when missing.
+# 3. Runs `cargo test --all-targets` (debug profile) and, on a full run
 #    (no extra args), the doc tests.
 #
 # Environment:
@@ -114,6 +115,45 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
     echo "==> system packages: all present"
 fi
+
+# --- object-storage test servers ---------------------------------------------
+# The destination tests run moto's S3 server and Azurite (Azure Blob) on
+# loopback. Taken from PATH when there, else installed once into
+# target/test-tools (a Python venv and an npm prefix) from PyPI and npm.
+tools="$PWD/target/test-tools"
+export PATH="$tools/venv/bin:$tools/node/node_modules/.bin:$PATH"
+MOTO_VERSION=5.2.1
+AZURITE_VERSION=3.35.0
+need_tool_pkgs=()
+if ! have moto_server; then
+    { have python3 && python3 -c 'import venv, ensurepip' 2>/dev/null; } || need_tool_pkgs+=(python3 python3-venv)
+fi
+if ! have azurite-blob; then
+    { have node && have npm; } || need_tool_pkgs+=(nodejs npm)
+fi
+if [ "${#need_tool_pkgs[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && have apt-get && [ "${SUPABACKUP_NO_INSTALL:-0}" != 1 ]; then
+        echo "==> installing ${need_tool_pkgs[*]} for the object-storage test servers"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_tool_pkgs[@]}"
+    else
+        echo "==> please install ${need_tool_pkgs[*]} (the object-storage test servers need them)" >&2
+        exit 1
+    fi
+fi
+if ! have moto_server; then
+    echo "==> installing moto[server] $MOTO_VERSION (S3 test server) into $tools/venv"
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install --quiet "moto[server]==$MOTO_VERSION"
+fi
+if ! have azurite-blob; then
+    echo "==> installing azurite $AZURITE_VERSION (Azure Blob test server) into $tools/node"
+    mkdir -p "$tools/node"
+    npm install --silent --no-audit --no-fund --prefix "$tools/node" "azurite@$AZURITE_VERSION"
+fi
+have moto_server || { echo "==> moto_server still not found" >&2; exit 1; }
+have azurite-blob || { echo "==> azurite-blob still not found" >&2; exit 1; }
+echo "==> object-storage test servers: moto_server, azurite-blob"
 
 if [ "$deps_only" = 1 ]; then
     echo "==> scripts/test.sh --deps-only: system packages ready"

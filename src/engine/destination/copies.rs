@@ -68,6 +68,20 @@ pub fn of_backup(conn: &Connection, backup_id: &str) -> Result<Vec<BackupCopy>> 
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// Every copy of every backup, grouped by backup (for lists).
+pub fn all(conn: &Connection) -> Result<std::collections::HashMap<String, Vec<BackupCopy>>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM backup_copies c JOIN destinations d ON d.id = c.destination_id
+         ORDER BY d.name COLLATE NOCASE"
+    ))?;
+    let mut out: std::collections::HashMap<String, Vec<BackupCopy>> = Default::default();
+    for c in stmt.query_map([], from_row)? {
+        let c = c?;
+        out.entry(c.backup_id.clone()).or_default().push(c);
+    }
+    Ok(out)
+}
+
 pub fn at_destination(conn: &Connection, destination_id: &str) -> Result<Vec<BackupCopy>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM backup_copies c JOIN destinations d ON d.id = c.destination_id
@@ -177,6 +191,13 @@ impl Engine {
     pub async fn backup_copies(&self, backup: &str) -> Result<Vec<BackupCopy>> {
         let rec = self.backup(backup).await?;
         self.catalog().call(move |c| of_backup(c, &rec.id)).await
+    }
+
+    /// Every backup's copies, by backup id.
+    pub async fn all_backup_copies(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Vec<BackupCopy>>> {
+        self.catalog().call(|c| all(c)).await
     }
 
     /// Where to read a backup from: `from` names a destination (or

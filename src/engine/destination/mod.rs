@@ -95,6 +95,16 @@ pub struct Target {
 /// Parses and checks a destination URL.
 pub fn parse_url(text: &str) -> Result<Target> {
     let hint = "use file:///absolute/folder, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix";
+    // The URL parser folds '..' away; a prefix that climbs is a mistake.
+    let raw_path = text.trim().split_once("://").map(|(_, r)| r).unwrap_or("");
+    if raw_path
+        .split(['/', '?', '#'])
+        .any(|p| p == "." || p == "..")
+    {
+        return Err(Error::invalid(
+            "the destination prefix must not contain '.' or '..'",
+        ));
+    }
     let url = url::Url::parse(text.trim()).map_err(|e| {
         Error::invalid(format!("the destination URL is malformed ({e})")).with_hint(hint)
     })?;
@@ -392,9 +402,12 @@ pub fn find(conn: &Connection, key: &str) -> Result<Destination> {
     }
 }
 
+/// A sealed secret's (nonce, ciphertext) columns.
+type SealedColumns = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The secret of a destination, opened with the master key.
 pub fn secret(conn: &Connection, key: &Key, id: &str) -> Result<Option<Secret>> {
-    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>)> = conn
+    let row: Option<SealedColumns> = conn
         .query_row(
             "SELECT secret_nonce, secret_ciphertext FROM destinations WHERE id = ?1",
             [id],

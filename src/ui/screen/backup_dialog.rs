@@ -1,12 +1,14 @@
 //! "Back up now": project, type, schemas, excluded tables, compression and
 //! level, encryption (asking for the backup passphrase the first time).
 
-use iced::widget::{column, pick_list, row, text, text_input, toggler};
+use iced::widget::{checkbox, column, pick_list, row, text, text_input, toggler};
 use iced::{Element, Length, Task};
 
 use crate::engine::backup::source::SourceNames;
 use crate::engine::backup::{BackupKind, BackupOptions, BackupRequest, Codec};
 use crate::engine::crypto::Secret;
+use crate::engine::destination::Destination;
+use crate::engine::destination::copies::StorePlan;
 use crate::engine::project::Project;
 use crate::engine::vault::MIN_PASSPHRASE_LEN;
 use crate::engine::{Engine, Error};
@@ -156,6 +158,10 @@ pub enum Message {
     Names(Result<SourceNames, Error>),
     PickSchema(String),
     PickTable(String),
+    Destinations(Result<Vec<Destination>, Error>),
+    /// Copy (or not) to this destination.
+    CopyTo(String, bool),
+    KeepLocal(bool),
 }
 
 pub enum Event {
@@ -187,6 +193,11 @@ pub struct BackupDialog {
     pub loading: bool,
     /// The project's schemas and tables (`None` until read).
     pub names: Option<SourceNames>,
+    /// Every destination, and the ones this backup is copied to.
+    pub destinations: Vec<String>,
+    pub copy_to: Vec<String>,
+    /// Keep the folder on this machine once the copies are stored.
+    pub keep_local: bool,
 }
 
 impl BackupDialog {
@@ -227,16 +238,26 @@ impl BackupDialog {
             starting: false,
             loading: true,
             names: None,
+            destinations: Vec::new(),
+            copy_to: Vec::new(),
+            keep_local: true,
         };
         let engine = engine.clone();
-        let task = Task::perform(
-            async move {
-                let projects = engine.list_projects().await?;
-                let has = engine.backup_passphrase().await?.is_some();
-                Ok((projects, has))
-            },
-            Message::Loaded,
-        );
+        let e2 = engine.clone();
+        let task = Task::batch([
+            Task::perform(
+                async move {
+                    let projects = engine.list_projects().await?;
+                    let has = engine.backup_passphrase().await?.is_some();
+                    Ok((projects, has))
+                },
+                Message::Loaded,
+            ),
+            Task::perform(
+                async move { e2.list_destinations().await },
+                Message::Destinations,
+            ),
+        ]);
         (d, task)
     }
 
@@ -301,6 +322,24 @@ impl BackupDialog {
             Message::Names(r) => {
                 // A failure to read them leaves the fields to type in.
                 self.names = r.ok();
+                Event::None
+            }
+            Message::Destinations(r) => {
+                // Without the list the backup stays local, as before.
+                self.destinations = r
+                    .map(|l| l.into_iter().map(|d| d.name).collect())
+                    .unwrap_or_default();
+                Event::None
+            }
+            Message::CopyTo(name, on) => {
+                self.copy_to.retain(|n| n != &name);
+                if on {
+                    self.copy_to.push(name);
+                }
+                Event::None
+            }
+            Message::KeepLocal(b) => {
+                self.keep_local = b;
                 Event::None
             }
             Message::PickSchema(name) => {
@@ -383,7 +422,11 @@ impl BackupDialog {
                         project: project.id,
                         options,
                         job_id: None,
-                        store: Default::default(),
+                        store: StorePlan {
+                            destinations: self.copy_to.clone(),
+                            drop_local: !self.copy_to.is_empty() && !self.keep_local,
+                            failover: None,
+                        },
                     },
                     project.name,
                 )
@@ -539,6 +582,29 @@ impl BackupDialog {
             ]
             .spacing(theme::M),
         );
+        if !self.destinations.is_empty() {
+            let mut places = row![text("Copy to").width(Length::Fixed(90.0))]
+                .spacing(theme::M)
+                .align_y(iced::Alignment::Center);
+            for name in &self.destinations {
+                let on = self.copy_to.contains(name);
+                let n = name.clone();
+                places = places.push(
+                    checkbox(on)
+                        .label(name.clone())
+                        .on_toggle(move |b| Message::CopyTo(n.clone(), b)),
+                );
+            }
+            if !self.copy_to.is_empty() {
+                places = places.push(widget::fill());
+                places = places.push(
+                    toggler(self.keep_local)
+                        .label("Keep a copy on this machine")
+                        .on_toggle(Message::KeepLocal),
+                );
+            }
+            col = col.push(places);
+        }
         if self.needs_passphrase() {
             col = col.push(
                 column![
@@ -643,5 +709,57 @@ mod tests {
         d.starting = false;
         let _ = d.update(Message::Kind(KindChoice(BackupKind::Roles)), &ctx.engine);
         assert!(d.options().is_ok());
+    }
+
+    #[tokio::test]
+    async fn chosen_destinations_go_into_the_request_and_keep_local_decides_drop_local() {
+        let (ctx, dir, _fake) = crate::ui::testing::ctx().await;
+        let folder = dir.path().join("nas");
+        ctx.engine
+            .add_destination(crate::engine::destination::DestinationInput {
+                name: "nas".into(),
+                url: format!("file://{}", folder.display()),
+                ..Default::default()
+            })
+            .await
+            .expect("destination");
+        let opts = BackupOptions {
+            encrypt: false,
+            ..Default::default()
+        };
+        let (mut d, task) = BackupDialog::open(Some("id-a".into()), &opts, &ctx.engine);
+        // The real load: the destination list comes from the engine.
+        for m in crate::ui::testing::run(task).await {
+            if matches!(m, Message::Destinations(_)) {
+                let _ = d.update(m, &ctx.engine);
+            }
+        }
+        assert_eq!(d.destinations, ["nas"]);
+        d.loading = false;
+        d.project = Some(ProjectChoice {
+            id: "id-a".into(),
+            name: "Alpha".into(),
+        });
+        let _ = d.update(Message::CopyTo("nas".into(), true), &ctx.engine);
+        let _ = d.update(Message::KeepLocal(false), &ctx.engine);
+        match d.update(Message::Start, &ctx.engine) {
+            Event::Start(req, _) => {
+                assert_eq!(req.store.destinations, ["nas"]);
+                assert!(req.store.drop_local);
+            }
+            _ => panic!("the backup starts"),
+        }
+        d.starting = false;
+        let _ = d.update(Message::CopyTo("nas".into(), false), &ctx.engine);
+        match d.update(Message::Start, &ctx.engine) {
+            Event::Start(req, _) => {
+                assert!(req.store.destinations.is_empty());
+                assert!(
+                    !req.store.drop_local,
+                    "a backup with no copies keeps its folder"
+                );
+            }
+            _ => panic!("the backup starts"),
+        }
     }
 }

@@ -14,6 +14,7 @@ use super::{Action, Ctx, Effect, Nav};
 use crate::engine::Error;
 use crate::engine::backup::verify::VerifyReport;
 use crate::engine::catalog::backups::BackupRecord;
+use crate::engine::destination::copies::BackupCopy;
 use crate::engine::project::Project;
 use crate::engine::restore::RestoreTestReport;
 use crate::ui::jobs::{self, Job};
@@ -95,6 +96,8 @@ pub struct Row {
     pub rec: BackupRecord,
     pub duration_ms: Option<i64>,
     pub date: String,
+    /// Its copies at destinations.
+    pub copies: Vec<BackupCopy>,
 }
 
 impl Row {
@@ -111,6 +114,7 @@ impl Row {
             rec,
             duration_ms,
             date,
+            copies: Vec::new(),
         }
     }
 }
@@ -197,12 +201,25 @@ impl Backups {
         let engine = ctx.engine.clone();
         Task::perform(
             async move {
-                let (b, p) = tokio::join!(engine.list_backups(None, LIMIT), engine.list_projects());
-                let (b, p) = (b?, p?);
-                let rows =
-                    tokio::task::spawn_blocking(move || b.into_iter().map(Row::new).collect())
-                        .await
-                        .map_err(|e| Error::internal(e.to_string()))?;
+                let (b, p, c) = tokio::join!(
+                    engine.list_backups(None, LIMIT),
+                    engine.list_projects(),
+                    engine.all_backup_copies()
+                );
+                let (b, p, mut c) = (b?, p?, c?);
+                let rows = tokio::task::spawn_blocking(move || {
+                    b.into_iter()
+                        .map(|rec| {
+                            let copies = c.remove(&rec.id).unwrap_or_default();
+                            Row {
+                                copies,
+                                ..Row::new(rec)
+                            }
+                        })
+                        .collect()
+                })
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?;
                 Ok((rows, p))
             },
             Message::Loaded,
@@ -733,6 +750,17 @@ impl Backups {
         if let Some(what) = self.busy.get(&b.id) {
             checks = checks.push(widget::badge(*what, Tone::Info));
         }
+        let stored = r.copies.iter().filter(|c| c.status == "stored").count();
+        if stored > 0 {
+            let bad = r.copies.iter().any(|c| c.error.is_some());
+            checks = checks.push(widget::badge(
+                format!("+{stored} off-site"),
+                if bad { Tone::Warning } else { Tone::Info },
+            ));
+        }
+        if b.local_state != "present" && b.status == "completed" {
+            checks = checks.push(widget::badge("off-site only", Tone::Neutral));
+        }
         button(
             row![
                 text(r.date.clone())
@@ -807,6 +835,38 @@ impl Backups {
                 .style(theme::muted),
             );
         }
+        if b.status == "completed" {
+            info = info.push(
+                text(match b.local_state.as_str() {
+                    "present" => "This machine: stored".to_owned(),
+                    "removing" => "This machine: being removed".to_owned(),
+                    _ => "This machine: no copy (restores read a destination)".to_owned(),
+                })
+                .size(theme::SMALL),
+            );
+        }
+        for c in &r.copies {
+            let (tone, what) = match (c.status.as_str(), &c.error, &c.verified_at) {
+                ("stored", Some(e), _) => (Tone::Danger, format!("stored, last check failed: {e}")),
+                ("stored", None, Some(v)) => (
+                    Tone::Success,
+                    format!("stored, verified {}", format::local_time(v)),
+                ),
+                ("stored", None, None) => (Tone::Info, "stored".to_owned()),
+                (s, Some(e), _) => (Tone::Danger, format!("{s}: {e}")),
+                (s, None, _) => (Tone::Neutral, s.to_owned()),
+            };
+            let failover = if c.failover_for.is_some() {
+                " (failover copy)"
+            } else {
+                ""
+            };
+            info = info.push(
+                text(format!("{}: {what}{failover}", c.destination))
+                    .size(theme::SMALL)
+                    .style(theme::toned(tone)),
+            );
+        }
         let actions = row![
             widget::secondary_button(
                 "Verify",
@@ -829,7 +889,7 @@ impl Backups {
             widget::primary_button("Restore…", completed.then(|| Message::Restore(id.clone()))),
             widget::secondary_button(
                 "Open folder",
-                completed.then(|| Message::OpenFolder(id.clone()))
+                (completed && b.local_state == "present").then(|| Message::OpenFolder(id.clone()))
             ),
             widget::danger_button(
                 "Delete…",

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod backup_dialog;
 pub mod backups;
 pub mod dashboard;
+pub mod destinations;
 pub mod project_form;
 pub mod projects;
 pub mod report;

@@ -96,6 +96,13 @@ pub enum Message {
     Enabled(bool),
     PreHook(String),
     PostHook(String),
+    Destinations(Result<Vec<crate::engine::destination::Destination>, Error>),
+    /// Copy (or not) each run's backup to this destination.
+    CopyTo(String, bool),
+    Failover(FailoverChoice),
+    KeepLocal(bool),
+    /// "keep last N" at a destination.
+    DestKeep(String, String),
     Save,
     Saved(Result<Job, Error>),
     CancelForm,
@@ -170,6 +177,21 @@ pub struct JobForm {
     pub touched_cron: bool,
     pub error: Option<String>,
     pub saving: bool,
+    /// "keep last" per destination, as typed.
+    pub dest_keep: std::collections::BTreeMap<String, String>,
+}
+
+/// The failover destination picker's entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverChoice(pub Option<String>);
+
+impl std::fmt::Display for FailoverChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("no failover"),
+            Some(n) => f.write_str(n),
+        }
+    }
 }
 
 fn opt_num(n: Option<u32>) -> String {
@@ -201,6 +223,7 @@ impl JobForm {
             touched_cron: false,
             error: None,
             saving: false,
+            dest_keep: Default::default(),
         };
         f.refresh();
         f
@@ -241,6 +264,12 @@ impl JobForm {
             touched_cron: true,
             error: None,
             saving: false,
+            dest_keep: job
+                .config
+                .destination_retention
+                .iter()
+                .map(|(n, r)| (n.clone(), opt_num(r.keep_last)))
+                .collect(),
         };
         f.refresh();
         f
@@ -310,6 +339,24 @@ impl JobForm {
         config.skip_if_unchanged = self.skip_if_unchanged;
         config.pre_hook = Self::hook(&self.pre_hook, self.config.pre_hook.as_ref());
         config.post_hook = Self::hook(&self.post_hook, self.config.post_hook.as_ref());
+        let mut per_dest = std::collections::BTreeMap::new();
+        for name in crate::engine::destination::copies::plan_names(&config.store) {
+            let mut r = config
+                .destination_retention
+                .get(name)
+                .copied()
+                .unwrap_or_default();
+            let typed = self.dest_keep.get(name).map(String::as_str).unwrap_or("");
+            r.keep_last = Self::number(&format!("keep last at {name}"), typed)?;
+            if !r.is_empty() {
+                per_dest.insert(name.clone(), r);
+            }
+        }
+        config.destination_retention = per_dest;
+        if config.store.destinations.is_empty() {
+            config.store.failover = None;
+            config.store.drop_local = false;
+        }
         Ok(JobInput {
             project: project.id.clone(),
             name: (!self.name.trim().is_empty()).then(|| self.name.trim().to_owned()),
@@ -337,6 +384,8 @@ pub struct Schedules {
     pub defaults: BackupOptions,
     /// The time-zone picker: type to filter the IANA zones.
     pub zones: combo_box::State<TzChoice>,
+    /// Every destination's name, for the form.
+    pub destinations: Vec<String>,
 }
 
 impl Default for Schedules {
@@ -351,6 +400,7 @@ impl Default for Schedules {
             confirm_remove: None,
             busy: HashSet::new(),
             zones: combo_box::State::new(TzChoice::all()),
+            destinations: Vec::new(),
             now: Utc::now(),
             defaults: BackupOptions::default(),
         }
@@ -362,13 +412,20 @@ impl Schedules {
         self.defaults = ctx.prefs.default_backup.clone();
         self.now = Utc::now();
         let engine = ctx.engine.clone();
-        Task::perform(
-            async move {
-                let (j, p) = tokio::join!(engine.list_jobs(), engine.list_projects());
-                Ok((j?, p?))
-            },
-            Message::Loaded,
-        )
+        let e2 = ctx.engine.clone();
+        Task::batch([
+            Task::perform(
+                async move {
+                    let (j, p) = tokio::join!(engine.list_jobs(), engine.list_projects());
+                    Ok((j?, p?))
+                },
+                Message::Loaded,
+            ),
+            Task::perform(
+                async move { e2.list_destinations().await },
+                Message::Destinations,
+            ),
+        ])
     }
 
     pub fn filter_project(&mut self, id: Option<String>) {
@@ -515,6 +572,23 @@ impl Schedules {
             Message::Enabled(b) => self.edit_form(|f| f.enabled = b),
             Message::PreHook(s) => self.edit_form(|f| f.pre_hook = s),
             Message::PostHook(s) => self.edit_form(|f| f.post_hook = s),
+            Message::Destinations(r) => {
+                self.destinations = r
+                    .map(|l| l.into_iter().map(|d| d.name).collect())
+                    .unwrap_or_default();
+                Action::none()
+            }
+            Message::CopyTo(name, on) => self.edit_form(|f| {
+                f.config.store.destinations.retain(|n| n != &name);
+                if on {
+                    f.config.store.destinations.push(name);
+                }
+            }),
+            Message::Failover(FailoverChoice(c)) => self.edit_form(|f| f.config.store.failover = c),
+            Message::KeepLocal(b) => self.edit_form(|f| f.config.store.drop_local = !b),
+            Message::DestKeep(name, v) => self.edit_form(|f| {
+                f.dest_keep.insert(name, v);
+            }),
             Message::Save => {
                 let Some(form) = &mut self.form else {
                     return Action::none();
@@ -958,13 +1032,91 @@ impl Schedules {
                 .size(theme::SMALL)
                 .style(theme::muted),
             )
+            ;
+        if !self.destinations.is_empty() {
+            col = col.push(text("Copies").font(theme::BOLD));
+            let store = &f.config.store;
+            for name in &self.destinations {
+                let on = store.destinations.contains(name);
+                let n = name.clone();
+                let mut line = row![
+                    iced::widget::checkbox(on)
+                        .label(name.clone())
+                        .on_toggle(move |b| Message::CopyTo(n.clone(), b))
+                        .width(Length::Fixed(200.0))
+                ]
+                .spacing(theme::M)
+                .align_y(Alignment::Center);
+                if on || store.failover.as_deref() == Some(name.as_str()) {
+                    let n = name.clone();
+                    line = line.push(
+                        text_input(
+                            "keep last (blank: keep all)",
+                            f.dest_keep.get(name).map(String::as_str).unwrap_or(""),
+                        )
+                        .on_input(move |v| Message::DestKeep(n.clone(), v))
+                        .padding(theme::S)
+                        .width(Length::Fixed(220.0)),
+                    );
+                }
+                col = col.push(line);
+            }
+            if !store.destinations.is_empty() {
+                let mut choices = vec![FailoverChoice(None)];
+                choices.extend(
+                    self.destinations
+                        .iter()
+                        .filter(|n| !store.destinations.contains(n))
+                        .map(|n| FailoverChoice(Some(n.clone()))),
+                );
+                col = col.push(
+                    row![
+                        text("When one cannot be reached, use").width(Length::Fixed(260.0)),
+                        pick_list(
+                            choices,
+                            Some(FailoverChoice(store.failover.clone())),
+                            Message::Failover
+                        )
+                        .padding(theme::S),
+                        toggler(!store.drop_local)
+                            .label("Keep a copy on this machine")
+                            .on_toggle(Message::KeepLocal),
+                    ]
+                    .spacing(theme::M)
+                    .align_y(Alignment::Center),
+                );
+            }
+        }
+        col = col
             .push(text("Options").font(theme::BOLD))
-            .push(toggler(f.skip_if_unchanged).label("Skip when the database has not changed since the last backup").on_toggle(Message::SkipUnchanged))
-            .push(toggler(f.enabled).label("Enabled").on_toggle(Message::Enabled))
+            .push(
+                toggler(f.skip_if_unchanged)
+                    .label("Skip when the database has not changed since the last backup")
+                    .on_toggle(Message::SkipUnchanged),
+            )
+            .push(
+                toggler(f.enabled)
+                    .label("Enabled")
+                    .on_toggle(Message::Enabled),
+            )
             .push(
                 row![
-                    widget::field("Before (shell command)", text_input("optional", &f.pre_hook).on_input(Message::PreHook).padding(theme::S), None, None),
-                    widget::field("After (shell command)", text_input("optional", &f.post_hook).on_input(Message::PostHook).padding(theme::S), None, None),
+                    widget::field(
+                        "Before (shell command)",
+                        text_input("optional", &f.pre_hook)
+                            .on_input(Message::PreHook)
+                            .padding(theme::S),
+                        None,
+                        None
+                    ),
+                    widget::field(
+                        "After (shell command)",
+                        text_input("optional", &f.post_hook)
+                            .on_input(Message::PostHook)
+                            .padding(theme::S),
+                        None,
+                        None
+                    ),
                 ]
                 .spacing(theme::S),
             );
@@ -1073,5 +1225,53 @@ mod tests {
         assert!(a.has_task());
         let _ = s.update(Message::Escape, &ctx);
         assert!(s.form.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_form_sets_copies_failover_and_per_destination_retention() {
+        let (ctx, _dir, _fake) = crate::ui::testing::ctx().await;
+        let mut s = Schedules::default();
+        let _ = s.update(Message::Destinations(Ok(Vec::new())), &ctx);
+        s.destinations = vec!["bucket".into(), "spare".into()];
+        let mut f = JobForm::new(
+            Some(ProjectChoice {
+                id: "id-a".into(),
+                name: "Alpha".into(),
+            }),
+            &BackupOptions::default(),
+        );
+        f.refresh();
+        s.form = Some(f);
+        let _ = s.update(Message::CopyTo("bucket".into(), true), &ctx);
+        let _ = s.update(
+            Message::Failover(FailoverChoice(Some("spare".into()))),
+            &ctx,
+        );
+        let _ = s.update(Message::KeepLocal(false), &ctx);
+        let _ = s.update(Message::DestKeep("bucket".into(), "12".into()), &ctx);
+        let input = s.form.as_ref().expect("form").input().expect("valid");
+        assert_eq!(input.config.store.destinations, ["bucket"]);
+        assert_eq!(input.config.store.failover.as_deref(), Some("spare"));
+        assert!(input.config.store.drop_local);
+        assert_eq!(
+            input
+                .config
+                .destination_retention
+                .get("bucket")
+                .and_then(|r| r.keep_last),
+            Some(12)
+        );
+        let _ = s.update(Message::DestKeep("bucket".into(), "zero".into()), &ctx);
+        assert!(
+            s.form.as_ref().expect("form").input().is_err(),
+            "a bad number is refused"
+        );
+        // Unticking the last destination drops failover and keeps local.
+        let _ = s.update(Message::CopyTo("bucket".into(), false), &ctx);
+        let input = s.form.as_ref().expect("form").input().expect("valid");
+        assert!(input.config.store.destinations.is_empty());
+        assert!(input.config.store.failover.is_none());
+        assert!(!input.config.store.drop_local);
+        assert!(input.config.destination_retention.is_empty());
     }
 }

@@ -1,4 +1,4 @@
-//! Settings: data folder, appearance, notifications, the options "Back up
+//! Settings: data folder, destinations, appearance, notifications, the options "Back up
 //! now" starts from, the scratch server for restore tests, the master and
 //! backup passphrases.
 
@@ -51,6 +51,7 @@ pub enum Message {
     ConfirmBackupPassphrase(String),
     SetBackupPassphrase,
     BackupPassphraseSet(Result<(), Error>),
+    Destinations(super::destinations::Message),
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +75,7 @@ pub struct Settings {
     pub confirm_backup_passphrase: String,
     pub backup_passphrase_error: Option<String>,
     pub backup_passphrase_busy: bool,
+    pub destinations: super::destinations::Panel,
 }
 
 impl Settings {
@@ -138,7 +140,11 @@ impl Settings {
 
     pub fn update(&mut self, message: Message, ctx: &Ctx) -> Action<Message> {
         match message {
-            Message::Load => Action::task(self.load(ctx)),
+            Message::Load => Action::task(Task::batch([
+                self.load(ctx),
+                self.destinations.load(ctx).map(Message::Destinations),
+            ])),
+            Message::Destinations(m) => self.destinations.update(m, ctx).map(Message::Destinations),
             Message::OpenDataDir => Action::task(Task::perform(
                 ctx.platform
                     .open_path(ctx.engine.data_dir().root().to_path_buf()),
@@ -599,12 +605,20 @@ impl Settings {
             .spacing(theme::S),
         );
         scrollable(
-            column![header, storage, look, defaults, scratch, secrets]
-                .spacing(theme::L)
-                .padding(iced::Padding {
-                    right: theme::M,
-                    ..iced::Padding::ZERO
-                }),
+            column![
+                header,
+                storage,
+                self.destinations.view().map(Message::Destinations),
+                look,
+                defaults,
+                scratch,
+                secrets
+            ]
+            .spacing(theme::L)
+            .padding(iced::Padding {
+                right: theme::M,
+                ..iced::Padding::ZERO
+            }),
         )
         .height(Length::Fill)
         .into()

@@ -81,7 +81,10 @@ fn spawn_with_guardian(program: &str, args: &[String], dir: &std::path::Path, wh
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // The guardian outlives this process on purpose (setsid): it is the
+    // one that stops the server.
     cmd.spawn()
+        .map(drop)
         .unwrap_or_else(|e| panic!("cannot start {what} ({program}): {e}"));
 }
 

@@ -19,6 +19,7 @@ use super::{Action, Ctx, Effect};
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::conninfo::ConnInfo;
 use crate::engine::crypto::Secret;
+use crate::engine::destination::copies::BackupCopy;
 use crate::engine::project::{Environment, Project};
 use crate::engine::restore::{
     RestoreMode, RestorePreview, RestoreProgress, RestoreRecord, RestoreRequest, RestoreScope,
@@ -87,6 +88,9 @@ pub enum Message {
     Loaded(Result<Lists, Error>),
     Search(String),
     PickBackup(String),
+    Copies(Result<std::collections::HashMap<String, Vec<BackupCopy>>, Error>),
+    /// Read the backup from this copy (`None`: this machine's folder).
+    From(FromChoice),
     TargetKind(TargetKind),
     TargetProject(ProjectChoice),
     Url(String),
@@ -114,6 +118,43 @@ pub enum Message {
     Rollback,
     StartOver,
     Escape,
+}
+
+/// A copy to read a backup from, for the picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromChoice(pub Option<String>);
+
+impl std::fmt::Display for FromChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("this machine"),
+            Some(d) => write!(f, "destination '{d}'"),
+        }
+    }
+}
+
+impl Restore {
+    /// Where the chosen backup can be read from (empty: only here).
+    pub fn from_choices(&self) -> Vec<FromChoice> {
+        let Some(id) = &self.backup else {
+            return Vec::new();
+        };
+        let local = self
+            .backups
+            .iter()
+            .find(|b| &b.id == id)
+            .is_none_or(|b| b.local_state == "present");
+        let mut out = Vec::new();
+        if local {
+            out.push(FromChoice(None));
+        }
+        for c in self.copies.get(id).into_iter().flatten() {
+            if c.status == "stored" {
+                out.push(FromChoice(Some(c.destination.clone())));
+            }
+        }
+        out
+    }
 }
 
 /// A restore (or rollback) in flight.
@@ -153,6 +194,8 @@ pub struct Restore {
     pub allow_drop: std::collections::BTreeSet<String>,
     /// Which copy to read: `None` = the local folder, else a destination.
     pub from: Option<String>,
+    /// Every backup's copies at destinations, by backup id.
+    pub copies: std::collections::HashMap<String, Vec<BackupCopy>>,
     /// The backup's schemas and tables, written as names to type.
     pub names: Option<(Vec<String>, Vec<String>)>,
     pub running: Option<Running>,
@@ -190,6 +233,7 @@ impl Default for Restore {
             confirm_text: String::new(),
             allow_drop: Default::default(),
             from: None,
+            copies: Default::default(),
             names: None,
             running: None,
             result: None,
@@ -203,18 +247,22 @@ impl Default for Restore {
 impl Restore {
     pub fn load(&mut self, ctx: &Ctx) -> Task<Message> {
         let engine = ctx.engine.clone();
-        Task::perform(
-            async move {
-                let (b, p, r) = tokio::join!(
-                    engine.list_backups(None, BACKUP_LIMIT),
-                    engine.list_projects(),
-                    engine.list_restores(20)
-                );
-                let backups = b?.into_iter().filter(|b| b.status == "completed").collect();
-                Ok((backups, p?, r?))
-            },
-            Message::Loaded,
-        )
+        let e2 = ctx.engine.clone();
+        Task::batch([
+            Task::perform(
+                async move {
+                    let (b, p, r) = tokio::join!(
+                        engine.list_backups(None, BACKUP_LIMIT),
+                        engine.list_projects(),
+                        engine.list_restores(20)
+                    );
+                    let backups = b?.into_iter().filter(|b| b.status == "completed").collect();
+                    Ok((backups, p?, r?))
+                },
+                Message::Loaded,
+            ),
+            Task::perform(async move { e2.all_backup_copies().await }, Message::Copies),
+        ])
     }
 
     /// Opens the wizard on a backup (from the backups screen).
@@ -226,6 +274,7 @@ impl Restore {
             backups: std::mem::take(&mut self.backups),
             projects: std::mem::take(&mut self.projects),
             history: std::mem::take(&mut self.history),
+            copies: std::mem::take(&mut self.copies),
             loaded: self.loaded,
             backup: Some(id),
             step: Step::Target,
@@ -492,7 +541,19 @@ impl Restore {
             }
             Message::PickBackup(id) => {
                 self.backup = Some(id);
+                self.from = None;
                 self.error = None;
+                Action::none()
+            }
+            Message::Copies(Ok(c)) => {
+                self.copies = c;
+                Action::none()
+            }
+            // Without the list the wizard reads the default copy.
+            Message::Copies(Err(_)) => Action::none(),
+            Message::From(FromChoice(f)) => {
+                self.from = f;
+                self.preview = None;
                 Action::none()
             }
             Message::TargetKind(k) => {

@@ -5,7 +5,9 @@ use iced::widget::{
 };
 use iced::{Alignment, Element, Length};
 
-use super::{CONFIRM_ID, Message, Restore, SCHEMAS_ID, SEARCH_ID, Step, TargetKind, URL_ID};
+use super::{
+    CONFIRM_ID, FromChoice, Message, Restore, SCHEMAS_ID, SEARCH_ID, Step, TargetKind, URL_ID,
+};
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::restore::{RestoreMode, RestorePhase};
 use crate::ui::screen::backup_dialog::ProjectChoice;
@@ -167,6 +169,9 @@ impl Restore {
                 .on_press(Message::PickBackup(b.id.clone())),
             );
         }
+        if let Some(p) = self.read_from_picker() {
+            col = col.push(p);
+        }
         if !self.history.is_empty() {
             col = col.push(text("Recent restores").font(theme::BOLD));
             for r in self.history.iter().take(5) {
@@ -187,6 +192,32 @@ impl Restore {
             }
         }
         col.into()
+    }
+
+    /// "Read from": shown when the backup has copies elsewhere.
+    fn read_from_picker(&self) -> Option<Element<'_, Message>> {
+        let choices = self.from_choices();
+        if choices.len() < 2 && choices.first().is_none_or(|c| c.0.is_none()) {
+            return None;
+        }
+        let current = FromChoice(self.from.clone());
+        let selected = choices
+            .iter()
+            .find(|c| **c == current)
+            .cloned()
+            .or_else(|| choices.first().cloned());
+        Some(
+            row![
+                text("Read from").width(Length::Fixed(120.0)),
+                iced::widget::pick_list(choices, selected, Message::From).padding(theme::S),
+                text("Every file is checked against the manifest as it streams in; nothing is copied here first.")
+                    .size(theme::SMALL)
+                    .style(theme::muted),
+            ]
+            .spacing(theme::M)
+            .align_y(Alignment::Center)
+            .into(),
+        )
     }
 
     fn target_step(&self) -> Element<'_, Message> {
@@ -261,6 +292,9 @@ impl Restore {
                 .spacing(theme::S)
                 .align_y(Alignment::Center),
             );
+        }
+        if let Some(p) = self.read_from_picker() {
+            col = col.push(p);
         }
         col.into()
     }
