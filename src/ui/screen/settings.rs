@@ -94,10 +94,13 @@ impl Settings {
             self.reset(&ctx.prefs);
         }
         let engine = ctx.engine.clone();
-        Task::perform(
-            async move { engine.scratch_server_url().await },
-            Message::ScratchLoaded,
-        )
+        Task::batch([
+            Task::perform(
+                async move { engine.scratch_server_url().await },
+                Message::ScratchLoaded,
+            ),
+            self.destinations.load(ctx).map(Message::Destinations),
+        ])
     }
 
     /// Folds the text fields into the draft and checks everything.
@@ -140,10 +143,7 @@ impl Settings {
 
     pub fn update(&mut self, message: Message, ctx: &Ctx) -> Action<Message> {
         match message {
-            Message::Load => Action::task(Task::batch([
-                self.load(ctx),
-                self.destinations.load(ctx).map(Message::Destinations),
-            ])),
+            Message::Load => Action::task(self.load(ctx)),
             Message::Destinations(m) => self.destinations.update(m, ctx).map(Message::Destinations),
             Message::OpenDataDir => Action::task(Task::perform(
                 ctx.platform

@@ -555,3 +555,79 @@ async fn a_ca_certificate_picked_in_the_form_makes_the_server_verified() {
     let other = t.engine.project("Unverified").await.expect("other");
     assert!(!other.tls_verification().0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_added_in_settings_takes_a_copy_from_the_backup_dialog() {
+    use supabackup::ui::app::Message as M;
+    use supabackup::ui::screen::destinations::Message as D;
+    use supabackup::ui::screen::settings::Message as S;
+    let db = cluster().create_db("gui_dest");
+    db.load_fixture();
+    let t = unlocked_engine().await;
+    t.engine
+        .add_project(input("Shop", &db.url()))
+        .await
+        .expect("project");
+    t.engine
+        .set_backup_passphrase(Secret::new("gui backup passphrase"))
+        .await
+        .expect("backup passphrase");
+    let nas = tempfile::tempdir().expect("tempdir");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Settings");
+    d.idle().await;
+    d.assert_text(
+        "No destinations yet: every backup lives only in the data folder on this machine.",
+    );
+    d.send(M::Settings(S::Destinations(D::Name("nas".into()))));
+    d.send(M::Settings(S::Destinations(D::Url(format!(
+        "file://{}",
+        nas.path().display()
+    )))));
+    d.click("Add");
+    d.until("the destination to be added", |a| {
+        !a.settings.destinations.list.is_empty()
+    })
+    .await;
+    d.idle().await;
+    d.click("Test");
+    d.until("the test", |a| {
+        a.settings.destinations.test_result("nas").is_some()
+    })
+    .await;
+    d.idle().await;
+    assert!(
+        matches!(d.app.settings.destinations.test_result("nas"), Some(Ok(r)) if r.ok),
+        "{:?}",
+        d.app.settings.destinations.tests
+    );
+
+    d.click("Backups");
+    d.idle().await;
+    d.click("Back up now");
+    d.until("the dialog to load", |a| {
+        a.backups
+            .dialog
+            .as_ref()
+            .is_some_and(|x| !x.loading && !x.destinations.is_empty())
+    })
+    .await;
+    d.assert_text("Copy to");
+    d.click("nas");
+    let dialog = d.app.backups.dialog.as_ref().expect("dialog");
+    assert_eq!(dialog.copy_to, ["nas"]);
+    assert!(dialog.keep_local, "the local copy stays by default");
+    d.click("Start backup");
+    d.until("the backup to finish", |a| a.jobs.is_empty()).await;
+    d.idle().await;
+    let list = t.engine.list_backups(None, 10).await.expect("list");
+    assert_eq!(list[0].status, "completed", "{:?}", list[0].error_message);
+    let copies = t.engine.backup_copies(&list[0].id).await.expect("copies");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(copies[0].status, "stored");
+    assert!(copies[0].verified_at.is_some());
+    d.assert_text("+1 off-site");
+    let verified =
+        supabackup::ui::format::local_time(copies[0].verified_at.as_deref().unwrap_or(""));
+    d.assert_text(&format!("nas: stored, verified {verified}"));
+}
