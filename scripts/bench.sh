@@ -22,6 +22,9 @@
 #     pg_dump | zstd -3, pg_dump -Fc, supabackup backup run --type full at its
 #     defaults (zstd 3, encrypted, checksummed), and the same on bench_small;
 #     then once each (slow): pg_dump | xz -6 and supabackup --compression xz.
+#  4b. Uploads a ~1 GB (uncompressed) backup with `backup copy` to a folder
+#     destination and to moto's S3 server on loopback, and verifies the S3
+#     copy by reading it back (memory must stay flat: <= 100 MB tree RSS).
 #  5. Prints a table: wall time (median of the rounds), CPU, peak RSS of the
 #     whole process tree, output size, time vs raw pg_dump and size vs
 #     zstd -3, and the targets (<= 1.1x pg_dump's time, <= zstd -3's size,
@@ -44,6 +47,7 @@
 #   BENCH_REPEAT=3             rounds of the fast measurements (median reported)
 #   BENCH_SKIP_XZ=1            skip both xz runs (they are slow: ~10 min here)
 #   BENCH_SKIP_SMALL=1         skip the small-database memory run
+#   BENCH_SKIP_UPLOAD=1        skip the off-site upload run (moto's S3 server on loopback)
 #   BENCH_SKIP_WARMUP=1        no untimed warm-up pg_dump
 #   BENCH_ZSTD_ARGS="-3"       zstd CLI flags for the reference pipeline
 #   BENCH_XZ_ARGS="-6 -T0"     xz CLI flags (-T0: threaded, like supabackup's liblzma)
@@ -412,6 +416,7 @@ print(f"    {r['wall_s']:.1f} s, CPU {r.get('time_cpu_pct', '?')}, tree RSS peak
 PY
 }
 set_size() { printf '%s\n' "$2" >"$RES/$1.size"; }
+mib_early() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1048576}'; }
 file_size() { stat -c %s "$1"; }
 dir_size() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 
@@ -655,6 +660,50 @@ else
     sb_backup sb_xz 1 "supabackup full --compression xz" bench --compression xz
 fi
 
+# --- 5b. off-site upload ---------------------------------------------------------
+# A backup of `bench` without compression (about the size of the plain dump,
+# ~1 GB at the defaults), then `backup copy` of it to a folder destination and
+# to moto's S3 server on loopback: multipart upload, then every object read
+# back and hashed. The tree RSS shows memory does not follow the upload size.
+UPLOAD_SIZE=
+if [[ ${BENCH_SKIP_UPLOAD:-0} == 1 ]]; then
+    log "skipped: off-site upload (BENCH_SKIP_UPLOAD=1)"
+else
+    MOTO=$(command -v moto_server || true)
+    [[ -n $MOTO ]] || MOTO=$REPO/target/test-tools/venv/bin/moto_server
+    [[ -x $MOTO ]] || die "moto_server not found: run scripts/test.sh --deps-only (it installs it) or set BENCH_SKIP_UPLOAD=1"
+    S3PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$MOTO" -H 127.0.0.1 -p "$S3PORT" >"$WORK/moto.log" 2>&1 &
+    MOTO_PID=$!
+    trap 'kill "$MOTO_PID" 2>/dev/null || true; cleanup' EXIT
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$S3PORT/" && break
+        sleep 0.2
+    done
+    curl -s -o /dev/null -X PUT "http://127.0.0.1:$S3PORT/bench-bucket" || die "moto did not start"
+    printf 'bench-secret' | sb destination add bench-s3 --url s3://bench-bucket/sb \
+        --endpoint "http://127.0.0.1:$S3PORT" --path-style --access-key-id bench --secret-stdin >&2
+    sb destination add bench-folder --url "file://$WORK/offsite" >&2
+    # The floor: start, unlock the vault (Argon2id of the master passphrase
+    # dominates the peak), open the S3 destination, one small object.
+    measure up_floor 1 "destination test S3 (start + unlock + one small object)" -- \
+        "${SB_ENV[@]}" "$SB" destination test bench-s3
+    set_size up_floor 0
+    sb_backup upload_src 1 "supabackup full --compression none (the backup to upload)" bench --compression none
+    UP_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$RES/upload_src.1.out")
+    UPLOAD_SIZE=$(cat "$RES/upload_src.size")
+    measure up_folder 1 "backup copy --to folder ($(mib_early "$UPLOAD_SIZE"))" -- \
+        "${SB_ENV[@]}" "$SB" backup copy "$UP_ID" --to bench-folder
+    set_size up_folder "$(dir_size "$WORK/offsite")"
+    measure up_s3 1 "backup copy --to S3 (moto, multipart, $(mib_early "$UPLOAD_SIZE"))" -- \
+        "${SB_ENV[@]}" "$SB" backup copy "$UP_ID" --to bench-s3
+    set_size up_s3 "$UPLOAD_SIZE"
+    measure verify_s3 1 "verify --destination S3 (re-reads every object)" -- \
+        "${SB_ENV[@]}" "$SB" verify "$UP_ID" --destination bench-s3
+    set_size verify_s3 "$UPLOAD_SIZE"
+    kill "$MOTO_PID" 2>/dev/null || true
+fi
+
 # --- 6. report ------------------------------------------------------------------
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1048576}'; }
 echo
@@ -672,7 +721,7 @@ if [[ $SKIP_XZ == 1 ]]; then
     echo "note      : the xz runs were skipped (BENCH_SKIP_XZ=1)"
 fi
 echo
-ORDER=(raw zstd xz custom sb_zstd sb_xz small)
+ORDER=(raw zstd xz custom sb_zstd sb_xz small up_floor upload_src up_folder up_s3 verify_s3)
 python3 "$WORK/report.py" "$RES" "${ORDER[@]}"
 if [[ -n $SMALL_SIZE ]]; then
     echo
