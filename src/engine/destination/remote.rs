@@ -29,8 +29,16 @@ pub fn describe(d: &Destination, step: &str, e: object_store::Error) -> Error {
 }
 
 pub fn describe_named(name: &str, step: &str, e: object_store::Error) -> Error {
-    let text = e.to_string();
+    let text = compact(&e.to_string());
     match e {
+        object_store::Error::NotFound { .. }
+            if step.starts_with("write") || step.starts_with("upload") =>
+        {
+            Error::not_found(format!(
+                "destination '{name}': could not {step}: the bucket or container does not exist"
+            ))
+            .with_hint("create it first, or check the URL, the endpoint and --path-style")
+        }
         object_store::Error::NotFound { .. } => {
             Error::not_found(format!("destination '{name}': could not {step}: not found"))
         }
@@ -44,6 +52,22 @@ pub fn describe_named(name: &str, step: &str, e: object_store::Error) -> Error {
         _ => Error::connection(format!("destination '{name}': could not {step}: {text}"))
             .with_hint("check the URL, endpoint and network; `supabackup destination test NAME` tries a small write and read"),
     }
+}
+
+/// A service's error text without the XML/JSON body it may carry, on one
+/// line and short enough to read.
+fn compact(text: &str) -> String {
+    let head = text
+        .find("<?xml")
+        .or_else(|| text.find("<Error>"))
+        .map_or(text, |i| &text[..i]);
+    let mut one: String = head.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one_trimmed = one.trim_end_matches([':', ' ']).len();
+    one.truncate(one_trimmed);
+    if one.chars().count() > 300 {
+        one = one.chars().take(300).collect::<String>() + "…";
+    }
+    one
 }
 
 /// Uploads a local file to `to`, streaming; returns its SHA-256 and size.
@@ -303,4 +327,19 @@ pub async fn manifest_folders(place: &Place) -> Result<Vec<String>> {
 /// (as opposed to a refusal or a bad object).
 pub fn is_unreachable(e: &Error) -> bool {
     e.kind == ErrorKind::Connection
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn service_bodies_are_cut_and_text_shortened() {
+        let t = super::compact(
+            "Error performing PUT http://h/c in 11ms - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>AuthorizationFailure</Code></Error>",
+        );
+        assert_eq!(
+            t,
+            "Error performing PUT http://h/c in 11ms - Server returned non-2xx status code: 403 Forbidden"
+        );
+        assert!(super::compact(&"x ".repeat(400)).chars().count() <= 301);
+    }
 }
