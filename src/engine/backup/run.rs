@@ -153,6 +153,10 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<BackupRecord> {
         req.options.validate()?;
+        // Every destination asked for exists, before anything runs.
+        for name in crate::engine::destination::copies::plan_names(&req.store) {
+            self.destination(name).await?;
+        }
         let project = self.project(&req.project).await?;
         let info = self.connection_info(&project).await?;
         self.run_backup_of(project, info, req, progress, cancel)

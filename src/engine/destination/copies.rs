@@ -380,7 +380,7 @@ impl Engine {
                     .await
             }
             Err(e) => {
-                tracing::warn!("copy of backup {} to '{}' failed: {e}", rec.id, dest.name);
+                tracing::info!("copy of backup {} to '{}' failed: {e}", rec.id, dest.name);
                 // Nothing half-written stays behind (best effort: the
                 // destination may be unreachable; the row says failed).
                 let prefix = place.path(&rel);

@@ -281,6 +281,7 @@ impl Engine {
     /// Replaces a job's settings (its next run is recomputed).
     pub async fn update_job(&self, id: &str, input: JobInput) -> Result<Job> {
         let cron = self.check(&input)?;
+        self.check_destinations(&input.config).await?;
         let project = self.project(&input.project).await?;
         let next = cron.next_run(input.timezone, Utc::now()).map(rfc3339);
         let actor = self.actor().to_owned();
