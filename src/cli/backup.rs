@@ -57,6 +57,22 @@ pub enum BackupCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Move a backup's copy to a destination: the new copy is uploaded and
+    /// read back, then the old one (this machine's folder unless --from)
+    /// is removed.
+    Move {
+        /// Backup id (or a unique prefix of it).
+        id: String,
+        /// Where it is now: a destination's name, or `local` (the default).
+        #[arg(long, value_name = "NAME")]
+        from: Option<String>,
+        /// The destination it moves to.
+        #[arg(long, value_name = "NAME")]
+        to: String,
+        /// Print the new copy as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a backup's files (here and at every destination) and catalog entry.
     Delete {
         /// Backup id (or a unique prefix of it).
@@ -269,6 +285,32 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                     "retry with `supabackup backup copy {} --to NAME`",
                     rec.id
                 )));
+            }
+            Ok(0)
+        }
+        BackupCmd::Move { id, from, to, json } => {
+            prompt::unlock(engine).await?;
+            let cancel = CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_signal.cancel();
+                }
+            });
+            let copy = engine
+                .move_backup(&id, from.as_deref(), &to, &|_| {}, &cancel)
+                .await?;
+            if json {
+                output::json(&copy)?;
+            } else {
+                println!(
+                    "Moved backup {} from {} to '{}' ({}, read back and checked).",
+                    copy.backup_id,
+                    from.as_deref()
+                        .map_or("this machine".to_owned(), |f| format!("'{f}'")),
+                    copy.destination,
+                    output::bytes(copy.stored_bytes.unwrap_or(0))
+                );
             }
             Ok(0)
         }

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use super::{output, prompt};
+use crate::engine::migrate::{CloneInput, CloneWhat};
 use crate::engine::restore::{
     RestoreMode, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope, RestoreTarget,
 };
@@ -62,6 +63,44 @@ pub enum RestoreCmd {
         #[arg(long, value_name = "DESTINATION")]
         from: Option<String>,
         /// Print the preview as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clone an environment: restore project SOURCE's newest full backup
+    /// (or --backup) into project TARGET, with the preview first.
+    /// --schema-only for dev → prod promotion; schema and data (the default)
+    /// for prod → staging.
+    Clone {
+        /// The project to copy from.
+        source: String,
+        /// The project to restore into.
+        target: String,
+        /// A backup of SOURCE (id or unique prefix); by default its newest
+        /// completed full backup.
+        #[arg(long, value_name = "ID")]
+        backup: Option<String>,
+        /// Roles and schema only, no table data.
+        #[arg(long)]
+        schema_only: bool,
+        /// new: the target has nothing in scope; replace: replace what is there.
+        #[arg(long, value_parser = ["new", "replace"])]
+        mode: Option<String>,
+        /// Accept that replacing drops this object, as the preview names it.
+        #[arg(long = "allow-drop", value_name = "OBJECT")]
+        allow_drop: Vec<String>,
+        /// The target's name typed again (production targets).
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+        /// Read the backup from this destination's copy (or `local`).
+        #[arg(long, value_name = "DESTINATION")]
+        from: Option<String>,
+        /// Only show the preview; change nothing.
+        #[arg(long)]
+        preview: bool,
+        /// Do not ask before restoring.
+        #[arg(long)]
+        yes: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -163,6 +202,63 @@ impl ScopeArgs {
             data: !self.schema_only,
         }
     }
+}
+
+/// Previews, asks (unless `yes`), then runs a restore: the one path of
+/// `restore run` and `restore clone`.
+async fn execute(engine: &Engine, mut req: RestoreRequest, yes: bool, json: bool) -> Result<i32> {
+    let preview = engine.preview_restore(&req).await?;
+    if let Some(r) = &preview.refusal {
+        return Err(Error::conflict(r.clone()).with_hint(
+            "run `supabackup restore preview` to see the details; nothing was changed",
+        ));
+    }
+    if !yes {
+        if !json && std::io::stdout().is_terminal() {
+            print_preview(&preview);
+        }
+        if !prompt::confirm("Go ahead with this restore?") {
+            return Err(Error::invalid("restore not confirmed; nothing was changed")
+                .with_hint("pass --yes to skip the question"));
+        }
+    }
+    if let Some(name) = &preview.confirm_name
+        && req.confirm.is_none()
+        && prompt::interactive()
+    {
+        req.confirm = prompt::line(&format!(
+            "{} needs its name typed to restore into it. Name: ",
+            preview.target
+        ));
+        if req.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+            return Err(Error::invalid(
+                "the name does not match; nothing was changed",
+            ));
+        }
+    }
+    let rec = engine
+        .run_restore(req, progress_fn(), cancel_on_ctrl_c())
+        .await;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+    let rec = rec?;
+    if json {
+        output::json(&rec)?;
+    } else {
+        println!("{}", rec.id);
+        eprintln!(
+            "Restore completed{}.",
+            rec.snapshot_backup_id
+                .as_ref()
+                .map(|s| format!(
+                    "; undo it with `supabackup restore rollback {}` (snapshot {s})",
+                    rec.id
+                ))
+                .unwrap_or_default()
+        );
+    }
+    Ok(0)
 }
 
 fn print_preview(p: &RestorePreview) {
@@ -357,7 +453,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             json,
         } => {
             prompt::unlock(engine).await?;
-            let mut req = RestoreRequest {
+            let req = RestoreRequest {
                 backup: backup_id,
                 target: target.target()?,
                 scope: scope.scope(),
@@ -366,58 +462,49 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                 confirm,
                 from,
             };
-            let preview = engine.preview_restore(&req).await?;
-            if let Some(r) = &preview.refusal {
-                return Err(Error::conflict(r.clone()).with_hint(
-                    "run `supabackup restore preview` to see the details; nothing was changed",
-                ));
-            }
-            if !yes {
-                if !json && std::io::stdout().is_terminal() {
-                    print_preview(&preview);
+            execute(engine, req, yes, json).await
+        }
+        RestoreCmd::Clone {
+            source,
+            target,
+            backup,
+            schema_only,
+            mode,
+            allow_drop,
+            confirm,
+            from,
+            preview,
+            yes,
+            json,
+        } => {
+            prompt::unlock(engine).await?;
+            let req = engine
+                .clone_request(&CloneInput {
+                    source,
+                    target,
+                    backup,
+                    what: if schema_only {
+                        CloneWhat::SchemaOnly
+                    } else {
+                        CloneWhat::SchemaAndData
+                    },
+                    mode: mode.as_deref().map(RestoreMode::parse).transpose()?,
+                    from,
+                    allow_drop,
+                    confirm,
+                })
+                .await?;
+            if preview {
+                let p = engine.preview_restore(&req).await?;
+                if json {
+                    output::json(&p)?;
+                } else {
+                    print_preview(&p);
                 }
-                if !prompt::confirm("Go ahead with this restore?") {
-                    return Err(Error::invalid("restore not confirmed; nothing was changed")
-                        .with_hint("pass --yes to skip the question"));
-                }
+                return Ok(0);
             }
-            if let Some(name) = &preview.confirm_name
-                && req.confirm.is_none()
-                && prompt::interactive()
-            {
-                req.confirm = prompt::line(&format!(
-                    "{} needs its name typed to restore into it. Name: ",
-                    preview.target
-                ));
-                if req.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
-                    return Err(Error::invalid(
-                        "the name does not match; nothing was changed",
-                    ));
-                }
-            }
-            let rec = engine
-                .run_restore(req, progress_fn(), cancel_on_ctrl_c())
-                .await;
-            if std::io::stderr().is_terminal() {
-                eprint!("\r\x1b[2K");
-            }
-            let rec = rec?;
-            if json {
-                output::json(&rec)?;
-            } else {
-                println!("{}", rec.id);
-                eprintln!(
-                    "Restore completed{}.",
-                    rec.snapshot_backup_id
-                        .as_ref()
-                        .map(|s| format!(
-                            "; undo it with `supabackup restore rollback {}` (snapshot {s})",
-                            rec.id
-                        ))
-                        .unwrap_or_default()
-                );
-            }
-            Ok(0)
+            eprintln!("Cloning with backup {}.", req.backup);
+            execute(engine, req, yes, json).await
         }
         RestoreCmd::Rollback {
             restore_id,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod failpoint;
 pub mod ident;
 pub mod logging;
+pub mod migrate;
 pub mod notify;
 pub mod paths;
 pub mod pg;

@@ -704,3 +704,151 @@ fn destination_add_keeps_the_secret_out_of_the_catalog_and_list_shows_no_secret(
     let out = cli(d, &["destination", "remove", "bucket", "--yes"], &ENV, None);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn the_migration_assistant_moves_backups_and_clones_an_environment() {
+    let (src, dst) = source_and_target("migrate");
+    create_bucket("migrate-bucket");
+    let nas = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let d = data.path();
+    let run = |args: &[&str]| {
+        let out = cli(d, args, &ENV, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    run(&[
+        "project",
+        "add",
+        "--name",
+        "Prod",
+        "--ref",
+        "prod",
+        "--db-url",
+        &src.url(),
+    ]);
+    run(&[
+        "project",
+        "add",
+        "--name",
+        "Staging",
+        "--ref",
+        "staging",
+        "--db-url",
+        &dst.url(),
+    ]);
+    run(&[
+        "destination",
+        "add",
+        "nas",
+        "--url",
+        &format!("file://{}", nas.path().display()),
+    ]);
+    let out = cli(
+        d,
+        &[
+            "destination",
+            "add",
+            "bucket",
+            "--url",
+            "s3://migrate-bucket/m",
+            "--endpoint",
+            &s3().endpoint(),
+            "--path-style",
+            "--access-key-id",
+            S3_KEY_ID,
+        ],
+        &[ENV[0], ENV[1], ("SUPABACKUP_DEST_SECRET", S3_SECRET)],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rec: serde_json::Value =
+        serde_json::from_str(&run(&["backup", "run", "Prod", "--json"])).expect("json");
+    let id = rec["id"].as_str().expect("id").to_owned();
+
+    // Move: this machine → nas → bucket; each step verified, the old copy gone.
+    run(&["backup", "move", &id, "--to", "nas"]);
+    let show: serde_json::Value =
+        serde_json::from_str(&run(&["backup", "show", &id, "--json"])).expect("json");
+    assert_eq!(show["local_state"], "absent", "{show}");
+    run(&["backup", "move", &id, "--from", "nas", "--to", "bucket"]);
+    let show: serde_json::Value =
+        serde_json::from_str(&run(&["backup", "show", &id, "--json"])).expect("json");
+    let copies = show["copies"].as_array().cloned().unwrap_or_default();
+    assert_eq!(copies.len(), 1, "{show}");
+    assert_eq!(copies[0]["destination"], "bucket");
+    assert_eq!(copies[0]["status"], "stored");
+    assert_eq!(files_under(nas.path()), 0, "the nas copy's files are gone");
+    // Moving from a place that has no copy is refused clearly.
+    let out = cli(d, &["backup", "move", &id, "--to", "nas"], &ENV, None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no copy on this machine"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Clone: preview first (nothing changes), then schema only, then all.
+    let before = dst.psql("SELECT count(*) FROM pg_class WHERE relname = 'notes'");
+    assert_eq!(before, "0");
+    let preview = run(&["restore", "clone", "Prod", "Staging", "--preview"]);
+    assert!(preview.contains("Restore preview"), "{preview}");
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_class WHERE relname = 'notes'"),
+        "0"
+    );
+    let _roles = roles_lock();
+    run(&[
+        "restore",
+        "clone",
+        "Prod",
+        "Staging",
+        "--schema-only",
+        "--mode",
+        "new",
+        "--yes",
+    ]);
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM public.notes"),
+        "0",
+        "schema only"
+    );
+    assert_eq!(
+        dst.psql("SELECT count(*) FROM pg_policy WHERE polname = 'notes_owner'"),
+        "1"
+    );
+    run(&[
+        "restore", "clone", "Prod", "Staging", "--mode", "replace", "--yes",
+    ]);
+    drop(_roles);
+    assert_same(&src, &dst, &CompareOptions::default());
+    // A clone into itself is refused.
+    let out = cli(
+        d,
+        &["restore", "clone", "Prod", "Prod", "--preview"],
+        &ENV,
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("same project"), "{}", stderr(&out));
+}
+
+fn files_under(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
