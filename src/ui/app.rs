@@ -643,6 +643,16 @@ impl App {
                 Tab::Restore,
                 self.restore.start_from(id, &ctx).map(Message::Restore),
             ),
+            Nav::Clone {
+                backup,
+                target,
+                schema_only,
+            } => (
+                Tab::Restore,
+                self.restore
+                    .start_clone(backup, target, schema_only, &ctx)
+                    .map(Message::Restore),
+            ),
             Nav::NewProject => (
                 Tab::Projects,
                 self.projects.open_new().map(Message::Projects),

@@ -10,6 +10,7 @@ use iced::widget::{Id, button, column, container, pick_list, row, text, text_inp
 use iced::{Alignment, Element, Length, Task};
 
 use super::backup_dialog::{self, BackupDialog, ProjectFilter};
+use super::migrate::{self, MigrateDialog};
 use super::{Action, Ctx, Effect, Nav};
 use crate::engine::Error;
 use crate::engine::backup::verify::VerifyReport;
@@ -133,6 +134,8 @@ pub enum Message {
     Select(String),
     OpenDialog(Option<String>),
     Dialog(backup_dialog::Message),
+    OpenMigrate,
+    Migrate(migrate::Message),
     Verify(String),
     Verified(String, Result<VerifyReport, Error>),
     RestoreTest(String),
@@ -166,6 +169,7 @@ pub struct Backups {
     pub scroll: Scroll,
     pub selected: Option<String>,
     pub dialog: Option<BackupDialog>,
+    pub migrate: Option<MigrateDialog>,
     pub confirm_delete: Option<BackupRecord>,
     /// What is happening to a backup now ("verifying", "deleting").
     pub busy: HashMap<String, &'static str>,
@@ -189,6 +193,7 @@ impl Default for Backups {
             scroll: Scroll::default(),
             selected: None,
             dialog: None,
+            migrate: None,
             confirm_delete: None,
             busy: HashMap::new(),
         }
@@ -384,6 +389,53 @@ impl Backups {
                 Action::none()
             }
             Message::OpenDialog(p) => Action::task(self.open_dialog(p, ctx)),
+            Message::OpenMigrate => {
+                let row = self.selected_row();
+                let (d, task) = MigrateDialog::open(
+                    row.map(|r| r.rec.clone()),
+                    row.map(|r| r.copies.clone()).unwrap_or_default(),
+                    &self.projects,
+                    &ctx.engine,
+                );
+                self.migrate = Some(d);
+                Action::task(task.map(Message::Migrate))
+            }
+            Message::Migrate(m) => {
+                let Some(d) = &mut self.migrate else {
+                    return Action::none();
+                };
+                match d.update(m, &ctx.engine) {
+                    migrate::Event::None => Action::none(),
+                    migrate::Event::Run(t) => Action::task(t.map(Message::Migrate)),
+                    migrate::Event::Closed => {
+                        self.migrate = None;
+                        Action::none()
+                    }
+                    migrate::Event::Finished(Ok(c)) => {
+                        self.migrate = None;
+                        Action::task(self.load(ctx))
+                            .with(Effect::Notice(widget::Notice::success(format!(
+                                "Backup {} is stored at '{}', read back and checked",
+                                format::short_id(&c.backup_id),
+                                c.destination
+                            ))))
+                            .with(Effect::DataChanged)
+                    }
+                    migrate::Event::Finished(Err(e)) => Action::error(&e),
+                    migrate::Event::Clone {
+                        backup,
+                        target,
+                        schema_only,
+                    } => {
+                        self.migrate = None;
+                        Action::effect(Effect::Navigate(Nav::Clone {
+                            backup,
+                            target,
+                            schema_only,
+                        }))
+                    }
+                }
+            }
             Message::Dialog(m) => {
                 let Some(d) = &mut self.dialog else {
                     return Action::none();
@@ -557,6 +609,8 @@ impl Backups {
             Message::Escape => {
                 if self.dialog.is_some() {
                     self.dialog = None;
+                } else if self.migrate.is_some() {
+                    self.migrate = None;
                 } else if self.confirm_delete.is_some() {
                     self.confirm_delete = None;
                 } else {
@@ -589,6 +643,7 @@ impl Backups {
             Some(subtitle),
             row![
                 widget::secondary_button("Refresh", Some(Message::Load)),
+                widget::secondary_button("Migration assistant…", Some(Message::OpenMigrate)),
                 widget::primary_button(
                     "Back up now",
                     Some(Message::OpenDialog(self.project.clone()))
@@ -673,6 +728,13 @@ impl Backups {
                 base,
                 d.view().map(Message::Dialog),
                 Message::Dialog(backup_dialog::Message::Cancel),
+            );
+        }
+        if let Some(d) = &self.migrate {
+            return widget::modal(
+                base,
+                d.view().map(Message::Migrate),
+                Message::Migrate(migrate::Message::Cancel),
             );
         }
         if let Some(rec) = &self.confirm_delete {

@@ -7,6 +7,7 @@ pub mod backup_dialog;
 pub mod backups;
 pub mod dashboard;
 pub mod destinations;
+pub mod migrate;
 pub mod project_form;
 pub mod projects;
 pub mod report;
@@ -99,6 +100,13 @@ pub enum Nav {
     BackUp(String),
     /// The restore wizard, starting from a backup (by id).
     RestoreFrom(String),
+    /// The restore wizard cloning a backup into a project (ids), at its
+    /// scope step.
+    Clone {
+        backup: String,
+        target: String,
+        schema_only: bool,
+    },
     /// The projects screen with the add form open.
     NewProject,
     /// The projects screen with a project selected (by id).

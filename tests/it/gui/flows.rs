@@ -631,3 +631,94 @@ async fn a_destination_added_in_settings_takes_a_copy_from_the_backup_dialog() {
         supabackup::ui::format::local_time(copies[0].verified_at.as_deref().unwrap_or(""));
     d.assert_text(&format!("nas: stored, verified {verified}"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_migration_assistant_moves_a_backup_and_opens_a_clone_at_the_preview() {
+    use supabackup::ui::app::Message as M;
+    use supabackup::ui::screen::backups::Message as B;
+    use supabackup::ui::screen::migrate::{Message as G, Place};
+    use supabackup::ui::screen::restore::Step;
+    let db = cluster().create_db("gui_migrate");
+    db.load_fixture();
+    let other = cluster().create_db("gui_migrate_dst");
+    let t = crate::backup::engine_for(&db, "Shop").await;
+    let mut i = input("Staging", &other.url());
+    i.project_ref = "staging-ref".into();
+    t.engine.add_project(i).await.expect("target");
+    let nas = tempfile::tempdir().expect("tempdir");
+    t.engine
+        .add_destination(supabackup::engine::destination::DestinationInput {
+            name: "nas".into(),
+            url: format!("file://{}", nas.path().display()),
+            ..Default::default()
+        })
+        .await
+        .expect("destination");
+    let rec = crate::backup::backup(&t.engine, "Shop", Default::default()).await;
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Backups");
+    d.until("the list", |a| a.backups.loaded).await;
+    d.send(M::Backups(B::Select(rec.id.clone())));
+    d.click("Migration assistant…");
+    d.until("the destinations", |a| {
+        a.backups
+            .migrate
+            .as_ref()
+            .is_some_and(|m| !m.destinations.is_empty())
+    })
+    .await;
+    d.assert_text("Copy or move a backup");
+    d.send(M::Backups(B::Migrate(G::To(Place(Some("nas".into()))))));
+    d.send(M::Backups(B::Migrate(G::Move(true))));
+    d.click("Move");
+    d.until("the move", |a| a.backups.migrate.is_none()).await;
+    d.idle().await;
+    let after = t.engine.backup(&rec.id).await.expect("backup");
+    assert_eq!(after.local_state, "absent", "moved off this machine");
+    let copies = t.engine.backup_copies(&rec.id).await.expect("copies");
+    assert!(
+        copies
+            .iter()
+            .any(|c| c.destination == "nas" && c.status == "stored")
+    );
+    d.assert_text("off-site only");
+
+    // Clone: Shop → Staging, schema only, lands on the restore wizard's scope.
+    d.click("Migration assistant…");
+    d.click("Clone an environment");
+    let staging = t.engine.project("Staging").await.expect("staging");
+    let shop = t.engine.project("Shop").await.expect("shop");
+    d.send(M::Backups(B::Migrate(G::Source((&shop).into()))));
+    d.send(M::Backups(B::Migrate(G::Target((&staging).into()))));
+    d.send(M::Backups(B::Migrate(G::What(
+        supabackup::ui::screen::migrate::WhatChoice(
+            supabackup::engine::migrate::CloneWhat::SchemaOnly,
+        ),
+    ))));
+    d.click("Continue to the preview");
+    d.until("the restore wizard's lists", |a| a.restore.loaded)
+        .await;
+    assert_eq!(d.app.restore.step, Step::Scope);
+    assert_eq!(d.app.restore.backup.as_deref(), Some(rec.id.as_str()));
+    assert_eq!(
+        d.app.restore.target_project.as_ref().map(|p| p.id.clone()),
+        Some(staging.id.clone())
+    );
+    assert!(!d.app.restore.data, "schema only");
+    d.click("Next");
+    d.click("Preview");
+    d.until("the preview", |a| a.restore.preview.is_some())
+        .await;
+    match d.app.restore.preview.clone() {
+        Some(Ok(p)) => assert!(p.allowed, "{:?}", p.refusal),
+        other => panic!("the preview failed: {other:?}"),
+    }
+    // The backup is read from the nas copy (nothing is on this machine).
+    assert!(
+        t.engine
+            .list_restores(10)
+            .await
+            .expect("restores")
+            .is_empty()
+    );
+}

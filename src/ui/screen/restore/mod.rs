@@ -194,6 +194,8 @@ pub struct Restore {
     pub allow_drop: std::collections::BTreeSet<String>,
     /// Which copy to read: `None` = the local folder, else a destination.
     pub from: Option<String>,
+    /// A clone's target project (id) until the project list arrives.
+    pub pending_target: Option<String>,
     /// Every backup's copies at destinations, by backup id.
     pub copies: std::collections::HashMap<String, Vec<BackupCopy>>,
     /// The backup's schemas and tables, written as names to type.
@@ -233,6 +235,7 @@ impl Default for Restore {
             confirm_text: String::new(),
             allow_drop: Default::default(),
             from: None,
+            pending_target: None,
             copies: Default::default(),
             names: None,
             running: None,
@@ -281,6 +284,34 @@ impl Restore {
             ..Restore::default()
         };
         Task::none()
+    }
+
+    /// Opens the wizard on a clone (from the migration assistant): the
+    /// backup, another project as the target, the scope; the preview is
+    /// two steps on.
+    pub fn start_clone(
+        &mut self,
+        backup: String,
+        target: String,
+        schema_only: bool,
+        ctx: &Ctx,
+    ) -> Task<Message> {
+        if self.running.is_some() {
+            return Task::none();
+        }
+        let task = self.start_from(backup, ctx);
+        self.target_kind = TargetKind::Project;
+        self.target_project = self
+            .projects
+            .iter()
+            .find(|p| p.id == target)
+            .map(ProjectChoice::from);
+        if self.target_project.is_none() {
+            self.pending_target = Some(target);
+        }
+        self.data = !schema_only;
+        self.step = Step::Scope;
+        task
     }
 
     /// "restoring Shop 40%" for the window title.
@@ -530,6 +561,13 @@ impl Restore {
             Message::Loaded(Ok((backups, projects, history))) => {
                 self.backups = backups;
                 self.projects = projects;
+                if let Some(id) = self.pending_target.take() {
+                    self.target_project = self
+                        .projects
+                        .iter()
+                        .find(|p| p.id == id)
+                        .map(ProjectChoice::from);
+                }
                 self.history = history;
                 self.loaded = true;
                 Action::none()
