@@ -398,7 +398,26 @@ async fn an_unchanged_database_is_skipped_and_a_changed_one_backed_up() {
         .add_job(job_input("Quiet", "0 3 * * *", config))
         .await
         .expect("job");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Wait for the writes above to reach pg_stat_database (backends flush
+    // their counters on their own schedule; under load it takes longer).
+    let writes = || {
+        db.psql(
+            "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .parse::<i64>()
+        .unwrap_or(0)
+    };
+    let settled = |min: i64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let a = writes();
+            std::thread::sleep(Duration::from_millis(1200));
+            if (a >= min && a == writes()) || Instant::now() > deadline {
+                return a;
+            }
+        }
+    };
+    let base = settled(1);
     assert_eq!(
         run_job(&t.engine, &job, CancellationToken::new(), &quiet())
             .await
@@ -415,8 +434,7 @@ async fn an_unchanged_database_is_skipped_and_a_changed_one_backed_up() {
             .contains("unchanged")
     );
     db.psql("INSERT INTO t SELECT generate_series(2, 100);");
-    // Statistics reach pg_stat_database within a second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settled(base + 99);
     assert_eq!(
         run_job(&t.engine, &job, CancellationToken::new(), &quiet())
             .await
