@@ -127,6 +127,11 @@ pub struct AddArgs {
     /// the local folder's).
     #[arg(long = "retention-at", value_name = "NAME:RULES")]
     retention_at: Vec<String>,
+    /// A disaster-recovery drill after each run: restore-test the new
+    /// backup straight from this destination's copy (scratch server from
+    /// Settings or `verify --scratch-url`); the run fails if it does not pass.
+    #[arg(long, value_name = "NAME", requires = "destination")]
+    drill_from: Option<String>,
     /// More projects backed up after this one, in order (comma-separated).
     #[arg(long, value_delimiter = ',')]
     chain: Vec<String>,
@@ -241,6 +246,7 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                         .iter()
                         .map(|r| parse_retention_at(r))
                         .collect::<Result<_>>()?,
+                    drill_from: a.drill_from.clone(),
                     pre_hook: hook(a.pre_hook.clone()),
                     post_hook: hook(a.post_hook.clone()),
                 },

@@ -852,3 +852,92 @@ fn files_under(dir: &Path) -> usize {
     }
     n
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_dr_drill_restore_tests_the_off_site_copy() {
+    let src = new_project("dst_drill_src");
+    src.run_sql_file_locked(APP);
+    create_bucket("drill-bucket");
+    let t = engine_for(&src, "Source").await;
+    let e = &t.engine;
+    e.add_destination(s3_input("bucket", "drill-bucket", "d"))
+        .await
+        .expect("bucket");
+    // The scratch server as users set it: no password in the URL, the
+    // password in a passfile (given to the daemon process below).
+    let c = crate::support::pg::cluster();
+    e.set_scratch_url(&format!(
+        "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        c.port
+    ))
+    .await
+    .expect("scratch");
+    let passfile = t.dir.path().join("scratch.pgpass");
+    std::fs::write(
+        &passfile,
+        format!("127.0.0.1:{}:*:postgres:{}\n", c.port, c.password),
+    )
+    .expect("passfile");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let input = |drill: &str| JobInput {
+        project: "Source".into(),
+        name: None,
+        cron: "0 3 * * *".into(),
+        timezone: JobTz::Utc,
+        config: JobConfig {
+            store: plan(&["bucket"]),
+            drill_from: Some(drill.into()),
+            ..Default::default()
+        },
+        retention: Retention::default(),
+        enabled: true,
+    };
+    // A drill must read a copy the job makes.
+    e.add_destination(folder_input("nas", t.dir.path().join("nas").as_path()))
+        .await
+        .expect("nas");
+    let err = e.add_job(input("nas")).await.expect_err("not copied there");
+    assert!(err.message.contains("does not copy to"), "{err}");
+    let job = e.add_job(input("bucket")).await.expect("job");
+    let past = (Utc::now() - Days::minutes(1)).to_rfc3339();
+    let id = job.id.clone();
+    e.catalog()
+        .with(move |c| {
+            Ok(c.execute(
+                "UPDATE backup_jobs SET next_run_at = ?2 WHERE id = ?1",
+                [id, past],
+            )?)
+        })
+        .expect("due");
+    let out = {
+        let _roles = roles_lock();
+        cli(
+            t.dir.path(),
+            &["job", "run-due", "--json"],
+            &[
+                ("SUPABACKUP_PASSPHRASE", crate::support::engine::PASSPHRASE),
+                ("PGPASSFILE", passfile.to_str().expect("utf-8")),
+            ],
+            None,
+        )
+    };
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let jobs = e.list_jobs().await.expect("jobs");
+    let j = jobs.iter().find(|j| j.id == job.id).expect("job");
+    assert_eq!(
+        j.last_status.as_deref(),
+        Some("completed"),
+        "{}",
+        stdout(&out)
+    );
+    let list = e.list_backups(Some("Source"), 5).await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert!(
+        list[0].verified_restorable_at.is_some(),
+        "the drill's restore test passed and is recorded: {:?}",
+        list[0]
+    );
+}

@@ -74,6 +74,11 @@ pub struct JobConfig {
     /// folder's).
     #[serde(default)]
     pub destination_retention: std::collections::BTreeMap<String, Retention>,
+    /// A disaster-recovery drill: after each run, restore-test the new
+    /// backup straight from this destination's copy (on the scratch server
+    /// of Settings); the run fails when it does not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +219,17 @@ impl Engine {
             .chain(config.destination_retention.keys());
         for n in names {
             self.destination(n).await?;
+        }
+        if let Some(d) = &config.drill_from {
+            self.destination(d).await?;
+            if !crate::engine::destination::copies::plan_names(&config.store)
+                .any(|n| n.eq_ignore_ascii_case(d))
+            {
+                return Err(Error::invalid(format!(
+                    "the drill reads from '{d}', which the job does not copy to"
+                ))
+                .with_hint("add it to --destination (or make it the failover)"));
+            }
         }
         for n in config.destination_retention.keys() {
             if !config

@@ -464,7 +464,7 @@ async fn run_step(
                 store: job.config.store.clone(),
             },
             Arc::new(|_| {}),
-            cancel,
+            cancel.clone(),
         )
         .await;
     let mut step = match &result {
@@ -519,6 +519,49 @@ async fn run_step(
                 "the backup completed here, but {}",
                 failed.join("; ")
             ));
+        }
+        // The DR drill: the off-site copy restores, read straight from there.
+        if let Some(from) = job
+            .config
+            .drill_from
+            .as_ref()
+            .filter(|_| step.status == "completed")
+        {
+            // A failover copy stands in for the drill's destination.
+            let source = match engine.destination(from).await {
+                Ok(d) => copies
+                    .iter()
+                    .find(|c| {
+                        c.status == "stored" && c.failover_for.as_deref() == Some(d.id.as_str())
+                    })
+                    .map(|c| c.destination.clone())
+                    .unwrap_or_else(|| from.clone()),
+                Err(_) => from.clone(),
+            };
+            match engine
+                .restore_test_from(&rec.id, None, Some(source.clone()), cancel.clone())
+                .await
+            {
+                Ok(r) if r.ok => tracing::info!(
+                    "job '{}': DR drill from '{source}' passed ({} tables)",
+                    job.name,
+                    r.tables.len()
+                ),
+                Ok(r) => {
+                    step.status = "failed".into();
+                    step.detail = Some(format!(
+                        "the DR drill from '{source}' failed: {}",
+                        r.first_failure.unwrap_or_else(|| "a table differs".into())
+                    ));
+                }
+                Err(e) => {
+                    step.status = "failed".into();
+                    step.detail = Some(format!(
+                        "the DR drill from '{source}' failed: {}",
+                        e.message
+                    ));
+                }
+            }
         }
     }
     if let Some(h) = &job.config.post_hook {

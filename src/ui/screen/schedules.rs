@@ -101,6 +101,8 @@ pub enum Message {
     CopyTo(String, bool),
     Failover(FailoverChoice),
     KeepLocal(bool),
+    /// Restore-test each new backup from this destination (a DR drill).
+    Drill(FailoverChoice),
     /// "keep last N" at a destination.
     DestKeep(String, String),
     Save,
@@ -357,6 +359,11 @@ impl JobForm {
             config.store.failover = None;
             config.store.drop_local = false;
         }
+        if let Some(d) = &config.drill_from
+            && !crate::engine::destination::copies::plan_names(&config.store).any(|n| n == d)
+        {
+            config.drill_from = None;
+        }
         Ok(JobInput {
             project: project.id.clone(),
             name: (!self.name.trim().is_empty()).then(|| self.name.trim().to_owned()),
@@ -586,6 +593,7 @@ impl Schedules {
             }),
             Message::Failover(FailoverChoice(c)) => self.edit_form(|f| f.config.store.failover = c),
             Message::KeepLocal(b) => self.edit_form(|f| f.config.store.drop_local = !b),
+            Message::Drill(FailoverChoice(c)) => self.edit_form(|f| f.config.drill_from = c),
             Message::DestKeep(name, v) => self.edit_form(|f| {
                 f.dest_keep.insert(name, v);
             }),
@@ -1085,6 +1093,24 @@ impl Schedules {
                     .spacing(theme::M)
                     .align_y(Alignment::Center),
                 );
+                let mut drills = vec![FailoverChoice(None)];
+                drills.extend(
+                    crate::engine::destination::copies::plan_names(store)
+                        .map(|n| FailoverChoice(Some(n.clone()))),
+                );
+                col = col.push(
+                    row![
+                        text("DR drill: restore-test each backup from").width(Length::Fixed(260.0)),
+                        pick_list(
+                            drills,
+                            Some(FailoverChoice(f.config.drill_from.clone())),
+                            Message::Drill
+                        )
+                        .padding(theme::S),
+                    ]
+                    .spacing(theme::M)
+                    .align_y(Alignment::Center),
+                );
             }
         }
         col = col
@@ -1249,7 +1275,9 @@ mod tests {
         );
         let _ = s.update(Message::KeepLocal(false), &ctx);
         let _ = s.update(Message::DestKeep("bucket".into(), "12".into()), &ctx);
+        let _ = s.update(Message::Drill(FailoverChoice(Some("bucket".into()))), &ctx);
         let input = s.form.as_ref().expect("form").input().expect("valid");
+        assert_eq!(input.config.drill_from.as_deref(), Some("bucket"));
         assert_eq!(input.config.store.destinations, ["bucket"]);
         assert_eq!(input.config.store.failover.as_deref(), Some("spare"));
         assert!(input.config.store.drop_local);
@@ -1273,5 +1301,9 @@ mod tests {
         assert!(input.config.store.failover.is_none());
         assert!(!input.config.store.drop_local);
         assert!(input.config.destination_retention.is_empty());
+        assert!(
+            input.config.drill_from.is_none(),
+            "no drill without the copy"
+        );
     }
 }
