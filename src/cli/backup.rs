@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 use super::{output, prompt};
 use crate::engine::backup::{
@@ -208,13 +207,7 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                     eprint!("\r\x1b[2K{}", progress_line(&p));
                 }
             });
-            let cancel = CancellationToken::new();
-            let on_signal = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    on_signal.cancel();
-                }
-            });
+            let cancel = super::cancel_on_ctrl_c();
             let result = engine
                 .run_backup(
                     BackupRequest {
@@ -290,13 +283,7 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
         }
         BackupCmd::Move { id, from, to, json } => {
             prompt::unlock(engine).await?;
-            let cancel = CancellationToken::new();
-            let on_signal = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    on_signal.cancel();
-                }
-            });
+            let cancel = super::cancel_on_ctrl_c();
             let copy = engine
                 .move_backup(&id, from.as_deref(), &to, &|_| {}, &cancel)
                 .await?;
@@ -322,13 +309,7 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
         } => {
             prompt::unlock(engine).await?;
             let tty = std::io::stderr().is_terminal();
-            let cancel = CancellationToken::new();
-            let on_signal = cancel.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    on_signal.cancel();
-                }
-            });
+            let cancel = super::cancel_on_ctrl_c();
             let copy = engine
                 .store_copy(
                     &id,

@@ -427,6 +427,18 @@ pub(crate) fn password_for_url(
         .map(crate::engine::crypto::Secret::new))
 }
 
+/// A token cancelled by Ctrl+C (long jobs stop cleanly).
+fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            c.cancel();
+        }
+    });
+    cancel
+}
+
 #[cfg(test)]
 mod help_tests {
     use clap::CommandFactory;

@@ -4,9 +4,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use tokio_util::sync::CancellationToken;
 
-use super::{output, prompt};
+use super::{cancel_on_ctrl_c, output, prompt};
 use crate::engine::migrate::{CloneInput, CloneWhat};
 use crate::engine::restore::{
     RestoreMode, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope, RestoreTarget,
@@ -399,17 +398,6 @@ fn progress_fn() -> crate::engine::restore::RestoreProgressFn {
             );
         }
     })
-}
-
-fn cancel_on_ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            c.cancel();
-        }
-    });
-    cancel
 }
 
 pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {

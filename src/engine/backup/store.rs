@@ -20,6 +20,30 @@ pub struct RebuildReport {
     pub skipped: Vec<String>,
 }
 
+/// Lists a completed backup's manifest in the catalog (its project matched
+/// by id, else by name); `dir` is where its folder is (or would be) here.
+/// Returns whether the row is new.
+pub(crate) fn record_manifest(tx: &rusqlite::Connection, m: &Manifest, dir: &Path) -> Result<bool> {
+    let project_id = match m.project.id.as_deref() {
+        Some(id) if projects::get_by_id(tx, id)?.is_some() => Some(id.to_owned()),
+        _ => projects::get_by_name(tx, &m.project.name)?.map(|p| p.id),
+    };
+    backups::upsert_completed(
+        tx,
+        &m.id,
+        project_id.as_deref(),
+        &m.project.name,
+        &m.project.project_ref,
+        m.options.kind.as_str(),
+        &dir.display().to_string(),
+        m.total_stored() as i64,
+        &m.digest(),
+        &serde_json::to_string(m)?,
+        &m.timings.started_at,
+        &m.timings.completed_at,
+    )
+}
+
 /// Every folder under `root` holding a manifest (depth: slug/date/backup).
 fn manifest_dirs(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -180,24 +204,7 @@ impl Engine {
                         }
                     };
                     report.manifests += 1;
-                    let project_id = match m.project.id.as_deref() {
-                        Some(id) if projects::get_by_id(&tx, id)?.is_some() => Some(id.to_owned()),
-                        _ => projects::get_by_name(&tx, &m.project.name)?.map(|p| p.id),
-                    };
-                    let added = backups::upsert_completed(
-                        &tx,
-                        &m.id,
-                        project_id.as_deref(),
-                        &m.project.name,
-                        &m.project.project_ref,
-                        m.options.kind.as_str(),
-                        &dir.display().to_string(),
-                        m.total_stored() as i64,
-                        &m.digest(),
-                        &serde_json::to_string(&m)?,
-                        &m.timings.started_at,
-                        &m.timings.completed_at,
-                    )?;
+                    let added = record_manifest(&tx, &m, &dir)?;
                     if added {
                         report.added += 1;
                     } else {

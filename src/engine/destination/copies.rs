@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::engine::backup::files::{BackupFiles, LocalFiles};
 use crate::engine::backup::manifest::{MANIFEST_FILE, Manifest};
 use crate::engine::catalog::backups::{self, BackupRecord};
-use crate::engine::catalog::{audit, now, projects};
+use crate::engine::catalog::{audit, now};
 use crate::engine::error::{Error, ErrorKind, Result};
 
 /// One copy of a backup at a destination.
@@ -844,27 +844,10 @@ impl Engine {
                         }
                     };
                     report.manifests += 1;
-                    let project_id = match m.project.id.as_deref() {
-                        Some(id) if projects::get_by_id(&tx, id)?.is_some() => Some(id.to_owned()),
-                        _ => projects::get_by_name(&tx, &m.project.name)?.map(|p| p.id),
-                    };
                     let local = rel
                         .split('/')
                         .fold(root.clone(), |p, part| p.join(part));
-                    let added = backups::upsert_completed(
-                        &tx,
-                        &m.id,
-                        project_id.as_deref(),
-                        &m.project.name,
-                        &m.project.project_ref,
-                        m.options.kind.as_str(),
-                        &local.display().to_string(),
-                        m.total_stored() as i64,
-                        &m.digest(),
-                        &serde_json::to_string(&m)?,
-                        &m.timings.started_at,
-                        &m.timings.completed_at,
-                    )?;
+                    let added = crate::engine::backup::store::record_manifest(&tx, &m, &local)?;
                     let here = Manifest::read(&local).is_ok_and(|lm| lm.digest() == m.digest());
                     backups::set_local_state(&tx, &m.id, if here { "present" } else { "absent" })?;
                     let ts = now();
