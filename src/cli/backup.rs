@@ -86,8 +86,10 @@ pub enum BackupCmd {
 pub struct RunArgs {
     /// Project name, id or ref.
     project: String,
-    /// full = roles + schema + data + migration history.
-    #[arg(long = "type", default_value = "full", value_parser = ["full", "schema", "data", "roles"])]
+    /// full = roles + schema + data + migration history, as files of their
+    /// own; incremental = the same, in the deduplicating repository (only
+    /// what changed is stored; always encrypted).
+    #[arg(long = "type", default_value = "full", value_parser = ["full", "incremental", "schema", "data", "roles"])]
     kind: String,
     /// Only these schemas, by exact name (case matters; comma-separated or
     /// repeated; quote a name holding a comma or dot: '"a.b"').
@@ -476,7 +478,7 @@ pub async fn verify(engine: &Engine, id: &str, from: Option<&str>, json: bool) -
         prompt::unlock(engine).await?;
     }
     let manifest = engine.backup_manifest(&rec.id).await?;
-    if !remote && manifest.files.iter().any(|f| f.encrypted) {
+    if !remote && (manifest.files.iter().any(|f| f.encrypted) || manifest.repo.is_some()) {
         prompt::unlock(engine).await?;
     }
     let report = engine.verify_backup_from(&rec.id, from).await?;

@@ -467,6 +467,11 @@ pub async fn prune(
     dry_run: bool,
     json: bool,
 ) -> Result<i32> {
+    // Garbage collection after pruning incremental backups opens the
+    // repository, whose keys the backup passphrase in the vault seals.
+    if crate::engine::repo::Repo::exists(&engine.data_dir().repo()) {
+        super::prompt::unlock(engine).await?;
+    }
     let jobs = engine.list_jobs().await?;
     let projects = engine.list_projects().await?;
     if let Some(d) = &destination
@@ -544,6 +549,19 @@ pub async fn prune(
                     d.created_at,
                     d.bytes.map(output::bytes).unwrap_or_default()
                 );
+            }
+            if let Some(g) = &r.repo_gc {
+                println!(
+                    "  repository: {} pack(s) {}, {} repacked, {} {}",
+                    g.packs_deleted,
+                    if dry_run { "would go" } else { "deleted" },
+                    g.packs_repacked,
+                    output::bytes(g.bytes_freed as i64),
+                    if dry_run { "would be freed" } else { "freed" }
+                );
+            }
+            if let Some(e) = &r.repo_gc_error {
+                eprintln!("warning: the repository's garbage collection failed: {e}");
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod job;
 pub mod output;
 pub mod project;
 pub mod prompt;
+pub mod repo;
 pub mod restore;
 pub mod vault;
 
@@ -150,6 +151,28 @@ pub enum Command {
     /// The catalog itself.
     #[command(subcommand)]
     Catalog(CatalogCmd),
+    /// The repository incremental backups live in: garbage collection, check.
+    #[command(subcommand)]
+    Repo(repo::RepoCmd),
+    /// Write a backup's roles.sql, schema.sql, data.sql and history.sql
+    /// into a folder, checked against its manifest, for restoring with
+    /// psql alone (works for every backup type).
+    Export {
+        /// Backup id (or a unique prefix of it).
+        id: String,
+        /// The folder to write into (created; must not hold these files).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// none (plain .sql, the default) or zstd (.sql.zst).
+        #[arg(long, default_value = "none", value_parser = ["none", "zstd"])]
+        compression: String,
+        /// Read the copy at this destination instead of the local one.
+        #[arg(long, value_name = "NAME")]
+        from: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the audit log (newest first).
     Audit {
         /// How many entries.
@@ -330,6 +353,14 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
             ..
         } => backup::verify(&engine, &id, destination.as_deref(), json).await,
         Command::Destination(cmd) => destination::run(&engine, cmd).await,
+        Command::Repo(cmd) => repo::run(&engine, cmd).await,
+        Command::Export {
+            id,
+            to,
+            compression,
+            from,
+            json,
+        } => repo::export(&engine, &id, &to, &compression, from.as_deref(), json).await,
         Command::Decrypt { .. } | Command::Logs { .. } => Ok(0),
         Command::Catalog(CatalogCmd::Rebuild { from, json }) => {
             let r = match from {

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod paths;
 pub mod pg;
 pub mod project;
+pub mod repo;
 pub mod restore;
 pub mod schedule;
 pub mod supabase;

@@ -72,6 +72,10 @@ impl DataDir {
     pub fn config(&self) -> PathBuf {
         self.root.join("config")
     }
+    /// The content-addressed repository incremental backups live in.
+    pub fn repo(&self) -> PathBuf {
+        self.root.join("repo")
+    }
     pub fn exports(&self) -> PathBuf {
         self.root.join("exports")
     }

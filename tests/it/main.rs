@@ -14,6 +14,7 @@ mod names;
 mod notify;
 mod projects;
 mod recipe;
+mod repo;
 mod restore;
 mod restore_kill;
 mod restore_platform;

@@ -59,6 +59,71 @@ pub(super) struct ArtifactJob {
     pub(super) current_table: Arc<std::sync::Mutex<Option<String>>>,
     pub(super) matviews: Vec<MatviewInfo>,
     pub(super) cancel: CancellationToken,
+    /// Write into the repository (an incremental backup) instead of files.
+    pub(super) repo: Option<Arc<crate::engine::repo::Repo>>,
+}
+
+impl ArtifactJob {
+    /// Where `artifact`'s output goes: its file, or its chunk list.
+    pub(super) fn out_path(&self, dir: &Path, artifact: Artifact) -> PathBuf {
+        match self.repo {
+            Some(_) => dir.join(crate::engine::repo::chunks::list_name(
+                &artifact.file_name(super::options::Codec::None, false),
+            )),
+            None => dir.join(artifact.file_name(self.opts.codec, self.key.is_some())),
+        }
+    }
+
+    fn writer(&self, path: &Path) -> Result<ArtifactWriter> {
+        let level = self.opts.effective_level();
+        match &self.repo {
+            Some(repo) => ArtifactWriter::create_in_repo(path, repo.clone(), level, &self.counters),
+            None => ArtifactWriter::create(
+                path,
+                self.opts.codec,
+                level,
+                self.key.as_ref(),
+                &self.counters,
+            ),
+        }
+    }
+
+    /// The manifest's entry for a finished output (and its list, in the
+    /// repository).
+    fn entry(
+        &self,
+        artifact: Artifact,
+        path: &Path,
+        written: super::pipeline::Written,
+        lists: &mut Vec<crate::engine::backup::manifest::RepoFileRef>,
+    ) -> FileEntry {
+        let Some(stats) = written.repo.clone() else {
+            return file_entry(artifact, path, &self.opts, self.key.is_some(), written);
+        };
+        let list = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = list.strip_suffix(".chunks").unwrap_or(&list).to_owned();
+        lists.push(crate::engine::backup::manifest::RepoFileRef {
+            name: name.clone(),
+            list,
+            list_sha256: stats.list_sha256,
+            chunks: stats.chunks,
+            new_chunks: stats.new_chunks,
+            new_bytes: stats.new_bytes,
+        });
+        FileEntry {
+            artifact,
+            name,
+            codec: super::options::Codec::None,
+            encrypted: false,
+            plain_size: written.plain_size,
+            stored_size: written.stored_size,
+            plain_sha256: written.plain_sha256,
+            stored_sha256: written.stored_sha256,
+        }
+    }
 }
 
 pub(super) struct ArtifactDone {
@@ -70,6 +135,8 @@ pub(super) struct ArtifactDone {
     pub(super) left_out: Vec<String>,
     /// Their dump ids in schema.dump.
     pub(super) left_out_ids: Vec<i32>,
+    /// In the repository: the outputs' chunk lists.
+    pub(super) lists: Vec<crate::engine::backup::manifest::RepoFileRef>,
 }
 
 /// Keeps the last bytes of a stream (for the completion marker).
@@ -88,14 +155,7 @@ impl Tail {
 }
 
 pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
-    let level = job.opts.effective_level();
-    let mut writer = ArtifactWriter::create(
-        &job.path,
-        job.opts.codec,
-        level,
-        job.key.as_ref(),
-        &job.counters,
-    )?;
+    let mut writer = job.writer(&job.path)?;
     let run = ToolRun {
         program: &job.program,
         args: job.args.clone(),
@@ -238,37 +298,21 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
     }
     let written = writer
         .finish()
-        .map_err(|e| Error::io("finish", &job.path, e))?;
-    let mut entries = vec![file_entry(
-        job.artifact,
-        &job.path,
-        &job.opts,
-        job.key.is_some(),
-        written,
-    )];
+        .map_err(|e| super::crypt::error_from_io(e, "finish", &job.path))?;
+    let mut lists = Vec::new();
+    let mut entries = vec![job.entry(job.artifact, &job.path, written, &mut lists)];
     if let Some((artifact, archive)) = archive {
         // The custom archive itself, through the same pipeline.
-        let path = job
-            .path
-            .with_file_name(artifact.file_name(job.opts.codec, job.key.is_some()));
-        let mut w = ArtifactWriter::create(
-            &path,
-            job.opts.codec,
-            job.opts.effective_level(),
-            job.key.as_ref(),
-            &job.counters,
-        )?;
+        let dir = job.path.parent().unwrap_or(Path::new("."));
+        let path = job.out_path(dir, artifact);
+        let mut w = job.writer(&path)?;
         let mut f = std::fs::File::open(&archive).map_err(|e| Error::io("open", &archive, e))?;
         std::io::copy(&mut f, &mut WriteAdapter(&mut w))
             .map_err(|e| Error::io("write", &path, e))?;
-        let written = w.finish().map_err(|e| Error::io("finish", &path, e))?;
-        entries.push(file_entry(
-            artifact,
-            &path,
-            &job.opts,
-            job.key.is_some(),
-            written,
-        ));
+        let written = w
+            .finish()
+            .map_err(|e| super::crypt::error_from_io(e, "finish", &path))?;
+        entries.push(job.entry(artifact, &path, written, &mut lists));
         let _ = std::fs::remove_file(&archive);
     }
     Ok(ArtifactDone {
@@ -277,6 +321,7 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
         roles: roles_kept,
         left_out,
         left_out_ids,
+        lists,
     })
 }
 

@@ -247,7 +247,7 @@ fn read_error(what: &str, err: io::Error) -> Error {
 
 /// Wraps an engine error into an `io::Error` that keeps it (see
 /// [`error_from_io`]).
-fn to_io(err: Error) -> io::Error {
+pub(crate) fn to_io(err: Error) -> io::Error {
     let kind = match err.kind {
         ErrorKind::Auth | ErrorKind::Corrupt => io::ErrorKind::InvalidData,
         ErrorKind::Invalid => io::ErrorKind::InvalidInput,

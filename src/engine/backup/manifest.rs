@@ -107,6 +107,33 @@ pub struct Manifest {
     pub warnings: Vec<String>,
     /// Encryption parameters (informational: each file's header is authoritative).
     pub encryption: Option<EncryptionInfo>,
+    /// For a repository snapshot (an incremental backup): where its files'
+    /// chunks are listed. Its `files` then describe the plain streams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<RepoSection>,
+}
+
+/// A snapshot's place in the content-addressed repository (src/engine/repo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoSection {
+    /// The repository's id (its config.json).
+    pub id: String,
+    pub files: Vec<RepoFileRef>,
+}
+
+/// One stream of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoFileRef {
+    /// The file it stands for, e.g. `data.sql`.
+    pub name: String,
+    /// Its chunk list in the snapshot folder, e.g. `data.sql.chunks`.
+    pub list: String,
+    pub list_sha256: String,
+    pub chunks: u64,
+    /// Chunks the repository did not hold before this backup.
+    pub new_chunks: u64,
+    /// What they added to the repository, sealed.
+    pub new_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,8 +147,17 @@ impl Manifest {
         self.files.iter().find(|f| f.artifact == artifact)
     }
 
+    /// Bytes stored for this backup: its files, or for a repository
+    /// snapshot what it added to the repository.
     pub fn total_stored(&self) -> u64 {
-        self.files.iter().map(|f| f.stored_size).sum()
+        match &self.repo {
+            Some(r) => r
+                .files
+                .iter()
+                .map(|f| f.new_bytes + 8 + 36 * f.chunks)
+                .sum(),
+            None => self.files.iter().map(|f| f.stored_size).sum(),
+        }
     }
 
     /// A digest over the files' stored checksums: the catalog's `checksum`.
@@ -145,6 +181,12 @@ impl Manifest {
         Self::parse(&bytes, &path.display().to_string())
     }
 
+    /// Version 2 marks a repository snapshot (older readers refuse it
+    /// instead of looking for files that are not there).
+    pub fn version_for(repo: bool) -> u32 {
+        if repo { 2 } else { 1 }
+    }
+
     /// Parses a manifest's bytes; `label` names it in errors.
     pub fn parse(bytes: &[u8], label: &str) -> Result<Manifest> {
         let m: Manifest = serde_json::from_slice(bytes)
@@ -154,9 +196,9 @@ impl Manifest {
                 "{label} is not a supabackup manifest"
             )));
         }
-        if m.version != 1 {
+        if m.version != 1 && m.version != 2 {
             return Err(Error::corrupt(format!(
-                "{label} has manifest version {}; this supabackup reads version 1",
+                "{label} has manifest version {}; this supabackup reads versions 1 and 2",
                 m.version
             )));
         }

@@ -19,6 +19,9 @@ pub enum BackupKind {
     Roles,
     /// A safety snapshot taken before a restore.
     PreRestore,
+    /// What a full backup holds, stored in the content-addressed repository:
+    /// only chunks it lacks are written (src/engine/repo).
+    Incremental,
 }
 
 impl BackupKind {
@@ -29,8 +32,9 @@ impl BackupKind {
             "data" => Ok(BackupKind::Data),
             "roles" => Ok(BackupKind::Roles),
             "pre-restore" => Ok(BackupKind::PreRestore),
+            "incremental" => Ok(BackupKind::Incremental),
             other => Err(Error::invalid(format!(
-                "unknown backup type '{other}': use full, schema, data or roles"
+                "unknown backup type '{other}': use full, incremental, schema, data or roles"
             ))),
         }
     }
@@ -41,6 +45,7 @@ impl BackupKind {
             BackupKind::Data => "data",
             BackupKind::Roles => "roles",
             BackupKind::PreRestore => "pre-restore",
+            BackupKind::Incremental => "incremental",
         }
     }
 }
@@ -214,6 +219,19 @@ impl BackupOptions {
             )));
         }
         self.normalized()?;
+        if self.kind == BackupKind::Incremental {
+            if !self.encrypt {
+                return Err(Error::invalid(
+                    "incremental backups live in the encrypted repository: they cannot be taken unencrypted",
+                )
+                .with_hint("drop --no-encrypt (a backup passphrase is needed), or take a full backup"));
+            }
+            if self.codec != Codec::Zstd {
+                return Err(Error::invalid(
+                    "incremental backups compress each chunk with zstd: choose zstd (or leave the compression at its default)",
+                ));
+            }
+        }
         if self.kind == BackupKind::Roles
             && (!self.schemas.is_empty() || !self.exclude_tables.is_empty())
         {
@@ -232,9 +250,11 @@ impl BackupOptions {
     pub fn artifacts(&self) -> Vec<Artifact> {
         let filtered = !self.schemas.is_empty();
         match self.kind {
-            BackupKind::Full if filtered => vec![Artifact::Schema, Artifact::Data],
+            BackupKind::Full | BackupKind::Incremental if filtered => {
+                vec![Artifact::Schema, Artifact::Data]
+            }
             // A safety snapshot covers all a restore may change.
-            BackupKind::Full | BackupKind::PreRestore => vec![
+            BackupKind::Full | BackupKind::PreRestore | BackupKind::Incremental => vec![
                 Artifact::Roles,
                 Artifact::Schema,
                 Artifact::Data,

@@ -140,11 +140,19 @@ pub struct Written {
     pub plain_sha256: String,
     pub stored_size: u64,
     pub stored_sha256: String,
+    /// For a stream written into the repository: its list and its cost.
+    pub repo: Option<crate::engine::repo::chunks::SinkStats>,
+}
+
+/// Where an artifact's bytes go: a file of their own, or the repository.
+enum Sink {
+    File(HashingWriter<Compressing>),
+    Repo(HashingWriter<crate::engine::repo::chunks::ChunkSink>),
 }
 
 /// Writes one artifact: `write` plain SQL into it, then `finish`.
 pub struct ArtifactWriter {
-    chain: HashingWriter<Compressing>,
+    chain: Sink,
 }
 
 fn io_err(path: &Path, what: &str) -> impl Fn(io::Error) -> Error {
@@ -200,17 +208,53 @@ impl ArtifactWriter {
             }
         };
         Ok(ArtifactWriter {
-            chain: HashingWriter::new(compressing, counters.plain.clone()),
+            chain: Sink::File(HashingWriter::new(compressing, counters.plain.clone())),
+        })
+    }
+
+    /// Writes the stream into the repository: chunks there, their list at
+    /// `list_path`.
+    pub fn create_in_repo(
+        list_path: &Path,
+        repo: Arc<crate::engine::repo::Repo>,
+        level: u8,
+        counters: &Counters,
+    ) -> Result<Self> {
+        let sink = crate::engine::repo::chunks::ChunkSink::create(
+            repo,
+            list_path,
+            i32::from(level.max(1)),
+            counters.stored.clone(),
+        )?;
+        Ok(ArtifactWriter {
+            chain: Sink::Repo(HashingWriter::new(sink, counters.plain.clone())),
         })
     }
 
     pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.chain.write_all(buf)
+        match &mut self.chain {
+            Sink::File(w) => w.write_all(buf),
+            Sink::Repo(w) => w.write_all(buf),
+        }
     }
 
     /// Flushes every layer, fsyncs the file and returns sizes and checksums.
     pub fn finish(self) -> io::Result<Written> {
-        let (compressing, plain_sha256, plain_size) = self.chain.into_parts();
+        let chain = match self.chain {
+            Sink::File(c) => c,
+            Sink::Repo(c) => {
+                let (sink, plain_sha256, plain_size) = c.into_parts();
+                let stats = sink.finish().map_err(super::crypt::to_io)?;
+                return Ok(Written {
+                    plain_size,
+                    stored_size: plain_size,
+                    stored_sha256: plain_sha256.clone(),
+                    plain_sha256,
+                    repo: Some(stats),
+                });
+            }
+        };
+        let (compressing, plain_sha256, plain_size) = chain.into_parts();
         let sealing = compressing.finish()?;
         let stored = sealing.finish()?;
         let (buf, stored_sha256, stored_size) = stored.into_parts();
@@ -221,6 +265,7 @@ impl ArtifactWriter {
             plain_sha256,
             stored_size,
             stored_sha256,
+            repo: None,
         })
     }
 }

@@ -126,6 +126,21 @@ impl Engine {
         }
         let key = self.master_key()?;
         let actor = self.actor().to_owned();
+        // The repository's keys are sealed by the passphrase: seal them
+        // again under the new one (when the old one opens them).
+        let old = self.backup_passphrase().await?;
+        let root = self.data_dir().repo();
+        let (kdf, new) = (self.kdf(), passphrase.clone());
+        let repo = match old {
+            Some(old) if crate::engine::repo::Repo::exists(&root) => {
+                tokio::task::spawn_blocking(move || {
+                    crate::engine::repo::Repo::open(&root, &old).ok()
+                })
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+            }
+            _ => None,
+        };
         self.catalog()
             .call(move |c| {
                 let tx = crate::engine::catalog::immediate(c)?;
@@ -140,7 +155,23 @@ impl Engine {
                 tx.commit()?;
                 Ok(())
             })
-            .await
+            .await?;
+        if let Some(repo) = repo {
+            tokio::task::spawn_blocking(move || repo.rewrap(&new, kdf))
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+                .map_err(|e| {
+                    Error::new(
+                        e.kind,
+                        format!(
+                            "the passphrase was changed, but the repository could not be sealed under it: {}",
+                            e.message
+                        ),
+                    )
+                    .with_hint("set the previous passphrase again to read incremental backups")
+                })?;
+        }
+        Ok(())
     }
 
     /// Runs a backup to completion (or failure, or cancellation), reporting
@@ -153,6 +184,14 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<BackupRecord> {
         req.options.validate()?;
+        if req.options.kind == BackupKind::Incremental
+            && (!req.store.destinations.is_empty() || req.store.drop_local)
+        {
+            return Err(Error::invalid(
+                "incremental backups live in this machine's repository: copies at destinations are not supported for them yet",
+            )
+            .with_hint("take a full backup for off-site copies"));
+        }
         // Every destination asked for exists, before anything runs.
         for name in crate::engine::destination::copies::plan_names(&req.store) {
             self.destination(name).await?;
@@ -469,6 +508,33 @@ impl Engine {
         crate::engine::paths::create_dirs_synced(temp)?;
         let passfile_path = self.data_dir().temp().join(format!("{id}.pgpass"));
         let passfile = PassFile::create(&passfile_path, info)?;
+        // An incremental backup writes into the repository, which seals
+        // every chunk itself; its shared lock keeps garbage collection out
+        // until the snapshot's folder is in place.
+        let mut repo_lock = None;
+        let repo = if req.options.kind == BackupKind::Incremental {
+            let p = passphrase
+                .clone()
+                .ok_or_else(|| Error::auth("incremental backups need the backup passphrase"))?;
+            let root = self.data_dir().repo();
+            let kdf = self.kdf();
+            let repo = tokio::task::spawn_blocking(move || {
+                crate::engine::repo::Repo::open_or_create(&root, &p, kdf)
+            })
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+            let repo = Arc::new(repo);
+            let r = repo.clone();
+            repo_lock = Some(
+                tokio::task::spawn_blocking(move || r.lock_shared())
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))??,
+            );
+            Some(repo)
+        } else {
+            None
+        };
+        let passphrase = if repo.is_some() { None } else { passphrase };
         let key = match passphrase {
             Some(p) => {
                 let kdf = self.kdf();
@@ -497,9 +563,15 @@ impl Engine {
             .collect();
         let mut handles = Vec::new();
         for artifact in &artifacts {
+            let path = match &repo {
+                Some(_) => temp.join(crate::engine::repo::chunks::list_name(
+                    &artifact.file_name(super::options::Codec::None, false),
+                )),
+                None => temp.join(artifact.file_name(req.options.codec, key.is_some())),
+            };
             let job = ArtifactJob {
                 artifact: *artifact,
-                path: temp.join(artifact.file_name(req.options.codec, key.is_some())),
+                path,
                 program: if *artifact == Artifact::Roles {
                     pg_dumpall.clone()
                 } else {
@@ -520,6 +592,7 @@ impl Engine {
                 current_table: current_table.clone(),
                 matviews: covered_matviews.clone(),
                 cancel: stop.clone(),
+                repo: repo.clone(),
             };
             let stop = stop.clone();
             handles.push(tokio::task::spawn_blocking(move || {
@@ -573,13 +646,17 @@ impl Engine {
         let roles = done.iter().flat_map(|d| d.roles.clone()).collect();
         let left_out: Vec<String> = done.iter().flat_map(|d| d.left_out.clone()).collect();
         let left_out_ids: Vec<i32> = done.iter().flat_map(|d| d.left_out_ids.clone()).collect();
+        let repo_section = repo.as_ref().map(|r| super::manifest::RepoSection {
+            id: r.config.id.clone(),
+            files: done.iter().flat_map(|d| d.lists.clone()).collect(),
+        });
         if server.snapshot.is_none() {
             warnings.push("dumps ran without a shared snapshot".into());
         }
         let completed = chrono::Utc::now();
         let manifest = Manifest {
             format: super::manifest::FORMAT_NAME.into(),
-            version: 1,
+            version: Manifest::version_for(repo.is_some()),
             id: id.to_owned(),
             status: "completed".into(),
             project: ProjectInfo {
@@ -617,15 +694,26 @@ impl Engine {
                 duration_ms: (completed - started).num_milliseconds().max(0) as u64,
             },
             warnings,
-            encryption: key.as_ref().map(|k| EncryptionInfo {
-                algorithm: "AES-256-GCM STREAM (docs/FORMAT.md)".into(),
-                kdf: format!(
-                    "argon2id m={} t={} p={}",
-                    k.params().m_cost,
-                    k.params().t_cost,
-                    k.params().p_cost
-                ),
-            }),
+            encryption: match &repo {
+                Some(r) => Some(EncryptionInfo {
+                    algorithm: "AES-256-GCM per chunk, in the repository (docs/REPOSITORY.md)"
+                        .into(),
+                    kdf: format!(
+                        "argon2id m={} t={} p={}",
+                        r.config.kdf.m_cost, r.config.kdf.t_cost, r.config.kdf.p_cost
+                    ),
+                }),
+                None => key.as_ref().map(|k| EncryptionInfo {
+                    algorithm: "AES-256-GCM STREAM (docs/FORMAT.md)".into(),
+                    kdf: format!(
+                        "argon2id m={} t={} p={}",
+                        k.params().m_cost,
+                        k.params().t_cost,
+                        k.params().p_cost
+                    ),
+                }),
+            },
+            repo: repo_section,
         };
         manifest.write(temp)?;
         fsync_dir(temp);
@@ -636,6 +724,7 @@ impl Engine {
         std::fs::rename(temp, folder)
             .map_err(|e| Error::io("move the finished backup into", folder, e))?;
         fsync_dir(parent);
+        drop(repo_lock);
         drop(server);
         Ok(manifest)
     }

@@ -140,6 +140,15 @@ impl Engine {
             && path.starts_with(self.data_dir().backups())
             && path.exists()
         {
+            // The manifest first: a folder without one is no backup (and no
+            // snapshot keeping repository chunks alive), whatever a crash
+            // leaves of the rest.
+            let manifest = path.join(MANIFEST_FILE);
+            match std::fs::remove_file(&manifest) {
+                Ok(()) => crate::engine::paths::fsync_dir(&path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("delete", &manifest, e)),
+            }
             std::fs::remove_dir_all(&path).map_err(|e| Error::io("delete", &path, e))?;
             // Tidy empty date and project folders.
             let mut parent = path.parent().map(Path::to_path_buf);

@@ -211,6 +211,9 @@ impl Engine {
         let local = PathBuf::from(rec.file_path.clone().unwrap_or_default());
         let want_local = from.is_none_or(|f| f.eq_ignore_ascii_case("local"));
         if want_local && rec.local_state == "present" && local.is_dir() {
+            if let Some(files) = self.snapshot_files(&local).await? {
+                return Ok(files);
+            }
             return Ok(Arc::new(LocalFiles::new(local)));
         }
         if from.is_some_and(|f| f.eq_ignore_ascii_case("local")) {
@@ -257,6 +260,26 @@ impl Engine {
         )))
     }
 
+    /// A repository snapshot's files (`None` for a plain backup folder).
+    async fn snapshot_files(&self, dir: &std::path::Path) -> Result<Option<Arc<dyn BackupFiles>>> {
+        let d = dir.to_path_buf();
+        let manifest = tokio::task::spawn_blocking(move || Manifest::read(&d))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        if manifest.repo.is_none() {
+            return Ok(None);
+        }
+        // The repository is opened (a key derivation) only when a stream is
+        // read, on the blocking thread that reads it.
+        let engine = self.clone();
+        let handle = tokio::runtime::Handle::current();
+        let opener: crate::engine::repo::chunks::RepoOpener =
+            Box::new(move || handle.block_on(engine.open_repo()));
+        let files =
+            crate::engine::repo::chunks::SnapshotFiles::with_manifest(dir, opener, &manifest)?;
+        Ok(Some(Arc::new(files)))
+    }
+
     /// Copies a completed backup to a destination: uploads every file, then
     /// the manifest, reads each back and compares sizes and SHA-256; only
     /// then is the copy `stored`. A failed copy's objects are removed.
@@ -274,6 +297,13 @@ impl Engine {
                 "backup {} is {}: only a completed backup can be copied",
                 rec.id, rec.status
             )));
+        }
+        if rec.backup_type == "incremental" {
+            return Err(Error::invalid(format!(
+                "backup {} is an incremental snapshot in this machine's repository: copying it to a destination is not supported yet",
+                rec.id
+            ))
+            .with_hint("`supabackup export` writes its plain files; a full backup can be copied"));
         }
         let (dest, place) = self.open_destination(destination).await?;
         let rel = relative_folder(self, &rec)?;

@@ -63,6 +63,20 @@ pub(crate) fn check_manifest(m: &Manifest) -> Result<()> {
                 format!("it lists the {} file twice", f.artifact.stem()),
             ));
         }
+        // A repository snapshot's files are its plain streams (the
+        // repository seals the chunks); each must have a chunk list.
+        if let Some(repo) = &m.repo {
+            if f.encrypted || f.codec != crate::engine::backup::options::Codec::None {
+                return Err(refused(
+                    &f.name,
+                    "the manifest lists a repository stream as a compressed or encrypted file",
+                ));
+            }
+            if !repo.files.iter().any(|r| r.name == f.name) {
+                return Err(refused(&f.name, "the manifest lists no chunks for it"));
+            }
+            continue;
+        }
         if f.encrypted != m.options.encrypt {
             return Err(refused(
                 &f.name,

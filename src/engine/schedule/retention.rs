@@ -105,6 +105,12 @@ pub struct PruneReport {
     pub dry_run: bool,
     pub deleted: Vec<PrunedBackup>,
     pub kept: usize,
+    /// The repository's garbage collection, when snapshots were pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo_gc: Option<crate::engine::repo::gc::GcReport>,
+    /// Why that collection failed (the pruning itself stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo_gc_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,6 +212,8 @@ impl Engine {
         let doomed = decide(&candidates, rules, now);
         let mut report = PruneReport {
             dry_run,
+            repo_gc: None,
+            repo_gc_error: None,
             deleted: Vec::new(),
             kept: candidates.iter().filter(|c| c.completed).count() - doomed.len(),
         };
@@ -253,6 +261,25 @@ impl Engine {
                 bytes: b.file_size,
                 at: place.clone(),
             });
+        }
+        // Chunks only the pruned snapshots used go too (the next prune
+        // does it when a backup holds the repository now).
+        let pruned_snapshots = report.deleted.iter().any(|d| {
+            rows.iter()
+                .any(|(b, ..)| b.id == d.id && b.backup_type == "incremental")
+        });
+        if pruned_snapshots && dest.is_none() {
+            match self.repo_gc(dry_run, false).await {
+                Ok(Some(gc)) => report.repo_gc = Some(gc),
+                Ok(None) => tracing::info!(
+                    "repository busy (a backup is running): its garbage collection waits for the next prune"
+                ),
+                // The snapshots are gone either way; the next run collects.
+                Err(e) => {
+                    tracing::warn!("repository garbage collection failed: {e}");
+                    report.repo_gc_error = Some(e.message);
+                }
+            }
         }
         Ok(report)
     }

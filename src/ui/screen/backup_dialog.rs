@@ -77,8 +77,9 @@ impl ProjectFilter {
 pub struct KindChoice(pub BackupKind);
 
 impl KindChoice {
-    pub const ALL: [KindChoice; 4] = [
+    pub const ALL: [KindChoice; 5] = [
         KindChoice(BackupKind::Full),
+        KindChoice(BackupKind::Incremental),
         KindChoice(BackupKind::Schema),
         KindChoice(BackupKind::Data),
         KindChoice(BackupKind::Roles),
@@ -93,6 +94,7 @@ impl std::fmt::Display for KindChoice {
             BackupKind::Data => "Data only",
             BackupKind::Roles => "Roles only",
             BackupKind::PreRestore => "Pre-restore snapshot",
+            BackupKind::Incremental => "Incremental (full, only changes stored)",
         })
     }
 }
@@ -352,6 +354,11 @@ impl BackupDialog {
             }
             Message::Kind(k) => {
                 self.kind = k.0;
+                // The repository always seals and zstd-compresses chunks.
+                if self.kind == BackupKind::Incremental {
+                    self.codec = Codec::Zstd;
+                    self.encrypt = true;
+                }
                 Event::None
             }
             Message::Schemas(s) => {

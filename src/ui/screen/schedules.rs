@@ -562,7 +562,14 @@ impl Schedules {
                 f.touched_cron = true;
             }),
             Message::Tz(t) => self.edit_form(|f| f.tz = t.0),
-            Message::Kind(k) => self.edit_form(|f| f.backup.kind = k.0),
+            Message::Kind(k) => self.edit_form(|f| {
+                f.backup.kind = k.0;
+                // The repository always seals and zstd-compresses chunks.
+                if k.0 == crate::engine::backup::BackupKind::Incremental {
+                    f.backup.codec = crate::engine::backup::Codec::Zstd;
+                    f.backup.encrypt = true;
+                }
+            }),
             Message::Codec(c) => self.edit_form(|f| f.backup.codec = c.0),
             Message::Level(l) => self.edit_form(|f| f.backup.level = l.0),
             Message::Encrypt(b) => self.edit_form(|f| f.backup.encrypt = b),
