@@ -72,6 +72,27 @@ pub enum BackupCmd {
         #[arg(long)]
         json: bool,
     },
+    /// A project's backups as a timeline, oldest first.
+    History {
+        /// Project name, id or ref.
+        project: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed from backup A to backup B (of one project or two), read
+    /// from their files: schema objects added, removed and changed (with a
+    /// unified diff of each definition), rows added, removed and changed per
+    /// table (matched by primary key), and roles.
+    Diff {
+        /// The older backup (id or unique prefix).
+        a: String,
+        /// The newer backup (id or unique prefix).
+        b: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a backup's files (here and at every destination) and catalog entry.
     Delete {
         /// Backup id (or a unique prefix of it).
@@ -366,6 +387,50 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
             );
             Ok(0)
         }
+        BackupCmd::History { project, json } => {
+            let list = engine.backup_history(&project).await?;
+            if json {
+                return output::json(&list).map(|_| 0);
+            }
+            if list.is_empty() {
+                println!("No backups of {project} yet.");
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.created_at.clone(),
+                        h.id.clone(),
+                        h.backup_type.clone(),
+                        h.status.clone(),
+                        h.stored_bytes
+                            .map(output::bytes)
+                            .unwrap_or_else(|| "-".into()),
+                        match (&h.verified_restorable_at, &h.verified_at) {
+                            (Some(_), _) => "restore-tested".into(),
+                            (None, Some(_)) => "verified".into(),
+                            _ => "-".into(),
+                        },
+                    ]
+                })
+                .collect();
+            output::table(
+                &["CREATED", "ID", "TYPE", "STATUS", "STORED", "CHECKED"],
+                &rows,
+            );
+            Ok(0)
+        }
+        BackupCmd::Diff { a, b, json } => {
+            prompt::unlock(engine).await?;
+            let cancel = super::cancel_on_ctrl_c();
+            let d = engine.diff_backups(&a, &b, cancel).await?;
+            if json {
+                return output::json(&d).map(|_| 0);
+            }
+            print_diff(&d);
+            Ok(0)
+        }
         BackupCmd::Show { id, json } => {
             let rec = engine.backup(&id).await?;
             let manifest = if rec.status == "completed" {
@@ -453,6 +518,74 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
             println!("Deleted backup {}.", rec.id);
             Ok(0)
         }
+    }
+}
+
+fn print_diff(d: &crate::engine::history::BackupDiff) {
+    println!(
+        "{} ({}) → {} ({})",
+        d.a, d.a_created_at, d.b, d.b_created_at
+    );
+    if d.is_empty() {
+        println!("No differences.");
+    }
+    let s = &d.schema;
+    println!(
+        "Schema: {} added, {} removed, {} changed",
+        s.added.len(),
+        s.removed.len(),
+        s.changed.len()
+    );
+    for o in &s.added {
+        println!("  + {} {}.{}", o.kind, o.schema, o.name);
+    }
+    for o in &s.removed {
+        println!("  - {} {}.{}", o.kind, o.schema, o.name);
+    }
+    for o in &s.changed {
+        println!("  ~ {} {}.{}", o.kind, o.schema, o.name);
+        for line in o.diff.lines() {
+            println!("      {line}");
+        }
+    }
+    println!(
+        "Data: {} table(s) changed, {} unchanged",
+        d.tables.len(),
+        d.unchanged_tables
+    );
+    if !d.tables.is_empty() {
+        let rows: Vec<Vec<String>> = d
+            .tables
+            .iter()
+            .map(|t| {
+                vec![
+                    t.table.clone(),
+                    t.rows_a.to_string(),
+                    t.rows_b.to_string(),
+                    format!("+{}", t.added),
+                    format!("-{}", t.removed),
+                    if t.keyed {
+                        format!("~{}", t.changed)
+                    } else {
+                        "(no key)".into()
+                    },
+                ]
+            })
+            .collect();
+        output::table(
+            &["TABLE", "ROWS A", "ROWS B", "ADDED", "REMOVED", "CHANGED"],
+            &rows,
+        );
+    }
+    let r = &d.roles;
+    if !(r.added.is_empty() && r.removed.is_empty() && r.changed.is_empty()) {
+        println!(
+            "Roles: added {:?}, removed {:?}, changed {:?}",
+            r.added, r.removed, r.changed
+        );
+    }
+    for n in &d.notes {
+        println!("note: {n}");
     }
 }
 

@@ -470,3 +470,159 @@ async fn a_damaged_chunk_fails_verify_and_repo_check_and_a_wrong_passphrase_is_n
     .expect_err("opened with a wrong passphrase");
     assert_eq!(wrong.kind, supabackup::engine::ErrorKind::Auth, "{wrong}");
 }
+
+/// Per table of `db`: primary key (or, without one, nothing) → md5 of the
+/// row, as SQL sees it.
+fn rows_in_sql(db: &TestDb, table: &str, key: Option<&str>) -> Vec<(String, String)> {
+    let sql = match key {
+        Some(k) => format!("SELECT {k}::text, md5(t::text) FROM {table} t ORDER BY 1"),
+        None => format!("SELECT '', md5(t::text) FROM {table} t ORDER BY 2"),
+    };
+    db.psql(&format!(
+        "\\pset format unaligned\n\\pset tuples_only on\n\\pset fieldsep '|'\n{sql}"
+    ))
+    .lines()
+    .filter(|l| l.contains('|'))
+    .map(|l| {
+        let (k, h) = l.split_once('|').unwrap_or_default();
+        (k.to_owned(), h.to_owned())
+    })
+    .collect()
+}
+
+/// (added, removed, changed) between two row lists, keyed or as multisets.
+fn sql_difference(a: &[(String, String)], b: &[(String, String)], keyed: bool) -> (u64, u64, u64) {
+    use std::collections::HashMap;
+    if keyed {
+        let am: HashMap<_, _> = a.iter().cloned().collect();
+        let bm: HashMap<_, _> = b.iter().cloned().collect();
+        let added = bm.keys().filter(|k| !am.contains_key(*k)).count() as u64;
+        let removed = am.keys().filter(|k| !bm.contains_key(*k)).count() as u64;
+        let changed = am
+            .iter()
+            .filter(|(k, v)| bm.get(*k).is_some_and(|w| w != *v))
+            .count() as u64;
+        (added, removed, changed)
+    } else {
+        let mut count: HashMap<&str, i64> = HashMap::new();
+        for (_, h) in a {
+            *count.entry(h).or_default() -= 1;
+        }
+        for (_, h) in b {
+            *count.entry(h).or_default() += 1;
+        }
+        let added = count.values().filter(|v| **v > 0).sum::<i64>() as u64;
+        let removed = (-count.values().filter(|v| **v < 0).sum::<i64>()) as u64;
+        (added, removed, 0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_diff_of_two_snapshots_equals_the_difference_computed_in_sql() {
+    let src = new_project("repo_diff_src");
+    src.run_sql_file_locked(APP);
+    let t = engine_for(&src, "Source").await;
+    let e = &t.engine;
+    let a = backup(e, "Source", incremental()).await;
+    let before = freeze(&src, "repo_diff_a");
+    src.psql(&churn(2));
+    src.psql(&churn(3));
+    src.psql(
+        "UPDATE public.accounts SET filler = 'x' WHERE aid BETWEEN 100 AND 160;
+         DELETE FROM public.events WHERE what LIKE 'boot 1%';
+         CREATE TABLE public.tags (id int PRIMARY KEY, label text);
+         INSERT INTO public.tags SELECT g, 'tag ' || g FROM generate_series(1, 30) g;
+         ALTER POLICY documents_read ON public.documents USING (id > 0);
+         CREATE FUNCTION public.doc_count() RETURNS bigint LANGUAGE sql STABLE
+           AS 'SELECT count(*) FROM public.documents';
+         CREATE ROLE repo_diff_reader NOLOGIN;",
+    );
+    let b = backup(e, "Source", incremental()).await;
+    let d = e
+        .diff_backups(&a.id, &b.id, tokio_util::sync::CancellationToken::new())
+        .await
+        .expect("diff");
+
+    // Rows: what SQL says changed between the two databases.
+    for (table, key) in [
+        ("public.documents", Some("id")),
+        ("public.accounts", Some("aid")),
+        ("public.events", None),
+        ("public.tags", Some("id")),
+        ("public.archive", Some("id")),
+    ] {
+        let truth = sql_difference(
+            &if table == "public.tags" {
+                Vec::new()
+            } else {
+                rows_in_sql(&before, table, key)
+            },
+            &rows_in_sql(&src, table, key),
+            key.is_some(),
+        );
+        let got = d
+            .tables
+            .iter()
+            .find(|x| x.table == table)
+            .map(|x| (x.added, x.removed, x.changed))
+            .unwrap_or((0, 0, 0));
+        assert_eq!(got, truth, "{table}: {d:#?}");
+        if let Some(x) = d.tables.iter().find(|x| x.table == table) {
+            assert_eq!(x.keyed, key.is_some(), "{x:?}");
+        }
+    }
+    assert!(d.unchanged_tables >= 1, "the archive did not change");
+
+    // Objects.
+    let has = |v: &[supabackup::engine::history::diff::ObjectRef], kind: &str, name: &str| {
+        v.iter().any(|o| o.kind == kind && o.name == name)
+    };
+    assert!(has(&d.schema.added, "TABLE", "tags"), "{:#?}", d.schema);
+    assert!(
+        has(&d.schema.added, "FUNCTION", "doc_count()"),
+        "{:#?}",
+        d.schema
+    );
+    let policy = d
+        .schema
+        .changed
+        .iter()
+        .find(|c| c.kind == "POLICY")
+        .expect("the changed policy");
+    assert!(
+        policy.diff.contains("+CREATE POLICY") && policy.diff.contains("\"id\" > 0"),
+        "{}",
+        policy.diff
+    );
+    assert!(d.schema.removed.is_empty(), "{:#?}", d.schema.removed);
+    assert!(
+        d.roles.added.iter().any(|r| r.contains("repo_diff_reader")),
+        "{:?}",
+        d.roles
+    );
+    src.psql("DROP ROLE repo_diff_reader;");
+
+    // The CLI prints the same.
+    let out = cli(
+        t.dir.path(),
+        &["backup", "diff", &a.id, &b.id, "--json"],
+        &[("SUPABACKUP_PASSPHRASE", crate::support::engine::PASSPHRASE)],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["tables"].as_array().map(Vec::len), Some(d.tables.len()));
+    let out = cli(
+        t.dir.path(),
+        &["backup", "history", "Source"],
+        &[("SUPABACKUP_PASSPHRASE", crate::support::engine::PASSPHRASE)],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.find(&a.id)
+            .is_some_and(|i| text.find(&b.id).is_some_and(|j| i < j)),
+        "the timeline is not oldest first: {text}"
+    );
+}
