@@ -10,6 +10,7 @@ use iced::widget::{Id, button, column, container, pick_list, row, text, text_inp
 use iced::{Alignment, Element, Length, Task};
 
 use super::backup_dialog::{self, BackupDialog, ProjectFilter};
+use super::history::{self, HistoryDialog};
 use super::migrate::{self, MigrateDialog};
 use super::{Action, Ctx, Effect, Nav};
 use crate::engine::Error;
@@ -136,6 +137,9 @@ pub enum Message {
     Dialog(backup_dialog::Message),
     OpenMigrate,
     Migrate(migrate::Message),
+    /// The versions of the selected backup's (or the filtered) project.
+    OpenHistory,
+    History(history::Message),
     Verify(String),
     Verified(String, Result<VerifyReport, Error>),
     RestoreTest(String),
@@ -170,6 +174,7 @@ pub struct Backups {
     pub selected: Option<String>,
     pub dialog: Option<BackupDialog>,
     pub migrate: Option<MigrateDialog>,
+    pub history: Option<HistoryDialog>,
     pub confirm_delete: Option<BackupRecord>,
     /// What is happening to a backup now ("verifying", "deleting").
     pub busy: HashMap<String, &'static str>,
@@ -194,6 +199,7 @@ impl Default for Backups {
             selected: None,
             dialog: None,
             migrate: None,
+            history: None,
             confirm_delete: None,
             busy: HashMap::new(),
         }
@@ -399,6 +405,44 @@ impl Backups {
                 );
                 self.migrate = Some(d);
                 Action::task(task.map(Message::Migrate))
+            }
+            Message::OpenHistory => {
+                let row = self.selected_row();
+                let project = row
+                    .and_then(|r| r.rec.project_id.clone())
+                    .or_else(|| self.project.clone());
+                let Some(pid) = project else {
+                    return Action::notice(widget::Notice::info(
+                        "Select a backup or filter by a project to see its versions",
+                    ));
+                };
+                let name = self
+                    .projects
+                    .iter()
+                    .find(|p| p.id == pid)
+                    .map(|p| p.name.clone())
+                    .unwrap_or(pid);
+                let (d, task) =
+                    HistoryDialog::open(name, row.map(|r| r.rec.id.clone()), &ctx.engine);
+                self.history = Some(d);
+                Action::task(task.map(Message::History))
+            }
+            Message::History(m) => {
+                let Some(d) = &mut self.history else {
+                    return Action::none();
+                };
+                match d.update(m, &ctx.engine) {
+                    history::Event::None => Action::none(),
+                    history::Event::Run(t) => Action::task(t.map(Message::History)),
+                    history::Event::Closed => {
+                        self.history = None;
+                        Action::none()
+                    }
+                    history::Event::Restore(id) => {
+                        self.history = None;
+                        Action::effect(Effect::Navigate(Nav::RestoreFrom(id)))
+                    }
+                }
             }
             Message::Migrate(m) => {
                 let Some(d) = &mut self.migrate else {
@@ -611,6 +655,8 @@ impl Backups {
                     self.dialog = None;
                 } else if self.migrate.is_some() {
                     self.migrate = None;
+                } else if self.history.is_some() {
+                    self.history = None;
                 } else if self.confirm_delete.is_some() {
                     self.confirm_delete = None;
                 } else {
@@ -643,6 +689,7 @@ impl Backups {
             Some(subtitle),
             row![
                 widget::secondary_button("Refresh", Some(Message::Load)),
+                widget::secondary_button("Versions…", Some(Message::OpenHistory)),
                 widget::secondary_button("Migration assistant…", Some(Message::OpenMigrate)),
                 widget::primary_button(
                     "Back up now",
@@ -728,6 +775,13 @@ impl Backups {
                 base,
                 d.view().map(Message::Dialog),
                 Message::Dialog(backup_dialog::Message::Cancel),
+            );
+        }
+        if let Some(d) = &self.history {
+            return widget::modal(
+                base,
+                d.view().map(Message::History),
+                Message::History(history::Message::Cancel),
             );
         }
         if let Some(d) = &self.migrate {

@@ -7,6 +7,7 @@ pub mod backup_dialog;
 pub mod backups;
 pub mod dashboard;
 pub mod destinations;
+pub mod history;
 pub mod migrate;
 pub mod project_form;
 pub mod projects;

@@ -722,3 +722,85 @@ async fn the_migration_assistant_moves_a_backup_and_opens_a_clone_at_the_preview
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_versions_view_diffs_two_backups_and_restores_one_of_them() {
+    use supabackup::engine::backup::{BackupKind, BackupOptions};
+    use supabackup::ui::app::Message as M;
+    use supabackup::ui::screen::backups::Message as B;
+    use supabackup::ui::screen::history::Message as H;
+    let db = cluster().create_db("gui_versions");
+    db.psql(
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text);
+         INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 50) g;",
+    );
+    let t = crate::backup::engine_for(&db, "Shop").await;
+    let inc = BackupOptions {
+        kind: BackupKind::Incremental,
+        ..Default::default()
+    };
+    let a = crate::backup::backup(&t.engine, "Shop", inc.clone()).await;
+    db.psql(
+        "UPDATE public.items SET name = 'renamed' WHERE id IN (3, 4);
+         DELETE FROM public.items WHERE id = 50;
+         INSERT INTO public.items VALUES (51, 'new'), (52, 'newer'), (53, 'newest');
+         CREATE VIEW public.item_names AS SELECT name FROM public.items;",
+    );
+    let b = crate::backup::backup(&t.engine, "Shop", inc).await;
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Backups");
+    d.until("the list", |a| a.backups.loaded).await;
+    d.send(M::Backups(B::Select(b.id.clone())));
+    d.click("Versions…");
+    d.until("the versions", |a| {
+        a.backups.history.as_ref().is_some_and(|h| !h.loading)
+    })
+    .await;
+    d.assert_text("Versions of Shop");
+    {
+        let h = d.app.backups.history.as_ref().expect("dialog");
+        assert_eq!(h.entries.len(), 2);
+        assert_eq!(
+            h.b.as_deref(),
+            Some(b.id.as_str()),
+            "the selected backup is B"
+        );
+        assert_eq!(
+            h.a.as_deref(),
+            Some(a.id.as_str()),
+            "the one before it is A"
+        );
+    }
+    d.click("Compare");
+    d.until("the diff", |a| {
+        a.backups
+            .history
+            .as_ref()
+            .is_some_and(|h| h.diff.is_some() || h.error.is_some())
+    })
+    .await;
+    let diff = {
+        let h = d.app.backups.history.as_ref().expect("dialog");
+        assert_eq!(h.error, None);
+        h.diff.clone().expect("diff")
+    };
+    let items = diff
+        .tables
+        .iter()
+        .find(|t| t.table == "public.items")
+        .expect("items changed");
+    assert_eq!(
+        (items.added, items.removed, items.changed),
+        (3, 1, 2),
+        "{items:?}"
+    );
+    d.assert_text("public.items: +3 −1 ~2  (50 → 52 rows)");
+    d.assert_text("+ VIEW public.item_names");
+
+    // Restore the older version: the wizard opens on it.
+    d.send(M::Backups(B::History(H::Restore(a.id.clone()))));
+    d.until("the restore wizard", |app| app.restore.backup.is_some())
+        .await;
+    assert_eq!(d.app.restore.backup.as_deref(), Some(a.id.as_str()));
+    assert!(d.app.backups.history.is_none());
+}
