@@ -25,6 +25,10 @@
 #  4b. Uploads a ~1 GB (uncompressed) backup with `backup copy` to a folder
 #     destination and to moto's S3 server on loopback, and verifies the S3
 #     copy by reading it back (memory must stay flat: <= 100 MB tree RSS).
+#  4c. Churns `bench` for BENCH_INCR_DAYS days (1 % updates) and takes an
+#     incremental backup each day; compares the repository's growth with the
+#     ideal delta (zstd --patch-from of consecutive plain dumps) and with restic
+#     fed the same dumps; restores the last snapshot vs psql of the plain dump.
 #  5. Prints a table: wall time (median of the rounds), CPU, peak RSS of the
 #     whole process tree, output size, time vs raw pg_dump and size vs
 #     zstd -3, and the targets (<= 1.1x pg_dump's time, <= zstd -3's size,
@@ -48,6 +52,8 @@
 #   BENCH_SKIP_XZ=1            skip both xz runs (they are slow: ~10 min here)
 #   BENCH_SKIP_SMALL=1         skip the small-database memory run
 #   BENCH_SKIP_UPLOAD=1        skip the off-site upload run (moto's S3 server on loopback)
+#   BENCH_SKIP_INCR=1          skip the incremental run (days of churn vs the ideal delta and restic)
+#   BENCH_INCR_DAYS=7          days of churn in the incremental run
 #   BENCH_SKIP_WARMUP=1        no untimed warm-up pg_dump
 #   BENCH_ZSTD_ARGS="-3"       zstd CLI flags for the reference pipeline
 #   BENCH_XZ_ARGS="-6 -T0"     xz CLI flags (-T0: threaded, like supabackup's liblzma)
@@ -415,6 +421,19 @@ r = json.load(open(sys.argv[1]))
 print(f"    {r['wall_s']:.1f} s, CPU {r.get('time_cpu_pct', '?')}, tree RSS peak {r['tree_peak_rss_kb']/1024:.1f} MB")
 PY
 }
+# Like measure, but a failure is reported instead of ending the run.
+measure_soft() {
+    local name=$1 round=$2 label=$3
+    shift 3
+    printf '%s\n' "$label" >"$RES/$name.label"
+    log "timing: $label (run $round)"
+    if python3 "$WORK/measure.py" "$RES/$name.$round.json" "$@"; then
+        return 0
+    fi
+    log "    '$label' FAILED (exit $?): left out of the table"
+    rm -f "$RES/$name.$round.json"
+    return 1
+}
 set_size() { printf '%s\n' "$2" >"$RES/$1.size"; }
 mib_early() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1048576}'; }
 file_size() { stat -c %s "$1"; }
@@ -704,6 +723,83 @@ else
     kill "$MOTO_PID" 2>/dev/null || true
 fi
 
+# --- 5c. incremental backups -----------------------------------------------------
+# BENCH_INCR_DAYS days of churn on `bench` (1 % of docs updated with their
+# text and jsonb, 0.2 % inserted, 0.05 % deleted; 1 % of pgbench_accounts
+# updated; pgbench_history appended). Each day: an incremental backup into the
+# repository, a plain pg_dump (for the ideal delta: `zstd -3 --patch-from` of
+# the previous day's dump), and the same dump fed to restic. Then a restore
+# of the last snapshot against psql --single-transaction of the plain dump.
+INCR_DAYS=${BENCH_INCR_DAYS:-7}
+INCR_REPORT=
+if [[ ${BENCH_SKIP_INCR:-0} == 1 ]]; then
+    log "skipped: incremental backups (BENCH_SKIP_INCR=1)"
+else
+    command -v restic >/dev/null || die "restic not found (apt-get install restic) or set BENCH_SKIP_INCR=1"
+    export RESTIC_REPOSITORY=$WORK/restic RESTIC_PASSWORD="bench restic $PGPW" RESTIC_CACHE_DIR=$WORK/restic-cache
+    restic init -q >/dev/null
+    repo_bytes() { # the repository plus every snapshot folder (lists, manifests)
+        local total=0 f
+        [[ -d $SBDATA/repo ]] && total=$(dir_size "$SBDATA/repo")
+        for f in "$SBDATA"/backups/bench/*/*-incremental-*; do
+            [[ -d $f ]] && total=$((total + $(dir_size "$f")))
+        done
+        echo "$total"
+    }
+    churn() { # churn DAY
+        psql_q -d bench <<SQL
+UPDATE docs SET body = body || ' edited on day $1',
+                meta = jsonb_set(meta, '{version}', to_jsonb(coalesce((meta->>'version')::int, 0) + 1))
+ WHERE id % 100 = $1;
+INSERT INTO docs (title, body, meta, created_at)
+SELECT title, body || ' (copy)', meta, now() FROM docs WHERE id % 500 = $1;
+DELETE FROM docs WHERE id % 2000 = ($1 + 977) % 2000;
+UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid % 100 = $1;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime)
+SELECT 1 + g % 10, 1, g, g % 1000, now() FROM generate_series(1, 20000) g;
+SQL
+    }
+    printf 'day\tsupabackup_growth\tideal_delta\trestic_growth\tincr_wall_s\tdump_wall_s\n' >"$RES/incr.tsv"
+    for ((day = 0; day <= INCR_DAYS; day++)); do
+        [[ $day -gt 0 ]] && churn "$day"
+        before=$(repo_bytes)
+        measure "incr_d$day" 1 "supabackup incremental, day $day" --stdout "$RES/incr_d$day.out" -- \
+            "${SB_ENV[@]}" "$SB" backup run bench --type incremental --json
+        set_size "incr_d$day" $(($(repo_bytes) - before))
+        t0=$(date +%s.%N)
+        "$PG_DUMP" -d bench -f "$OUT/day$day.sql"
+        dump_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+        rbefore=$(dir_size "$RESTIC_REPOSITORY")
+        restic backup -q --stdin --stdin-filename bench.sql <"$OUT/day$day.sql" >/dev/null
+        rgrowth=$(($(dir_size "$RESTIC_REPOSITORY") - rbefore))
+        if [[ $day -gt 0 ]]; then
+            zstd -3 -q -f --patch-from="$OUT/day$((day - 1)).sql" "$OUT/day$day.sql" -o "$OUT/patch.zst"
+            ideal=$(file_size "$OUT/patch.zst")
+            rm -f "$OUT/patch.zst" "$OUT/day$((day - 1)).sql"
+        else
+            zstd -3 -q -f "$OUT/day0.sql" -o "$OUT/day0.sql.zst"
+            ideal=$(file_size "$OUT/day0.sql.zst")
+            rm -f "$OUT/day0.sql.zst"
+        fi
+        wall=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["wall_s"])' "$RES/incr_d$day.1.json")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$day" "$(cat "$RES/incr_d$day.size")" "$ideal" "$rgrowth" "$wall" "$dump_s" >>"$RES/incr.tsv"
+        log "    day $day: supabackup +$(cat "$RES/incr_d$day.size") B, ideal $ideal B, restic +$rgrowth B"
+    done
+    # Restore the last snapshot into an empty database vs psql of the plain dump.
+    LAST_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$RES/incr_d$INCR_DAYS.out")
+    psql_q -d postgres -c "CREATE DATABASE restore_plain" -c "CREATE DATABASE restore_sb"
+    measure restore_psql 1 "psql --single-transaction -f (plain dump of day $INCR_DAYS)" -- \
+        psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d restore_plain -f "$OUT/day$INCR_DAYS.sql" -o /dev/null
+    set_size restore_psql "$(file_size "$OUT/day$INCR_DAYS.sql")"
+    if measure_soft restore_sb 1 "supabackup restore run (from the repository, one transaction)" -- \
+        "${SB_ENV[@]}" SUPABACKUP_TARGET_PASSWORD="$PGPW" "$SB" restore run "$LAST_ID" \
+        --to-url "postgresql://postgres@127.0.0.1:$PORT/restore_sb?sslmode=require" --mode new --yes; then
+        set_size restore_sb "$(file_size "$OUT/day$INCR_DAYS.sql")"
+    fi
+    rm -f "$OUT/day$INCR_DAYS.sql"
+    INCR_REPORT=1
+fi
+
 # --- 6. report ------------------------------------------------------------------
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1048576}'; }
 echo
@@ -721,8 +817,35 @@ if [[ $SKIP_XZ == 1 ]]; then
     echo "note      : the xz runs were skipped (BENCH_SKIP_XZ=1)"
 fi
 echo
-ORDER=(raw zstd xz custom sb_zstd sb_xz small up_floor upload_src up_folder up_s3 verify_s3)
+ORDER=(raw zstd xz custom sb_zstd sb_xz small up_floor upload_src up_folder up_s3 verify_s3 incr_d0 incr_d1 restore_psql restore_sb)
 python3 "$WORK/report.py" "$RES" "${ORDER[@]}"
+if [[ -n $INCR_REPORT ]]; then
+    echo
+    echo "Incremental backups, $INCR_DAYS days of churn (1 % of docs and pgbench_accounts updated a day, docs +0.2 % / -0.05 %, +20,000 pgbench_history rows):"
+    python3 - "$RES/incr.tsv" "$RES" <<'PY'
+import glob, json, os, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+print(f"  {'day':>3}  {'supabackup +B':>14}  {'ideal delta B':>14}  {'restic +B':>14}  {'sb/ideal':>8}  {'sb/restic':>9}  {'sb wall s':>9}  {'pg_dump s':>9}")
+tot = [0, 0, 0]
+for d, sb, ideal, rs, wall, dump in rows:
+    sb, ideal, rs = int(sb), int(ideal), int(rs)
+    if d != "0":
+        tot[0] += sb; tot[1] += ideal; tot[2] += rs
+    print(f"  {d:>3}  {sb:>14,}  {ideal:>14,}  {rs:>14,}  {sb / ideal:>7.2f}x  {sb / rs if rs else 0:>8.3f}x  {float(wall):>9.1f}  {float(dump):>9.1f}")
+print(f"  day 0 is the first (full) snapshot; its 'ideal' is the zstd -3 size of the plain dump.")
+print(f"  days 1-{len(rows) - 1} total: supabackup {tot[0]:,} B, ideal {tot[1]:,} B, restic {tot[2]:,} B")
+if tot[1] and tot[2]:
+    a, b = tot[0] / tot[1], tot[0] / tot[2]
+    print(f"  target: growth <= 3x the ideal delta : {a:.2f}x  {'PASS' if a <= 3 else 'FAIL'}")
+    print(f"  target: growth <= 0.1x restic's      : {b:.3f}x  {'PASS' if b <= 0.1 else 'FAIL'}")
+def wall(n):
+    p = glob.glob(os.path.join(sys.argv[2], n + ".*.json"))
+    return json.load(open(p[0]))["wall_s"] if p else None
+a, b = wall("restore_sb"), wall("restore_psql")
+if a and b:
+    print(f"  target: restore from the repository <= 1.0x psql --single-transaction : {a / b:.2f}x ({a:.1f} s vs {b:.1f} s)  {'PASS' if a / b <= 1.0 else 'FAIL'}")
+PY
+fi
 if [[ -n $SMALL_SIZE ]]; then
     echo
     echo "Memory vs database size (supabackup full at defaults, max over the runs):"

@@ -417,13 +417,26 @@ async fn an_exported_snapshot_loads_with_supabases_documented_psql_procedure() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_damaged_chunk_fails_verify_and_repo_check_and_a_wrong_passphrase_is_named() {
+async fn a_snapshot_restore_tests_and_a_damaged_chunk_fails_verify_and_repo_check() {
     let src = new_project("repo_tamper_src");
     src.run_sql_file_locked(APP);
     let t = engine_for(&src, "Source").await;
     let e = &t.engine;
     let b = backup(e, "Source", incremental()).await;
     assert!(e.verify_backup(&b.id).await.expect("verify").ok);
+    // A restore test of a snapshot takes the same path as any backup's.
+    let rt = {
+        let _roles = roles_lock();
+        e.restore_test_from(
+            &b.id,
+            Some(cluster().url("postgres")),
+            None,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect("restore test")
+    };
+    assert!(rt.ok, "{rt:?}");
     // Unencrypted incremental backups are refused with a reason.
     let err = BackupOptions {
         kind: BackupKind::Incremental,
