@@ -446,6 +446,47 @@ async fn a_snapshot_restore_tests_and_a_damaged_chunk_fails_verify_and_repo_chec
     .validate()
     .expect_err("unencrypted incremental");
     assert!(err.message.contains("encrypted"), "{err}");
+    // An incremental job with off-site copies is refused when it is saved,
+    // not on its first night.
+    let folder = tempfile::tempdir().expect("tmp");
+    e.add_destination(supabackup::engine::destination::DestinationInput {
+        name: "nas".into(),
+        url: format!("file://{}", folder.path().display()),
+        ..Default::default()
+    })
+    .await
+    .expect("destination");
+    let job = e
+        .add_job(supabackup::engine::schedule::JobInput {
+            project: "Source".into(),
+            name: None,
+            cron: "0 3 * * *".into(),
+            timezone: supabackup::engine::schedule::JobTz::Utc,
+            config: supabackup::engine::schedule::JobConfig {
+                backup: incremental(),
+                store: supabackup::engine::destination::copies::StorePlan {
+                    destinations: vec!["nas".into()],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            retention: Retention::default(),
+            enabled: true,
+        })
+        .await
+        .expect_err("an incremental job with copies");
+    assert!(job.message.contains("repository"), "{job}");
+    let copy = e
+        .store_copy(
+            &b.id,
+            "nas",
+            None,
+            &|_| {},
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect_err("a snapshot copied off-site");
+    assert!(copy.message.contains("not supported yet"), "{copy}");
 
     // Flip one byte in the middle of the biggest pack.
     let packs = t.dir.path().join("repo").join("packs");
