@@ -61,6 +61,8 @@ pub(super) struct ArtifactJob {
     pub(super) cancel: CancellationToken,
     /// Write into the repository (an incremental backup) instead of files.
     pub(super) repo: Option<Arc<crate::engine::repo::Repo>>,
+    /// The project's previous snapshot folder (its lists guide deltas).
+    pub(super) previous: Option<PathBuf>,
 }
 
 impl ArtifactJob {
@@ -77,7 +79,20 @@ impl ArtifactJob {
     fn writer(&self, path: &Path) -> Result<ArtifactWriter> {
         let level = self.opts.effective_level();
         match &self.repo {
-            Some(repo) => ArtifactWriter::create_in_repo(path, repo.clone(), level, &self.counters),
+            Some(repo) => {
+                let previous = self
+                    .previous
+                    .as_ref()
+                    .zip(path.file_name())
+                    .map(|(d, n)| d.join(n));
+                ArtifactWriter::create_in_repo(
+                    path,
+                    repo.clone(),
+                    level,
+                    &self.counters,
+                    previous.as_deref(),
+                )
+            }
             None => ArtifactWriter::create(
                 path,
                 self.opts.codec,

@@ -146,8 +146,8 @@ pub struct Written {
 
 /// Where an artifact's bytes go: a file of their own, or the repository.
 enum Sink {
-    File(HashingWriter<Compressing>),
-    Repo(HashingWriter<crate::engine::repo::chunks::ChunkSink>),
+    File(Box<HashingWriter<Compressing>>),
+    Repo(Box<HashingWriter<crate::engine::repo::chunks::ChunkSink>>),
 }
 
 /// Writes one artifact: `write` plain SQL into it, then `finish`.
@@ -208,26 +208,32 @@ impl ArtifactWriter {
             }
         };
         Ok(ArtifactWriter {
-            chain: Sink::File(HashingWriter::new(compressing, counters.plain.clone())),
+            chain: Sink::File(Box::new(HashingWriter::new(
+                compressing,
+                counters.plain.clone(),
+            ))),
         })
     }
 
     /// Writes the stream into the repository: chunks there, their list at
-    /// `list_path`.
+    /// `list_path`; `previous` is the same stream's list in the previous
+    /// snapshot (changed chunks are stored against the ones they replace).
     pub fn create_in_repo(
         list_path: &Path,
         repo: Arc<crate::engine::repo::Repo>,
         level: u8,
         counters: &Counters,
+        previous: Option<&Path>,
     ) -> Result<Self> {
         let sink = crate::engine::repo::chunks::ChunkSink::create(
             repo,
             list_path,
             i32::from(level.max(1)),
             counters.stored.clone(),
+            previous,
         )?;
         Ok(ArtifactWriter {
-            chain: Sink::Repo(HashingWriter::new(sink, counters.plain.clone())),
+            chain: Sink::Repo(Box::new(HashingWriter::new(sink, counters.plain.clone()))),
         })
     }
 
@@ -243,7 +249,7 @@ impl ArtifactWriter {
         let chain = match self.chain {
             Sink::File(c) => c,
             Sink::Repo(c) => {
-                let (sink, plain_sha256, plain_size) = c.into_parts();
+                let (sink, plain_sha256, plain_size) = (*c).into_parts();
                 let stats = sink.finish().map_err(super::crypt::to_io)?;
                 return Ok(Written {
                     plain_size,
@@ -254,7 +260,7 @@ impl ArtifactWriter {
                 });
             }
         };
-        let (compressing, plain_sha256, plain_size) = chain.into_parts();
+        let (compressing, plain_sha256, plain_size) = (*chain).into_parts();
         let sealing = compressing.finish()?;
         let stored = sealing.finish()?;
         let (buf, stored_sha256, stored_size) = stored.into_parts();

@@ -535,6 +535,25 @@ impl Engine {
             None
         };
         let passphrase = if repo.is_some() { None } else { passphrase };
+        // The project's newest snapshot: its chunk lists say which old chunk
+        // each changed one replaces.
+        let previous = match (&repo, project.id.is_empty()) {
+            (Some(_), false) => {
+                let pid = project.id.clone();
+                self.catalog()
+                    .call(move |c| backups::list(c, Some(&pid), 50))
+                    .await?
+                    .into_iter()
+                    .find(|b| {
+                        b.backup_type == "incremental"
+                            && b.status == "completed"
+                            && b.local_state == "present"
+                    })
+                    .and_then(|b| b.file_path.map(PathBuf::from))
+                    .filter(|p| p.is_dir())
+            }
+            _ => None,
+        };
         let key = match passphrase {
             Some(p) => {
                 let kdf = self.kdf();
@@ -593,6 +612,7 @@ impl Engine {
                 matviews: covered_matviews.clone(),
                 cancel: stop.clone(),
                 repo: repo.clone(),
+                previous: previous.clone(),
             };
             let stop = stop.clone();
             handles.push(tokio::task::spawn_blocking(move || {

@@ -7,7 +7,6 @@
 //! its name (32 bytes) and plaintext length (u32 LE). The manifest keeps its
 //! SHA-256; the reader checks it when the list ends.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::index::Index;
-use super::pack::{PackWriter, open_chunk, read_blob, seal_chunk};
+use super::pack::{MAX_DEPTH, PackWriter, open_chunk, read_blob, seal_chunk};
 use super::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK, PACK_TARGET, Repo};
 use crate::engine::backup::crypt::to_io;
 use crate::engine::backup::files::{BackupFiles, FileStat, LocalFiles};
@@ -82,17 +81,196 @@ impl Gear {
     }
 }
 
+/// Reads chunks by name: the blob from its pack, then (for a chunk stored
+/// against a base) the base first, each one checked.
+pub struct Resolver {
+    repo: Arc<Repo>,
+    pub index: Index,
+    pack: Option<(String, File, PathBuf)>,
+    /// The last chunks decoded: a stream's bases are often its previous chunks.
+    recent: std::collections::VecDeque<([u8; 32], Arc<Vec<u8>>)>,
+}
+
+const RECENT: usize = 8;
+
+impl Resolver {
+    pub fn new(repo: Arc<Repo>) -> Result<Resolver> {
+        Ok(Resolver {
+            index: Index::open(&repo)?,
+            repo,
+            pack: None,
+            recent: std::collections::VecDeque::with_capacity(RECENT),
+        })
+    }
+
+    /// The plaintext of chunk `id`.
+    pub fn plain(&mut self, id: &[u8; 32]) -> Result<Arc<Vec<u8>>> {
+        self.plain_at(id, 0)
+    }
+
+    fn plain_at(&mut self, id: &[u8; 32], hops: u8) -> Result<Arc<Vec<u8>>> {
+        if let Some((_, p)) = self.recent.iter().find(|(k, _)| k == id) {
+            return Ok(p.clone());
+        }
+        if hops > MAX_DEPTH {
+            return Err(Error::corrupt(format!(
+                "chunk {} has a chain of bases longer than {MAX_DEPTH}",
+                &hex(id)[..12]
+            )));
+        }
+        let loc = self.index.locate(id)?.ok_or_else(|| {
+            Error::corrupt(format!(
+                "chunk {} is missing from the repository",
+                &hex(id)[..12]
+            ))
+        })?;
+        let mut prefix = Vec::new();
+        for b in &loc.bases {
+            prefix.extend_from_slice(&self.plain_at(b, hops + 1)?);
+        }
+        if self.pack.as_ref().is_none_or(|(p, ..)| *p != loc.pack) {
+            let path = self.repo.pack_path(&loc.pack);
+            let f = File::open(&path).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::corrupt(format!(
+                    "pack {} is missing from the repository",
+                    path.display()
+                )),
+                _ => Error::io("open", &path, e),
+            })?;
+            self.pack = Some((loc.pack.clone(), f, path));
+        }
+        let (_, file, path) = self
+            .pack
+            .as_ref()
+            .ok_or_else(|| Error::internal("no pack open"))?;
+        let blob = read_blob(file, path, loc.offset, loc.len)?;
+        let plain = Arc::new(open_chunk(
+            &self.repo.keys,
+            id,
+            &blob,
+            loc.plain_len,
+            (!loc.bases.is_empty()).then_some((loc.bases.as_slice(), prefix.as_slice())),
+        )?);
+        self.remember(*id, plain.clone());
+        Ok(plain)
+    }
+
+    fn remember(&mut self, id: [u8; 32], plain: Arc<Vec<u8>>) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((id, plain));
+    }
+}
+
+/// The previous snapshot's list of the same stream, read alongside the new
+/// stream. A chunk both have fixes how the two streams' offsets line up; a
+/// new chunk is stored against the old chunks covering the same bytes (an
+/// edit moves chunk boundaries, so it is not one old chunk for one new).
+struct PrevCursor {
+    list: BufReader<File>,
+    /// (name, offset in the old stream, length)
+    ahead: std::collections::VecDeque<([u8; 32], u64, u64)>,
+    next_offset: u64,
+    /// new offset − old offset, from the last chunk both streams have.
+    shift: i64,
+    done: bool,
+}
+
+const LOOKAHEAD: usize = 1024;
+
+impl PrevCursor {
+    fn open(path: &Path) -> Option<PrevCursor> {
+        let mut list = BufReader::with_capacity(64 * 1024, File::open(path).ok()?);
+        let mut magic = [0u8; 8];
+        if read_full(&mut list, &mut magic).ok()? != 8 || &magic != LIST_MAGIC {
+            return None;
+        }
+        Some(PrevCursor {
+            list,
+            ahead: std::collections::VecDeque::with_capacity(LOOKAHEAD),
+            next_offset: 0,
+            shift: 0,
+            done: false,
+        })
+    }
+
+    /// Reads old entries until one reaches past `until` (old offset) or the
+    /// window is full.
+    fn fill(&mut self, until: u64) {
+        while !self.done
+            && self.ahead.len() < LOOKAHEAD
+            && self.ahead.back().is_none_or(|(_, o, l)| o + l <= until)
+        {
+            let mut e = [0u8; LIST_ENTRY];
+            match read_full(&mut self.list, &mut e) {
+                Ok(n) if n == LIST_ENTRY => {
+                    let mut id = [0u8; 32];
+                    id.copy_from_slice(&e[..32]);
+                    let len = u64::from(u32::from_le_bytes([e[32], e[33], e[34], e[35]]));
+                    self.ahead.push_back((id, self.next_offset, len));
+                    self.next_offset += len;
+                }
+                _ => self.done = true,
+            }
+        }
+    }
+
+    /// A chunk both streams have, at `new_offset` in the new one.
+    fn matched(&mut self, id: &[u8; 32], new_offset: u64) {
+        let old = (new_offset as i64 - self.shift).max(0) as u64;
+        self.fill(old + MAX_CHUNK as u64);
+        if let Some(k) = self.ahead.iter().position(|(x, ..)| x == id) {
+            self.shift = new_offset as i64 - self.ahead[k].1 as i64;
+            self.ahead.drain(..=k);
+        }
+    }
+
+    /// The old chunks (at most two, in order) overlapping most with the new
+    /// chunk at `new_offset`, `len` long.
+    fn covering(&mut self, new_offset: u64, len: u64) -> Vec<[u8; 32]> {
+        let s = (new_offset as i64 - self.shift).max(0) as u64;
+        let e = s + len;
+        self.fill(e);
+        while self.ahead.front().is_some_and(|(_, o, l)| o + l <= s) {
+            self.ahead.pop_front();
+        }
+        let mut hits: Vec<(u64, usize)> = self
+            .ahead
+            .iter()
+            .enumerate()
+            .take_while(|(_, (_, o, _))| *o < e)
+            .map(|(i, (_, o, l))| ((o + l).min(e) - (*o).max(s), i))
+            .collect();
+        hits.sort_by_key(|h| std::cmp::Reverse(h.0));
+        let mut chosen: Vec<usize> = hits
+            .into_iter()
+            .take(super::pack::MAX_BASES)
+            .map(|(_, i)| i)
+            .collect();
+        chosen.sort_unstable();
+        chosen.into_iter().map(|i| self.ahead[i].0).collect()
+    }
+}
+
 /// `Write` end of the repository: a stream goes in, chunks and a list
 /// file come out. Call [`ChunkSink::finish`]; dropping it discards the
 /// unsealed pack (sealed packs stay, unreferenced until a snapshot uses
 /// them or garbage collection removes them).
 pub struct ChunkSink {
     repo: Arc<Repo>,
-    index: Index,
+    resolver: Resolver,
+    prev: Option<PrevCursor>,
+    /// The chunk just cut (name, plaintext, depth): a new chunk with no old
+    /// counterpart is stored against it.
+    last: Option<([u8; 32], Arc<Vec<u8>>, u8)>,
+    /// Depth of each chunk in the unsealed pack.
+    pending_depth: std::collections::HashMap<[u8; 32], u8>,
+    /// Bytes of the stream cut so far.
+    offset: u64,
     gear: Gear,
     level: i32,
     pack: Option<PackWriter>,
-    in_pack: HashSet<[u8; 32]>,
     buf: Vec<u8>,
     start: usize,
     list: BufWriter<File>,
@@ -103,14 +281,16 @@ pub struct ChunkSink {
 }
 
 impl ChunkSink {
-    /// Writes the list to `list_path` (which must not exist).
+    /// Writes the list to `list_path` (which must not exist); `previous` is
+    /// the same stream's list in the previous snapshot, if any.
     pub fn create(
         repo: Arc<Repo>,
         list_path: &Path,
         level: i32,
         stored: Arc<AtomicU64>,
+        previous: Option<&Path>,
     ) -> Result<ChunkSink> {
-        let index = Index::open(&repo)?;
+        let resolver = Resolver::new(repo.clone())?;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -129,10 +309,13 @@ impl ChunkSink {
         Ok(ChunkSink {
             gear: Gear::new(repo.keys.seed),
             repo,
-            index,
+            resolver,
+            prev: previous.and_then(PrevCursor::open),
+            last: None,
+            pending_depth: std::collections::HashMap::new(),
+            offset: 0,
             level: level.max(1),
             pack: None,
-            in_pack: HashSet::new(),
             buf: Vec::with_capacity(4 * MAX_CHUNK),
             start: 0,
             list,
@@ -146,7 +329,10 @@ impl ChunkSink {
     fn emit(&mut self, len: usize) -> Result<()> {
         let (from, to) = (self.start, self.start + len);
         self.start = to;
-        let id = self.repo.keys.chunk_id(&self.buf[from..to]);
+        let at = self.offset;
+        self.offset += len as u64;
+        let plain = Arc::new(self.buf[from..to].to_vec());
+        let id = self.repo.keys.chunk_id(&plain);
         let mut entry = [0u8; LIST_ENTRY];
         entry[..32].copy_from_slice(&id);
         entry[32..].copy_from_slice(&(len as u32).to_le_bytes());
@@ -155,17 +341,26 @@ impl ChunkSink {
             .map_err(|e| Error::io("write", &self.list_path, e))?;
         self.list_hash.update(entry);
         self.stats.chunks += 1;
-        if self.in_pack.contains(&id) || self.index.contains(&id)? {
+        if let Some(d) = self.pending_depth.get(&id).copied() {
+            self.last = Some((id, plain, d));
             return Ok(());
         }
-        let blob = seal_chunk(&self.repo.keys, &id, &self.buf[from..to], self.level)?;
+        if let Some(loc) = self.resolver.index.locate(&id)? {
+            if let Some(p) = self.prev.as_mut() {
+                p.matched(&id, at);
+            }
+            self.last = Some((id, plain, loc.depth));
+            return Ok(());
+        }
+        let (blob, bases, depth) = self.encode(&id, &plain, at)?;
         if self.pack.is_none() {
             self.pack = Some(PackWriter::create(&self.repo)?);
         }
         if let Some(pack) = self.pack.as_mut() {
-            pack.push(id, &blob, len as u32)?;
+            pack.push(id, &blob, len as u32, &bases, depth)?;
         }
-        self.in_pack.insert(id);
+        self.pending_depth.insert(id, depth);
+        self.last = Some((id, plain, depth));
         self.stats.new_chunks += 1;
         self.stats.new_bytes += blob.len() as u64;
         self.stored.fetch_add(blob.len() as u64, Ordering::Relaxed);
@@ -175,11 +370,76 @@ impl ChunkSink {
         Ok(())
     }
 
+    /// Seals a new chunk: against the old chunks covering the same bytes
+    /// (or older versions of them, to keep chains short), else against the
+    /// chunk before it in the stream, else whole — whichever is smallest.
+    fn encode(
+        &mut self,
+        id: &[u8; 32],
+        plain: &[u8],
+        at: u64,
+    ) -> Result<(Vec<u8>, Vec<[u8; 32]>, u8)> {
+        // (bases, their plaintexts concatenated, depth)
+        let mut candidates: Vec<(Vec<[u8; 32]>, Vec<u8>, u8)> = Vec::new();
+        let old = match self.prev.as_mut() {
+            Some(p) => p.covering(at, plain.len() as u64),
+            None => Vec::new(),
+        };
+        if !old.is_empty() {
+            let (mut ids, mut prefix, mut depth) = (Vec::new(), Vec::new(), 0u8);
+            for o in old {
+                // Walk down its chain until there is room for one more link.
+                let mut cur = Some(o);
+                while let Some(c) = cur {
+                    match self.resolver.index.locate(&c)? {
+                        Some(loc) if loc.depth < MAX_DEPTH => {
+                            prefix.extend_from_slice(&self.resolver.plain(&c)?);
+                            ids.push(c);
+                            depth = depth.max(loc.depth + 1);
+                            break;
+                        }
+                        Some(loc) => cur = loc.bases.first().copied(),
+                        None => break,
+                    }
+                }
+            }
+            if !ids.is_empty() {
+                candidates.push((ids, prefix, depth));
+            }
+        }
+        // Chains through the stream itself stay short, leaving room for
+        // the next days' versions.
+        if let Some((lid, lplain, ldepth)) = &self.last
+            && *ldepth < 2
+            && candidates.iter().all(|(ids, ..)| !ids.contains(lid))
+        {
+            candidates.push((vec![*lid], lplain.to_vec(), ldepth + 1));
+        }
+        let mut best = (
+            seal_chunk(&self.repo.keys, id, plain, self.level, None)?,
+            Vec::new(),
+            0u8,
+        );
+        for (ids, prefix, depth) in candidates {
+            let blob = seal_chunk(
+                &self.repo.keys,
+                id,
+                plain,
+                self.level,
+                Some((ids.as_slice(), prefix.as_slice())),
+            )?;
+            if blob.len() < best.0.len() {
+                best = (blob, ids, depth);
+            }
+        }
+        Ok(best)
+    }
+
     fn seal_pack(&mut self) -> Result<()> {
         if let Some(pack) = self.pack.take() {
             let (id, size, entries) = pack.seal(&self.repo)?;
-            self.index.add_pack(&id, size, &entries)?;
-            self.in_pack.clear();
+            self.resolver.index.add_pack(&id, size, &entries)?;
+            self.pending_depth.clear();
         }
         Ok(())
     }
@@ -239,15 +499,13 @@ impl Drop for ChunkSink {
 /// Streams a list's chunks back in order, checking each one and, at the
 /// end, the list's own SHA-256.
 pub struct ChunkReader {
-    repo: Arc<Repo>,
-    index: Index,
+    resolver: Resolver,
     list: BufReader<File>,
     list_path: PathBuf,
     list_hash: Sha256,
     expect_sha256: String,
-    cur: Vec<u8>,
+    cur: Arc<Vec<u8>>,
     pos: usize,
-    pack: Option<(String, File, PathBuf)>,
     started: bool,
     done: bool,
 }
@@ -261,15 +519,13 @@ impl ChunkReader {
             _ => Error::io("open", list_path, e),
         })?;
         Ok(ChunkReader {
-            index: Index::open(&repo)?,
-            repo,
+            resolver: Resolver::new(repo)?,
             list: BufReader::with_capacity(64 * 1024, file),
             list_path: list_path.to_path_buf(),
             list_hash: Sha256::new(),
             expect_sha256: expect_sha256.to_owned(),
-            cur: Vec::new(),
+            cur: Arc::new(Vec::new()),
             pos: 0,
-            pack: None,
             started: false,
             done: false,
         })
@@ -312,33 +568,16 @@ impl ChunkReader {
         let mut id = [0u8; 32];
         id.copy_from_slice(&entry[..32]);
         let plain_len = u32::from_le_bytes([entry[32], entry[33], entry[34], entry[35]]);
-        let loc = self.index.locate(&id)?.ok_or_else(|| {
-            Error::corrupt(format!(
-                "chunk {} of {} is missing from the repository",
-                &hex(&id)[..12],
-                self.list_path.display()
-            ))
+        let plain = self.resolver.plain(&id).map_err(|e| {
+            Error::new(
+                e.kind,
+                format!("{} (in {})", e.message, self.list_path.display()),
+            )
         })?;
-        if self.pack.as_ref().is_none_or(|(p, ..)| *p != loc.pack) {
-            let path = self.repo.pack_path(&loc.pack);
-            let f = File::open(&path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::corrupt(format!(
-                    "pack {} is missing from the repository",
-                    path.display()
-                )),
-                _ => Error::io("open", &path, e),
-            })?;
-            self.pack = Some((loc.pack.clone(), f, path));
+        if plain.len() != plain_len as usize {
+            return Err(self.bad("disagrees with the repository about a chunk's length"));
         }
-        let (_, file, path) = self
-            .pack
-            .as_ref()
-            .ok_or_else(|| Error::internal("no pack open"))?;
-        let blob = read_blob(file, path, loc.offset, loc.len)?;
-        if loc.plain_len != plain_len {
-            return Err(self.bad("disagrees with the index about a chunk's length"));
-        }
-        self.cur = open_chunk(&self.repo.keys, &id, &blob, plain_len)?;
+        self.cur = plain;
         self.pos = 0;
         Ok(true)
     }
@@ -365,7 +604,7 @@ impl Read for ChunkReader {
             }
             if !self.next_chunk().map_err(to_io)? {
                 self.done = true;
-                self.cur.clear();
+                self.cur = Arc::new(Vec::new());
                 return Ok(0);
             }
         }

@@ -15,14 +15,16 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::params;
 use serde::Serialize;
 
 use super::Repo;
 use super::chunks::LIST_MAGIC;
+use super::chunks::Resolver;
 use super::index::Index;
-use super::pack::{PackWriter, open_chunk, read_blob, read_trailer};
+use super::pack::{PackWriter, read_blob, read_trailer};
 use crate::engine::backup::manifest::{MANIFEST_FILE, Manifest};
 use crate::engine::error::{Error, Result};
 
@@ -193,7 +195,7 @@ fn each_listed(
 
 /// Runs garbage collection over `snapshots` (every snapshot that exists:
 /// see [`snapshot_dirs`]). With `dry_run`, only reports.
-pub fn collect(repo: &Repo, snapshots: &[PathBuf], dry_run: bool) -> Result<GcReport> {
+pub fn collect(repo: &Arc<Repo>, snapshots: &[PathBuf], dry_run: bool) -> Result<GcReport> {
     let mut index = Index::open(repo)?;
     let mut report = GcReport {
         dry_run,
@@ -233,6 +235,23 @@ pub fn collect(repo: &Repo, snapshots: &[PathBuf], dry_run: bool) -> Result<GcRe
                 })?;
             }
             report.snapshots += 1;
+        }
+    }
+    // A live chunk's bases are live too (transitively; chains are short).
+    loop {
+        let added = conn
+            .execute(
+                "INSERT OR IGNORE INTO temp.live (id)
+                 SELECT c.base FROM chunks c JOIN temp.live l ON l.id = c.id
+                  WHERE c.base IS NOT NULL
+                 UNION
+                 SELECT c.base2 FROM chunks c JOIN temp.live l ON l.id = c.id
+                  WHERE c.base2 IS NOT NULL",
+                [],
+            )
+            .map_err(db_err)?;
+        if added == 0 {
+            break;
         }
     }
     report.live_chunks = conn
@@ -304,12 +323,12 @@ fn remove_file(path: &Path) -> Result<()> {
 }
 
 /// Copies a pack's live chunks into a new pack; returns the new size.
-fn repack(repo: &Repo, index: &mut Index, pack: &str, path: &Path) -> Result<u64> {
+fn repack(repo: &Arc<Repo>, index: &mut Index, pack: &str, path: &Path) -> Result<u64> {
     let live: Vec<super::pack::PackEntry> = {
         let mut s = index
             .conn()
             .prepare(
-                "SELECT c.id, c.offset, c.len, c.plain_len FROM chunks c
+                "SELECT c.id, c.offset, c.len, c.plain_len, c.depth, c.base, c.base2 FROM chunks c
                    JOIN temp.live l ON l.id = c.id WHERE c.pack = ?1 ORDER BY c.offset",
             )
             .map_err(db_err)?;
@@ -325,6 +344,8 @@ fn repack(repo: &Repo, index: &mut Index, pack: &str, path: &Path) -> Result<u64
                     offset: r.get::<_, i64>(1)? as u64,
                     len: r.get::<_, i64>(2)? as u32,
                     plain_len: r.get::<_, i64>(3)? as u32,
+                    depth: r.get::<_, i64>(4)? as u8,
+                    bases: super::index::bases(r.get(5)?, r.get(6)?),
                 })
             })
             .map_err(db_err)?;
@@ -332,15 +353,17 @@ fn repack(repo: &Repo, index: &mut Index, pack: &str, path: &Path) -> Result<u64
             .map_err(db_err)?
     };
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut resolver = Resolver::new(repo.clone())?;
     let mut out = PackWriter::create(repo)?;
     for e in &live {
         let blob = read_blob(&file, path, e.offset, e.len)?;
-        // Never carry damaged bytes forward.
-        if let Err(err) = open_chunk(&repo.keys, &e.id, &blob, e.plain_len) {
+        // Never carry damaged bytes forward (the chunk and its bases read
+        // and checked through the index, which points here).
+        if let Err(err) = resolver.plain(&e.id) {
             out.discard();
             return Err(err);
         }
-        out.push(e.id, &blob, e.plain_len)?;
+        out.push(e.id, &blob, e.plain_len, &e.bases, e.depth)?;
     }
     let (new_id, new_size, entries) = out.seal(repo)?;
     crate::engine::failpoint::pause("repo.gc.after_repack_seal");
@@ -361,8 +384,9 @@ pub struct CheckReport {
 
 /// Reads every pack: trailer against the index, every chunk authenticated,
 /// decompressed and compared with its name.
-pub fn check(repo: &Repo) -> Result<CheckReport> {
+pub fn check(repo: &Arc<Repo>) -> Result<CheckReport> {
     let index = Index::open(repo)?;
+    let mut resolver = Resolver::new(repo.clone())?;
     let mut report = CheckReport::default();
     for (pack, size) in index.packs()? {
         report.packs += 1;
@@ -372,13 +396,6 @@ pub fn check(repo: &Repo) -> Result<CheckReport> {
             Ok(t) => t,
             Err(e) => {
                 report.errors.push(e.message);
-                continue;
-            }
-        };
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                report.errors.push(format!("{}: {e}", path.display()));
                 continue;
             }
         };
@@ -392,9 +409,7 @@ pub fn check(repo: &Repo) -> Result<CheckReport> {
                 continue;
             }
             report.chunks += 1;
-            match read_blob(&file, &path, e.offset, e.len)
-                .and_then(|b| open_chunk(&repo.keys, &e.id, &b, e.plain_len))
-            {
+            match resolver.plain(&e.id) {
                 Ok(_) => {}
                 Err(err) => report.errors.push(format!("pack {pack}: {}", err.message)),
             }

@@ -19,7 +19,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     pack TEXT NOT NULL,
     offset INTEGER NOT NULL,
     len INTEGER NOT NULL,
-    plain_len INTEGER NOT NULL
+    plain_len INTEGER NOT NULL,
+    depth INTEGER NOT NULL,
+    base BLOB,
+    base2 BLOB
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_pack ON chunks(pack);
 ";
@@ -31,6 +34,20 @@ pub struct Location {
     pub offset: u64,
     pub len: u32,
     pub plain_len: u32,
+    pub depth: u8,
+    pub bases: Vec<[u8; 32]>,
+}
+
+fn id32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    v.filter(|b| b.len() == 32).map(|b| {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&b);
+        a
+    })
+}
+
+pub(crate) fn bases(a: Option<Vec<u8>>, b: Option<Vec<u8>>) -> Vec<[u8; 32]> {
+    [id32(a), id32(b)].into_iter().flatten().collect()
 }
 
 pub struct Index {
@@ -67,7 +84,9 @@ impl Index {
 
     pub fn locate(&self, id: &[u8; 32]) -> Result<Option<Location>> {
         self.conn
-            .prepare_cached("SELECT pack, offset, len, plain_len FROM chunks WHERE id = ?1")
+            .prepare_cached(
+                "SELECT pack, offset, len, plain_len, depth, base, base2 FROM chunks WHERE id = ?1",
+            )
             .and_then(|mut s| {
                 s.query_row([&id[..]], |r| {
                     Ok(Location {
@@ -75,6 +94,8 @@ impl Index {
                         offset: r.get::<_, i64>(1)? as u64,
                         len: r.get::<_, i64>(2)? as u32,
                         plain_len: r.get::<_, i64>(3)? as u32,
+                        depth: r.get::<_, i64>(4)? as u8,
+                        bases: bases(r.get(5)?, r.get(6)?),
                     })
                 })
                 .optional()
@@ -104,8 +125,8 @@ impl Index {
         {
             let mut s = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO chunks (id, pack, offset, len, plain_len)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR IGNORE INTO chunks (id, pack, offset, len, plain_len, depth, base, base2)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(db_err)?;
             for e in entries {
@@ -114,7 +135,10 @@ impl Index {
                     pack,
                     e.offset as i64,
                     i64::from(e.len),
-                    i64::from(e.plain_len)
+                    i64::from(e.plain_len),
+                    i64::from(e.depth),
+                    e.bases.first().map(|b| &b[..]),
+                    e.bases.get(1).map(|b| &b[..])
                 ])
                 .map_err(db_err)?;
             }
@@ -137,8 +161,8 @@ impl Index {
         {
             let mut s = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO chunks (id, pack, offset, len, plain_len)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO chunks (id, pack, offset, len, plain_len, depth, base, base2)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(db_err)?;
             for e in entries {
@@ -147,7 +171,10 @@ impl Index {
                     pack,
                     e.offset as i64,
                     i64::from(e.len),
-                    i64::from(e.plain_len)
+                    i64::from(e.plain_len),
+                    i64::from(e.depth),
+                    e.bases.first().map(|b| &b[..]),
+                    e.bases.get(1).map(|b| &b[..])
                 ])
                 .map_err(db_err)?;
             }
@@ -187,7 +214,9 @@ impl Index {
     pub fn chunks_in(&self, pack: &str) -> Result<Vec<PackEntry>> {
         let mut s = self
             .conn
-            .prepare_cached("SELECT id, offset, len, plain_len FROM chunks WHERE pack = ?1")
+            .prepare_cached(
+                "SELECT id, offset, len, plain_len, depth, base, base2 FROM chunks WHERE pack = ?1",
+            )
             .map_err(db_err)?;
         let rows = s
             .query_map([pack], |r| {
@@ -201,6 +230,8 @@ impl Index {
                     offset: r.get::<_, i64>(1)? as u64,
                     len: r.get::<_, i64>(2)? as u32,
                     plain_len: r.get::<_, i64>(3)? as u32,
+                    depth: r.get::<_, i64>(4)? as u8,
+                    bases: bases(r.get(5)?, r.get(6)?),
                 })
             })
             .map_err(db_err)?;

@@ -3,9 +3,18 @@
 //!
 //! ```text
 //! "SBPACK01"
-//! blob*            nonce(12) ‖ AES-256-GCM(zstd(chunk), aad = chunk name)
+//! blob*            nonce(12) ‖ AES-256-GCM(zstd(chunk), aad = name ‖ base names)
 //! trailer          nonce(12) ‖ AES-256-GCM(entries, aad = "pack " ‖ pack id)
 //!                  entry: name(32) ‖ offset(u64 LE) ‖ len(u32 LE) ‖ plain len(u32 LE)
+//!                         ‖ depth(u8) ‖ 2 × base name(32, zeros when none)
+//! ```
+//!
+//! A chunk with bases (one or two) is compressed with their plaintexts,
+//! concatenated, as zstd's reference prefix: an updated chunk costs about
+//! what changed in it. Its depth is its deepest base's plus one (bounded by
+//! [`MAX_DEPTH`]); garbage collection keeps every base of a live chunk.
+//!
+//! ```text
 //! trailer len      u32 LE
 //! "SBPKEND1"
 //! ```
@@ -20,16 +29,24 @@ use crate::engine::error::{Error, Result};
 
 pub const MAGIC: &[u8; 8] = b"SBPACK01";
 pub const END_MAGIC: &[u8; 8] = b"SBPKEND1";
-const ENTRY_LEN: usize = 48;
+const ENTRY_LEN: usize = 113;
+/// Most bases a chunk is stored against.
+pub const MAX_BASES: usize = 2;
+/// The longest chain of bases a chunk may have.
+pub const MAX_DEPTH: u8 = 4;
 const NONCE: usize = 12;
 
 /// One chunk's place in a pack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackEntry {
     pub id: [u8; 32],
     pub offset: u64,
     pub len: u32,
     pub plain_len: u32,
+    /// 0 for a chunk stored whole; else its deepest base's depth + 1.
+    pub depth: u8,
+    /// The chunks it is stored against, in order (at most [`MAX_BASES`]).
+    pub bases: Vec<[u8; 32]>,
 }
 
 /// A pack being written under `packs/tmp/`.
@@ -77,7 +94,14 @@ impl PackWriter {
     }
 
     /// Appends a sealed blob (as [`seal_chunk`] made it).
-    pub fn push(&mut self, id: [u8; 32], blob: &[u8], plain_len: u32) -> Result<()> {
+    pub fn push(
+        &mut self,
+        id: [u8; 32],
+        blob: &[u8],
+        plain_len: u32,
+        bases: &[[u8; 32]],
+        depth: u8,
+    ) -> Result<()> {
         self.out
             .write_all(blob)
             .map_err(|e| Error::io("write", &self.tmp, e))?;
@@ -86,6 +110,8 @@ impl PackWriter {
             offset: self.pos,
             len: blob.len() as u32,
             plain_len,
+            depth,
+            bases: bases.to_vec(),
         });
         self.pos += blob.len() as u64;
         Ok(())
@@ -100,6 +126,10 @@ impl PackWriter {
             list.extend_from_slice(&e.offset.to_le_bytes());
             list.extend_from_slice(&e.len.to_le_bytes());
             list.extend_from_slice(&e.plain_len.to_le_bytes());
+            list.push(e.depth);
+            for i in 0..MAX_BASES {
+                list.extend_from_slice(&e.bases.get(i).copied().unwrap_or([0u8; 32]));
+            }
         }
         let (nonce, sealed) = crypto::seal(&repo.keys.data, &trailer_aad(&self.id), &list)?;
         let trailer_len = (NONCE + sealed.len()) as u32;
@@ -131,30 +161,104 @@ impl PackWriter {
     }
 }
 
-/// Compresses and seals one chunk; the name is bound as associated data.
-pub fn seal_chunk(keys: &RepoKeys, id: &[u8; 32], plain: &[u8], level: i32) -> Result<Vec<u8>> {
-    let packed = zstd::bulk::compress(plain, level)
+fn chunk_aad(id: &[u8; 32], bases: &[[u8; 32]]) -> Vec<u8> {
+    let mut aad = id.to_vec();
+    for b in bases {
+        aad.extend_from_slice(b);
+    }
+    aad
+}
+
+/// What a chunk is stored against: its bases' names and their plaintexts
+/// concatenated.
+pub type Against<'a> = Option<(&'a [[u8; 32]], &'a [u8])>;
+
+/// Compresses and seals one chunk, against its bases when given; the
+/// names are bound as associated data.
+pub fn seal_chunk(
+    keys: &RepoKeys,
+    id: &[u8; 32],
+    plain: &[u8],
+    level: i32,
+    base: Against<'_>,
+) -> Result<Vec<u8>> {
+    let packed = compress(plain, level, base.map(|(_, p)| p))
         .map_err(|e| Error::internal(format!("zstd failed: {e}")))?;
-    let (nonce, sealed) = crypto::seal(&keys.data, id, &packed)?;
+    let (nonce, sealed) = crypto::seal(
+        &keys.data,
+        &chunk_aad(id, base.map(|(b, _)| b).unwrap_or_default()),
+        &packed,
+    )?;
     let mut blob = Vec::with_capacity(NONCE + sealed.len());
     blob.extend_from_slice(&nonce);
     blob.extend_from_slice(&sealed);
     Ok(blob)
 }
 
-/// Opens a sealed blob: authenticates, decompresses and checks that the
-/// plaintext is the one its name says.
-pub fn open_chunk(keys: &RepoKeys, id: &[u8; 32], blob: &[u8], plain_len: u32) -> Result<Vec<u8>> {
+fn compress(
+    plain: &[u8],
+    level: i32,
+    prefix: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    use zstd::zstd_safe::{CCtx, CParameter};
+    let mut cctx = CCtx::create();
+    let code = |r: std::result::Result<usize, usize>| {
+        r.map_err(|c| zstd::zstd_safe::get_error_name(c).to_owned())
+    };
+    code(cctx.set_parameter(CParameter::CompressionLevel(level)))?;
+    code(cctx.set_parameter(CParameter::ChecksumFlag(false)))?;
+    if let Some(p) = prefix {
+        code(cctx.ref_prefix(p))?;
+    }
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(plain.len()));
+    code(cctx.compress2(&mut out, plain))?;
+    Ok(out)
+}
+
+fn decompress(
+    packed: &[u8],
+    capacity: usize,
+    prefix: Option<&[u8]>,
+) -> std::result::Result<Vec<u8>, String> {
+    use zstd::zstd_safe::DCtx;
+    let mut dctx = DCtx::create();
+    let code = |r: std::result::Result<usize, usize>| {
+        r.map_err(|c| zstd::zstd_safe::get_error_name(c).to_owned())
+    };
+    if let Some(p) = prefix {
+        code(dctx.ref_prefix(p))?;
+    }
+    let mut out = Vec::with_capacity(capacity);
+    code(dctx.decompress(&mut out, packed))?;
+    Ok(out)
+}
+
+/// Opens a sealed blob: authenticates, decompresses (against its base's
+/// plaintext when it has one) and checks that the plaintext is the one its
+/// name says.
+pub fn open_chunk(
+    keys: &RepoKeys,
+    id: &[u8; 32],
+    blob: &[u8],
+    plain_len: u32,
+    base: Against<'_>,
+) -> Result<Vec<u8>> {
     let short = &crypto::hex(id)[..12];
     if blob.len() < NONCE + 16 {
         return Err(Error::corrupt(format!("chunk {short} is truncated")));
     }
-    let packed = crypto::open(&keys.data, &blob[..NONCE], id, &blob[NONCE..]).map_err(|_| {
+    let packed = crypto::open(
+        &keys.data,
+        &blob[..NONCE],
+        &chunk_aad(id, base.map(|(b, _)| b).unwrap_or_default()),
+        &blob[NONCE..],
+    )
+    .map_err(|_| {
         Error::corrupt(format!(
             "chunk {short} failed authentication (its bytes were altered)"
         ))
     })?;
-    let plain = zstd::bulk::decompress(&packed, plain_len as usize)
+    let plain = decompress(&packed, plain_len as usize, base.map(|(_, p)| p))
         .map_err(|e| Error::corrupt(format!("chunk {short} does not decompress: {e}")))?;
     if plain.len() != plain_len as usize || keys.chunk_id(&plain) != *id {
         return Err(Error::corrupt(format!(
@@ -233,14 +337,26 @@ pub fn read_trailer(repo: &Repo, pack: &str, path: &Path) -> Result<Vec<PackEntr
         let offset = u64::from_le_bytes(e[32..40].try_into().unwrap_or_default());
         let blen = u32::from_le_bytes(e[40..44].try_into().unwrap_or_default());
         let plain_len = u32::from_le_bytes(e[44..48].try_into().unwrap_or_default());
-        if offset + u64::from(blen) > start {
-            return Err(bad("lists a chunk past its data"));
+        let depth = e[48];
+        let mut bases = Vec::new();
+        for i in 0..MAX_BASES {
+            let mut b = [0u8; 32];
+            b.copy_from_slice(&e[49 + 32 * i..81 + 32 * i]);
+            if b != [0u8; 32] {
+                bases.push(b);
+            }
+        }
+        if offset + u64::from(blen) > start || depth > MAX_DEPTH || (depth == 0) != bases.is_empty()
+        {
+            return Err(bad("has a damaged trailer"));
         }
         out.push(PackEntry {
             id,
             offset,
             len: blen,
             plain_len,
+            depth,
+            bases,
         });
     }
     Ok(out)

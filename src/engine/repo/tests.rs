@@ -39,8 +39,12 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn store(repo: &Arc<Repo>, list: &Path, data: &[u8]) -> SinkStats {
-    let mut sink =
-        ChunkSink::create(repo.clone(), list, 3, Arc::new(AtomicU64::new(0))).expect("sink");
+    store_after(repo, list, data, None)
+}
+
+fn store_after(repo: &Arc<Repo>, list: &Path, data: &[u8], previous: Option<&Path>) -> SinkStats {
+    let mut sink = ChunkSink::create(repo.clone(), list, 3, Arc::new(AtomicU64::new(0)), previous)
+        .expect("sink");
     // Odd write sizes: boundaries must not depend on how bytes arrive.
     for part in data.chunks(7_777) {
         sink.write_all(part).expect("write");
@@ -116,9 +120,9 @@ fn bytes_inserted_near_the_start_leave_most_chunks_shared() {
 }
 
 /// A snapshot folder holding one stream, as a backup writes it.
-fn snapshot(dir: &Path, r: &Arc<Repo>, data: &[u8]) -> std::path::PathBuf {
+fn snapshot(dir: &Path, r: &Arc<Repo>, data: &[u8], previous: Option<&Path>) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).expect("mkdir");
-    let stats = store(r, &dir.join("data.sql.chunks"), data);
+    let stats = store_after(r, &dir.join("data.sql.chunks"), data, previous);
     let json = serde_json::json!({
         "format": "supabackup.backup", "version": 2, "id": dir.file_name().map(|n| n.to_string_lossy().into_owned()),
         "status": "completed",
@@ -154,8 +158,8 @@ fn garbage_collection_frees_what_no_snapshot_uses_and_keeps_the_rest_readable() 
     let one = noise(PACK_TARGET as usize + 3_000_000, 3);
     let mut two = one[..one.len() / 3].to_vec();
     two.extend_from_slice(&noise(1_000_000, 4));
-    let a = snapshot(&backups.join("p/2026-01-01/a"), &r, &one);
-    let b = snapshot(&backups.join("p/2026-01-02/b"), &r, &two);
+    let a = snapshot(&backups.join("p/2026-01-01/a"), &r, &one, None);
+    let b = snapshot(&backups.join("p/2026-01-02/b"), &r, &two, None);
     // An unreferenced pack, as a killed backup leaves it.
     store(&r, &dir.path().join("orphan.chunks"), &noise(300_000, 5));
 
@@ -267,4 +271,70 @@ fn a_flipped_byte_a_swapped_list_and_a_wrong_passphrase_are_each_refused() {
     let l2 = dir.path().join("c.chunks");
     let s2 = store(&again, &l2, &small);
     assert_eq!(load(&again, &l2, &s2), small);
+}
+
+/// Rows like a table's COPY lines: compressible text with an id.
+fn rows(n: usize, edit: impl Fn(usize) -> bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let tag = if edit(i) { "edited" } else { "original" };
+        out.extend_from_slice(
+            format!(
+                "{i}\t{:x}\t{tag} row with some text {}\n",
+                i * 2_654_435_761 % 1_000_003,
+                i % 97
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+#[test]
+fn changed_chunks_are_stored_against_the_ones_they_replace_and_survive_their_bases_snapshot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let r = repo(dir.path());
+    let backups = dir.path().join("backups");
+    let day0 = rows(60_000, |_| false);
+    // 1 % of the rows change, spread over the whole stream.
+    let day1 = rows(60_000, |i| i % 100 == 7);
+    let a = snapshot(&backups.join("p/2026-01-01/a"), &r, &day0, None);
+    let b = snapshot(
+        &backups.join("p/2026-01-02/b"),
+        &r,
+        &day1,
+        Some(&a.join("data.sql.chunks")),
+    );
+    let first = Manifest::read(&a).expect("a").repo.expect("repo").files[0].new_bytes;
+    let m = Manifest::read(&b).expect("b");
+    let f = &m.repo.as_ref().expect("repo").files[0];
+    assert!(
+        f.new_chunks * 2 > f.chunks,
+        "most chunks hold an edited row: {f:?}"
+    );
+    assert!(
+        f.new_bytes * 10 < first,
+        "the changed chunks cost {} bytes, the whole first day {first}: no deltas",
+        f.new_bytes
+    );
+    let stats = |f: &RepoFileRef| SinkStats {
+        list_sha256: f.list_sha256.clone(),
+        ..Default::default()
+    };
+    assert_eq!(load(&r, &b.join("data.sql.chunks"), &stats(f)), day1);
+
+    // The first snapshot goes; its chunks stay as the bases of the second's.
+    std::fs::remove_dir_all(&a).expect("rm");
+    let dirs = gc::snapshot_dirs(&backups, &r.config.id).expect("snapshots");
+    let report = gc::collect(&r, &dirs, false).expect("gc");
+    assert!(report.live_chunks > f.chunks, "bases are live: {report:?}");
+    assert_eq!(load(&r, &b.join("data.sql.chunks"), &stats(f)), day1);
+    assert!(gc::check(&r).expect("check").errors.is_empty());
+    // And after the index is lost, the trailers bring the bases back.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", r.index_path().display()));
+    }
+    let mut index = Index::open(&r).expect("index");
+    gc::reindex(&r, &mut index, &mut Vec::new()).expect("reindex");
+    assert_eq!(load(&r, &b.join("data.sql.chunks"), &stats(f)), day1);
 }
