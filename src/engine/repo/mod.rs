@@ -37,11 +37,14 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const FORMAT_NAME: &str = "supabackup.repository";
 const KEYS_AAD: &[u8] = b"supabackup repository keys v1";
 
-/// Chunk sizes: small enough that a changed row costs little, large enough
-/// that per-chunk overhead (name, nonce, tag: 60 bytes) stays below 1 %.
-pub const MIN_CHUNK: usize = 4 * 1024;
-pub const AVG_CHUNK: usize = 16 * 1024;
-pub const MAX_CHUNK: usize = 64 * 1024;
+/// Chunk sizes. A changed chunk is stored as a delta against the old one
+/// (about the size of the edit), so what a change costs is mostly per-chunk
+/// bookkeeping — name, nonce, tag, list, trailer and index entries, ~300
+/// bytes — and larger chunks mean fewer of them; 64 KiB also compresses
+/// new data nearly as well as one zstd stream.
+pub const MIN_CHUNK: usize = 16 * 1024;
+pub const AVG_CHUNK: usize = 64 * 1024;
+pub const MAX_CHUNK: usize = 256 * 1024;
 /// A pack is sealed once it holds this many bytes.
 pub const PACK_TARGET: u64 = 16 * 1024 * 1024;
 

@@ -4,7 +4,7 @@
 //! ```text
 //! "SBPACK01"
 //! blob*            nonce(12) ‖ AES-256-GCM(zstd(chunk), aad = name ‖ base names)
-//! trailer          nonce(12) ‖ AES-256-GCM(entries, aad = "pack " ‖ pack id)
+//! trailer          nonce(12) ‖ AES-256-GCM(zstd(entries), aad = "pack " ‖ pack id)
 //!                  entry: name(32) ‖ offset(u64 LE) ‖ len(u32 LE) ‖ plain len(u32 LE)
 //!                         ‖ depth(u8) ‖ 2 × base name(32, zeros when none)
 //! ```
@@ -131,6 +131,9 @@ impl PackWriter {
                 list.extend_from_slice(&e.bases.get(i).copied().unwrap_or([0u8; 32]));
             }
         }
+        // Offsets ascend, depths are small and most second bases are empty.
+        let list = zstd::bulk::compress(&list, 3)
+            .map_err(|e| Error::internal(format!("zstd failed: {e}")))?;
         let (nonce, sealed) = crypto::seal(&repo.keys.data, &trailer_aad(&self.id), &list)?;
         let trailer_len = (NONCE + sealed.len()) as u32;
         let w = |out: &mut BufWriter<File>, b: &[u8]| out.write_all(b);
@@ -327,6 +330,8 @@ pub fn read_trailer(repo: &Repo, pack: &str, path: &Path) -> Result<Vec<PackEntr
         &blob[NONCE..],
     )
     .map_err(|_| bad("has a trailer that fails authentication"))?;
+    let list = zstd::stream::decode_all(list.as_slice())
+        .map_err(|e| bad(&format!("has a trailer that does not decompress ({e})")))?;
     if list.len() % ENTRY_LEN != 0 {
         return Err(bad("has a damaged trailer"));
     }

@@ -65,7 +65,7 @@ fn load(repo: &Arc<Repo>, list: &Path, stats: &SinkStats) -> Vec<u8> {
 fn a_stream_round_trips_and_a_second_copy_costs_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let r = repo(dir.path());
-    let data = noise(600_000, 1);
+    let data = noise(2_000_000, 1);
     let a = store(&r, &dir.path().join("a.chunks"), &data);
     assert!(a.chunks > 10, "{a:?}");
     assert_eq!(a.new_chunks, a.chunks);
