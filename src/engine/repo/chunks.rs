@@ -440,6 +440,7 @@ impl ChunkSink {
             let (id, size, entries) = pack.seal(&self.repo)?;
             self.resolver.index.add_pack(&id, size, &entries)?;
             self.pending_depth.clear();
+            crate::engine::failpoint::pause("repo.pack.after_index");
         }
         Ok(())
     }

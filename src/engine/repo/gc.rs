@@ -28,8 +28,15 @@ use super::pack::{PackWriter, read_blob, read_trailer};
 use crate::engine::backup::manifest::{MANIFEST_FILE, Manifest};
 use crate::engine::error::{Error, Result};
 
-/// A pack is rewritten when at least this share of its bytes is dead.
+/// A pack is rewritten when at least this share of its chunk bytes is
+/// dead, and at least [`REPACK_MIN_DEAD`] bytes (small packs are left as
+/// they are: rewriting them frees nothing but their trailer).
 const REPACK_DEAD_SHARE: f64 = 0.25;
+const REPACK_MIN_DEAD: u64 = 256 * 1024;
+/// Magic, trailer nonce and tag, length and end marker of a pack.
+const PACK_FIXED: u64 = 8 + 12 + 16 + 4 + 8;
+/// A trailer entry, compressed (a name and a base name do not compress).
+const TRAILER_ENTRY: u64 = 80;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GcReport {
@@ -257,13 +264,13 @@ pub fn collect(repo: &Arc<Repo>, snapshots: &[PathBuf], dry_run: bool) -> Result
     report.live_chunks = conn
         .query_row("SELECT COUNT(*) FROM temp.live", [], |r| r.get::<_, i64>(0))
         .map_err(db_err)? as u64;
-    // Per pack: size, live bytes, live chunks.
-    let stats: Vec<(String, u64, u64, u64)> = {
+    // Per pack: size, live bytes, live chunks, indexed chunks.
+    let stats: Vec<(String, u64, u64, u64, u64)> = {
         let mut s = conn
             .prepare(
                 "SELECT p.id, p.size,
                         COALESCE(SUM(CASE WHEN l.id IS NOT NULL THEN c.len END), 0),
-                        COUNT(l.id)
+                        COUNT(l.id), COUNT(c.id)
                    FROM packs p
                    LEFT JOIN chunks c ON c.pack = p.id
                    LEFT JOIN temp.live l ON l.id = c.id
@@ -277,6 +284,7 @@ pub fn collect(repo: &Arc<Repo>, snapshots: &[PathBuf], dry_run: bool) -> Result
                     r.get::<_, i64>(1)? as u64,
                     r.get::<_, i64>(2)? as u64,
                     r.get::<_, i64>(3)? as u64,
+                    r.get::<_, i64>(4)? as u64,
                 ))
             })
             .map_err(db_err)?;
@@ -286,7 +294,7 @@ pub fn collect(repo: &Arc<Repo>, snapshots: &[PathBuf], dry_run: bool) -> Result
     report.packs_before = stats.len();
     report.bytes_before = stats.iter().map(|s| s.1).sum();
     // Dead packs first, then repacks.
-    for (pack, size, _, _) in stats.iter().filter(|s| s.3 == 0) {
+    for (pack, size, ..) in stats.iter().filter(|s| s.3 == 0) {
         report.packs_deleted += 1;
         report.bytes_freed += size;
         if !dry_run {
@@ -295,10 +303,11 @@ pub fn collect(repo: &Arc<Repo>, snapshots: &[PathBuf], dry_run: bool) -> Result
             remove_file(&repo.pack_path(pack))?;
         }
     }
-    for (pack, size, live_bytes, _) in stats.into_iter().filter(|s| s.3 > 0) {
+    for (pack, size, live_bytes, _, indexed) in stats.into_iter().filter(|s| s.3 > 0) {
         let path = repo.pack_path(&pack);
-        let dead = size.saturating_sub(live_bytes) as f64;
-        if size > 0 && dead / size as f64 >= REPACK_DEAD_SHARE {
+        let data = size.saturating_sub(PACK_FIXED + TRAILER_ENTRY * indexed);
+        let dead = data.saturating_sub(live_bytes);
+        if data > 0 && dead >= REPACK_MIN_DEAD && dead as f64 / data as f64 >= REPACK_DEAD_SHARE {
             report.packs_repacked += 1;
             if !dry_run {
                 let new_size = repack(repo, &mut index, &pack, &path)?;

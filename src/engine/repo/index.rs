@@ -63,8 +63,16 @@ impl Index {
         let conn = Connection::open(repo.index_path()).map_err(db_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(60))
             .map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // Switching a new file to WAL takes an exclusive lock that the busy
+        // timeout does not cover: only when it is not WAL yet (the
+        // repository switches it once, when it opens, before any writer).
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .map_err(db_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(db_err)?;
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;

@@ -205,6 +205,9 @@ impl Repo {
             },
         };
         crate::engine::paths::create_dirs_synced(&repo.root.join("packs").join("tmp"))?;
+        // The index file, its WAL mode and tables exist before concurrent
+        // writers open it.
+        index::Index::open(&repo)?;
         Ok(repo)
     }
 
