@@ -52,7 +52,7 @@ fn check_file(
     // first bytes are looked at (magic, header) and then fed on unchanged.
     let mut source = files.open(&f.name, Some(&stat))?;
     let mut head = vec![0u8; super::crypt::HEADER_LEN];
-    let got = read_up_to(&mut source, &mut head)
+    let got = super::crypt::read_full(&mut source, &mut head)
         .map_err(|e| Error::corrupt(format!("it could not be read: {e}")))?;
     head.truncate(got);
     let is_encrypted = head.starts_with(super::crypt::MAGIC);
@@ -151,20 +151,6 @@ fn stored_bytes_differ(stored: &super::pipeline::StoredHash, f: &FileEntry) -> b
     }
     let (sha, size) = s.digest();
     size != f.stored_size || sha != f.stored_sha256
-}
-
-/// Reads into `buf` until it is full or the stream ends.
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// Verifies a backup folder against its manifest.

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::index::Index;
 use super::pack::{MAX_DEPTH, PackWriter, open_chunk, read_blob, seal_chunk};
 use super::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK, PACK_TARGET, Repo};
-use crate::engine::backup::crypt::to_io;
+use crate::engine::backup::crypt::{read_full, to_io};
 use crate::engine::backup::files::{BackupFiles, FileStat, LocalFiles};
 use crate::engine::backup::manifest::{MANIFEST_FILE, Manifest, RepoFileRef};
 use crate::engine::crypto::hex;
@@ -582,19 +582,6 @@ impl ChunkReader {
         self.pos = 0;
         Ok(true)
     }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 impl Read for ChunkReader {

@@ -121,42 +121,16 @@ impl Index {
     /// Records a sealed pack and its chunks in one transaction; a chunk
     /// already indexed elsewhere keeps its place.
     pub fn add_pack(&mut self, pack: &str, size: u64, entries: &[PackEntry]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO packs (id, size, created_at) VALUES (?1, ?2, ?3)",
-            params![pack, size as i64, chrono::Utc::now().to_rfc3339()],
-        )
-        .map_err(db_err)?;
-        {
-            let mut s = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO chunks (id, pack, offset, len, plain_len, depth, base, base2)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(db_err)?;
-            for e in entries {
-                s.execute(params![
-                    &e.id[..],
-                    pack,
-                    e.offset as i64,
-                    i64::from(e.len),
-                    i64::from(e.plain_len),
-                    i64::from(e.depth),
-                    e.bases.first().map(|b| &b[..]),
-                    e.bases.get(1).map(|b| &b[..])
-                ])
-                .map_err(db_err)?;
-            }
-        }
-        tx.commit().map_err(db_err)
+        self.record(pack, size, entries, "INSERT OR IGNORE")
     }
 
     /// Points chunks at a new pack (after a repack) and records the pack,
     /// in one transaction.
     pub fn move_to_pack(&mut self, pack: &str, size: u64, entries: &[PackEntry]) -> Result<()> {
+        self.record(pack, size, entries, "INSERT OR REPLACE")
+    }
+
+    fn record(&mut self, pack: &str, size: u64, entries: &[PackEntry], verb: &str) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -168,10 +142,10 @@ impl Index {
         .map_err(db_err)?;
         {
             let mut s = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO chunks (id, pack, offset, len, plain_len, depth, base, base2)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
+                .prepare_cached(&format!(
+                    "{verb} INTO chunks (id, pack, offset, len, plain_len, depth, base, base2)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ))
                 .map_err(db_err)?;
             for e in entries {
                 s.execute(params![
