@@ -24,6 +24,7 @@ pub mod gc;
 pub mod index;
 pub mod ops;
 pub mod pack;
+pub mod sort;
 
 use std::path::{Path, PathBuf};
 
