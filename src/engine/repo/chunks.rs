@@ -91,7 +91,7 @@ pub struct Resolver {
     recent: std::collections::VecDeque<([u8; 32], Arc<Vec<u8>>)>,
 }
 
-const RECENT: usize = 8;
+const RECENT: usize = 64;
 
 impl Resolver {
     pub fn new(repo: Arc<Repo>) -> Result<Resolver> {
@@ -371,8 +371,8 @@ impl ChunkSink {
     }
 
     /// Seals a new chunk: against the old chunks covering the same bytes
-    /// (or older versions of them, to keep chains short), else against the
-    /// chunk before it in the stream, else whole — whichever is smallest.
+    /// (unless their chain is at its limit), else against the chunk before
+    /// it in the stream, else whole — whichever is smallest.
     fn encode(
         &mut self,
         id: &[u8; 32],
@@ -388,29 +388,22 @@ impl ChunkSink {
         if !old.is_empty() {
             let (mut ids, mut prefix, mut depth) = (Vec::new(), Vec::new(), 0u8);
             for o in old {
-                // Walk down its chain until there is room for one more link.
-                let mut cur = Some(o);
-                while let Some(c) = cur {
-                    match self.resolver.index.locate(&c)? {
-                        Some(loc) if loc.depth < MAX_DEPTH => {
-                            prefix.extend_from_slice(&self.resolver.plain(&c)?);
-                            ids.push(c);
-                            depth = depth.max(loc.depth + 1);
-                            break;
-                        }
-                        Some(loc) => cur = loc.bases.first().copied(),
-                        None => break,
-                    }
+                if let Some(loc) = self.resolver.index.locate(&o)? {
+                    prefix.extend_from_slice(&self.resolver.plain(&o)?);
+                    ids.push(o);
+                    depth = depth.max(loc.depth + 1);
                 }
             }
-            if !ids.is_empty() {
+            // A chain at its limit starts again: this chunk is stored on its
+            // own (a new root), so old chains die with their snapshots.
+            if !ids.is_empty() && depth <= MAX_DEPTH {
                 candidates.push((ids, prefix, depth));
             }
         }
-        // Chains through the stream itself stay short, leaving room for
-        // the next days' versions.
+        // A chain through the stream itself is one link long, leaving room
+        // for the next days' versions.
         if let Some((lid, lplain, ldepth)) = &self.last
-            && *ldepth < 2
+            && *ldepth == 0
             && candidates.iter().all(|(ids, ..)| !ids.contains(lid))
         {
             candidates.push((vec![*lid], lplain.to_vec(), ldepth + 1));

@@ -32,8 +32,10 @@ pub const END_MAGIC: &[u8; 8] = b"SBPKEND1";
 const ENTRY_LEN: usize = 113;
 /// Most bases a chunk is stored against.
 pub const MAX_BASES: usize = 2;
-/// The longest chain of bases a chunk may have.
-pub const MAX_DEPTH: u8 = 4;
+/// The longest chain of bases a chunk may have: a chunk whose old version
+/// is this deep is stored on its own again, so a changed chunk costs a
+/// whole chunk once in `MAX_DEPTH + 1` backups and a delta otherwise.
+pub const MAX_DEPTH: u8 = 6;
 const NONCE: usize = 12;
 
 /// One chunk's place in a pack.
