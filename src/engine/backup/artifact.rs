@@ -205,26 +205,13 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
                 .map_err(|e| Error::io("write", &job.path, e))?;
             let mut tap = DataTap::new();
             let current = job.current_table.clone();
-            // In the repository, each table's rows go in a stable order.
-            let mut sorter = job.repo.as_ref().map(|_| {
-                crate::engine::repo::sort::BlockSorter::new(
-                    job.path.parent().unwrap_or(Path::new(".")),
-                )
-            });
             stream(&run, &job.cancel, &mut |bytes| {
                 tap.observe(bytes);
                 if let Ok(mut c) = current.lock() {
                     *c = tap.current_table();
                 }
-                match sorter.as_mut() {
-                    Some(s) => s.push(bytes, &mut WriteAdapter(&mut writer)),
-                    None => writer.write_all(bytes),
-                }
+                writer.write_all(bytes)
             })?;
-            if let Some(s) = sorter {
-                s.finish(&mut WriteAdapter(&mut writer))
-                    .map_err(|e| Error::io("write", &job.path, e))?;
-            }
             let report = tap.finish();
             if !report.complete {
                 return Err(Error::corrupt(

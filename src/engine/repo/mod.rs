@@ -24,7 +24,6 @@ pub mod gc;
 pub mod index;
 pub mod ops;
 pub mod pack;
-pub mod sort;
 
 use std::path::{Path, PathBuf};
 
