@@ -65,15 +65,33 @@ pub(super) struct ArtifactJob {
     pub(super) previous: Option<PathBuf>,
 }
 
+/// Where `artifact`'s output goes in `dir`: its file, or (in the
+/// repository) its chunk list.
+pub(super) fn output_path(
+    dir: &Path,
+    artifact: Artifact,
+    codec: super::options::Codec,
+    encrypted: bool,
+    in_repo: bool,
+) -> PathBuf {
+    if in_repo {
+        dir.join(crate::engine::repo::chunks::list_name(
+            &artifact.file_name(super::options::Codec::None, false),
+        ))
+    } else {
+        dir.join(artifact.file_name(codec, encrypted))
+    }
+}
+
 impl ArtifactJob {
-    /// Where `artifact`'s output goes: its file, or its chunk list.
-    pub(super) fn out_path(&self, dir: &Path, artifact: Artifact) -> PathBuf {
-        match self.repo {
-            Some(_) => dir.join(crate::engine::repo::chunks::list_name(
-                &artifact.file_name(super::options::Codec::None, false),
-            )),
-            None => dir.join(artifact.file_name(self.opts.codec, self.key.is_some())),
-        }
+    fn out_path(&self, dir: &Path, artifact: Artifact) -> PathBuf {
+        output_path(
+            dir,
+            artifact,
+            self.opts.codec,
+            self.key.is_some(),
+            self.repo.is_some(),
+        )
     }
 
     fn writer(&self, path: &Path) -> Result<ArtifactWriter> {

@@ -142,6 +142,15 @@ pub struct EncryptionInfo {
     pub kdf: String,
 }
 
+impl EncryptionInfo {
+    pub fn argon2id(algorithm: &str, p: crate::engine::crypto::KdfParams) -> Self {
+        EncryptionInfo {
+            algorithm: algorithm.into(),
+            kdf: format!("argon2id m={} t={} p={}", p.m_cost, p.t_cost, p.p_cost),
+        }
+    }
+}
+
 impl Manifest {
     pub fn file(&self, artifact: Artifact) -> Option<&FileEntry> {
         self.files.iter().find(|f| f.artifact == artifact)
@@ -154,7 +163,7 @@ impl Manifest {
             Some(r) => r
                 .files
                 .iter()
-                .map(|f| f.new_bytes + 8 + 36 * f.chunks)
+                .map(|f| f.new_bytes + crate::engine::repo::chunks::list_len(f.chunks))
                 .sum(),
             None => self.files.iter().map(|f| f.stored_size).sum(),
         }

@@ -184,14 +184,7 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<BackupRecord> {
         req.options.validate()?;
-        if req.options.kind == BackupKind::Incremental
-            && (!req.store.destinations.is_empty() || req.store.drop_local)
-        {
-            return Err(Error::invalid(
-                "incremental backups live in this machine's repository: copies at destinations are not supported for them yet",
-            )
-            .with_hint("take a full backup for off-site copies"));
-        }
+        Engine::check_plan_for(req.options.kind, &req.store)?;
         // Every destination asked for exists, before anything runs.
         for name in crate::engine::destination::copies::plan_names(&req.store) {
             self.destination(name).await?;
@@ -582,15 +575,15 @@ impl Engine {
             .collect();
         let mut handles = Vec::new();
         for artifact in &artifacts {
-            let path = match &repo {
-                Some(_) => temp.join(crate::engine::repo::chunks::list_name(
-                    &artifact.file_name(super::options::Codec::None, false),
-                )),
-                None => temp.join(artifact.file_name(req.options.codec, key.is_some())),
-            };
             let job = ArtifactJob {
                 artifact: *artifact,
-                path,
+                path: super::artifact::output_path(
+                    temp,
+                    *artifact,
+                    req.options.codec,
+                    key.is_some(),
+                    repo.is_some(),
+                ),
                 program: if *artifact == Artifact::Roles {
                     pg_dumpall.clone()
                 } else {
@@ -715,22 +708,12 @@ impl Engine {
             },
             warnings,
             encryption: match &repo {
-                Some(r) => Some(EncryptionInfo {
-                    algorithm: "AES-256-GCM per chunk, in the repository (docs/REPOSITORY.md)"
-                        .into(),
-                    kdf: format!(
-                        "argon2id m={} t={} p={}",
-                        r.config.kdf.m_cost, r.config.kdf.t_cost, r.config.kdf.p_cost
-                    ),
-                }),
-                None => key.as_ref().map(|k| EncryptionInfo {
-                    algorithm: "AES-256-GCM STREAM (docs/FORMAT.md)".into(),
-                    kdf: format!(
-                        "argon2id m={} t={} p={}",
-                        k.params().m_cost,
-                        k.params().t_cost,
-                        k.params().p_cost
-                    ),
+                Some(r) => Some(EncryptionInfo::argon2id(
+                    "AES-256-GCM per chunk, in the repository (docs/REPOSITORY.md)",
+                    r.config.kdf,
+                )),
+                None => key.as_ref().map(|k| {
+                    EncryptionInfo::argon2id("AES-256-GCM STREAM (docs/FORMAT.md)", k.params())
                 }),
             },
             repo: repo_section,

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Place;
 use super::remote::{self, RemoteFiles};
 use crate::engine::Engine;
+use crate::engine::backup::BackupKind;
 use crate::engine::backup::files::{BackupFiles, LocalFiles};
 use crate::engine::backup::manifest::{MANIFEST_FILE, Manifest};
 use crate::engine::catalog::backups::{self, BackupRecord};
@@ -211,8 +212,8 @@ impl Engine {
         let local = PathBuf::from(rec.file_path.clone().unwrap_or_default());
         let want_local = from.is_none_or(|f| f.eq_ignore_ascii_case("local"));
         if want_local && rec.local_state == "present" && local.is_dir() {
-            if let Some(files) = self.snapshot_files(&local).await? {
-                return Ok(files);
+            if rec.backup_type == BackupKind::Incremental.as_str() {
+                return self.snapshot_files(&local).await;
             }
             return Ok(Arc::new(LocalFiles::new(local)));
         }
@@ -260,15 +261,12 @@ impl Engine {
         )))
     }
 
-    /// A repository snapshot's files (`None` for a plain backup folder).
-    async fn snapshot_files(&self, dir: &std::path::Path) -> Result<Option<Arc<dyn BackupFiles>>> {
+    /// A repository snapshot's files (an incremental backup's folder).
+    async fn snapshot_files(&self, dir: &std::path::Path) -> Result<Arc<dyn BackupFiles>> {
         let d = dir.to_path_buf();
         let manifest = tokio::task::spawn_blocking(move || Manifest::read(&d))
             .await
             .map_err(|e| Error::internal(e.to_string()))??;
-        if manifest.repo.is_none() {
-            return Ok(None);
-        }
         // The repository is opened (a key derivation) only when a stream is
         // read, on the blocking thread that reads it.
         let engine = self.clone();
@@ -277,7 +275,21 @@ impl Engine {
             Box::new(move || handle.block_on(engine.open_repo()));
         let files =
             crate::engine::repo::chunks::SnapshotFiles::with_manifest(dir, opener, &manifest)?;
-        Ok(Some(Arc::new(files)))
+        Ok(Arc::new(files))
+    }
+
+    /// Incremental backups live in this machine's repository: a plan that
+    /// copies them elsewhere is refused (for a run and for a job alike).
+    pub(crate) fn check_plan_for(kind: BackupKind, plan: &StorePlan) -> Result<()> {
+        if kind == BackupKind::Incremental
+            && (!plan.destinations.is_empty() || plan.drop_local || plan.failover.is_some())
+        {
+            return Err(Error::invalid(
+                "incremental backups live in this machine's repository: copies at destinations are not supported for them yet",
+            )
+            .with_hint("take full backups for off-site copies"));
+        }
+        Ok(())
     }
 
     /// Copies a completed backup to a destination: uploads every file, then
@@ -298,7 +310,7 @@ impl Engine {
                 rec.id, rec.status
             )));
         }
-        if rec.backup_type == "incremental" {
+        if rec.backup_type == BackupKind::Incremental.as_str() {
             return Err(Error::invalid(format!(
                 "backup {} is an incremental snapshot in this machine's repository: copying it to a destination is not supported yet",
                 rec.id

@@ -366,7 +366,8 @@ impl DataDiffer {
     }
 
     /// Per table: rows added, removed, changed.
-    pub fn finish(self, keyed: &HashMap<String, bool>) -> Result<Vec<TableDiff>> {
+    /// `keys`: the tables whose rows were matched by primary key.
+    pub fn finish(self, keys: &HashMap<String, Vec<String>>) -> Result<Vec<TableDiff>> {
         let mut out = Vec::new();
         let mut names: Vec<(&String, &i64)> = self.tables.iter().collect();
         names.sort();
@@ -386,7 +387,7 @@ impl DataDiffer {
             let changed = q("SELECT COUNT(*) FROM rows a JOIN rows b
                                ON b.side = 1 AND b.tbl = a.tbl AND b.key = a.key
                             WHERE a.side = 0 AND a.tbl = ?1 AND a.hash <> b.hash")?;
-            let is_keyed = keyed.get(table).copied().unwrap_or(false);
+            let is_keyed = keys.contains_key(table);
             let changed_keys = if is_keyed && changed > 0 {
                 let mut s = self
                     .conn
@@ -509,8 +510,7 @@ mod tests {
         let b = "COPY public.t (id, v) FROM stdin;\n1\ta\n2\tB\n4\td\n5\te\n\\.\nCOPY public.log (m) FROM stdin;\nx\ny\nz\n\\.\n";
         d.load(0, a.as_bytes(), &keys, &none, &c).expect("a");
         d.load(1, b.as_bytes(), &keys, &none, &c).expect("b");
-        let keyed = [("public.t".to_owned(), true)].into();
-        let out = d.finish(&keyed).expect("finish");
+        let out = d.finish(&keys).expect("finish");
         let t = out.iter().find(|t| t.table == "public.t").expect("t");
         assert_eq!((t.added, t.removed, t.changed), (2, 1, 1), "{t:?}");
         assert_eq!(t.changed_keys, vec!["2".to_owned()]);

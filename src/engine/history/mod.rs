@@ -7,19 +7,15 @@
 pub mod diff;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use self::diff::{RolesDiff, SchemaDiff, TableDiff};
 use crate::engine::Engine;
-use crate::engine::backup::files::BackupFiles;
-use crate::engine::backup::manifest::Manifest;
 use crate::engine::backup::options::Artifact;
-use crate::engine::backup::pipeline::open_artifact_reader;
-use crate::engine::crypto::Secret;
 use crate::engine::error::{Error, Result};
+use crate::engine::restore::verified::{Checked, VerifiedBackup};
 
 /// One backup on a project's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,31 +59,20 @@ impl BackupDiff {
     }
 }
 
-/// One side of a diff: a backup's manifest and files.
-struct Side {
-    manifest: Manifest,
-    files: std::sync::Arc<dyn BackupFiles>,
-}
-
-impl Side {
-    /// The plain stream of `artifact`, decoded, or `None` when the backup
-    /// has none.
-    fn open(
-        &self,
-        artifact: Artifact,
-        passphrase: Option<&Secret>,
-    ) -> Result<Option<Box<dyn std::io::Read + Send>>> {
-        let Some(f) = self.manifest.file(artifact) else {
-            return Ok(None);
-        };
-        let stat = self.files.stat(&f.name)?.ok_or_else(|| {
-            Error::corrupt(format!("{}/{} is missing", self.files.label(), f.name))
-        })?;
-        let source = self.files.open(&f.name, Some(&stat))?;
-        let label = PathBuf::from(format!("{}/{}", self.files.label(), f.name));
-        let (r, _) = open_artifact_reader(source, &label, f.codec, f.encrypted, passphrase, None)?;
-        Ok(Some(r))
+/// Reads one side's `artifact` (if the backup has it) through `f`, then
+/// checks the stream's digests against the manifest.
+fn read_checked<T>(
+    side: &VerifiedBackup,
+    artifact: Artifact,
+    f: impl FnOnce(&mut Checked) -> Result<T>,
+) -> Result<Option<T>> {
+    if side.manifest.file(artifact).is_none() {
+        return Ok(None);
     }
+    let mut stream = side.open(artifact)?;
+    let out = f(&mut stream)?;
+    stream.finish()?;
+    Ok(Some(out))
 }
 
 impl Engine {
@@ -117,41 +102,37 @@ impl Engine {
         b: &str,
         cancel: CancellationToken,
     ) -> Result<BackupDiff> {
-        let (ra, ma, fa) = self.backup_and_manifest(a, None).await?;
-        let (rb, mb, fb) = self.backup_and_manifest(b, None).await?;
-        let encrypted = ma.files.iter().chain(&mb.files).any(|f| f.encrypted);
-        let passphrase = if encrypted {
-            Some(self.backup_passphrase().await?.ok_or_else(|| {
-                Error::auth("the backups are encrypted and no backup passphrase is set")
-            })?)
-        } else {
-            None
+        // Each side is read the way a restore reads it: checked against
+        // the manifest and the catalog, each stream's digests again at its
+        // end — a damaged file fails the diff.
+        let mut sides = Vec::new();
+        for id in [a, b] {
+            let (_, m, _) = self.backup_and_manifest(id, None).await?;
+            let present: Vec<Artifact> = [Artifact::Schema, Artifact::Data, Artifact::Roles]
+                .into_iter()
+                .filter(|x| m.file(*x).is_some())
+                .collect();
+            sides.push(self.verified_backup(id, None, present).await?);
+        }
+        let (sb, sa) = (sides.pop(), sides.pop());
+        let (Some(sa), Some(sb)) = (sa, sb) else {
+            return Err(Error::internal("a side of the diff is missing"));
         };
+        let (ra, rb) = (self.backup(a).await?, self.backup(b).await?);
         let work = tempfile::Builder::new()
             .prefix("diff-")
             .suffix(".sqlite")
             .tempfile_in(self.data_dir().temp())
             .map_err(|e| Error::io("create a work file in", &self.data_dir().temp(), e))?;
-        let sa = Side {
-            manifest: ma,
-            files: fa,
-        };
-        let sb = Side {
-            manifest: mb,
-            files: fb,
-        };
         let (ida, idb) = (ra.id.clone(), rb.id.clone());
         let mut out = tokio::task::spawn_blocking(move || -> Result<BackupDiff> {
-            let p = passphrase.as_ref();
             let mut out = BackupDiff {
                 a: ida,
                 b: idb,
                 ..Default::default()
             };
-            let schema = |s: &Side| -> Result<Option<Vec<diff::SchemaObject>>> {
-                s.open(Artifact::Schema, p)?
-                    .map(diff::parse_schema)
-                    .transpose()
+            let schema = |s: &VerifiedBackup| -> Result<Option<Vec<diff::SchemaObject>>> {
+                read_checked(s, Artifact::Schema, |r: &mut Checked| diff::parse_schema(r))
             };
             let (oa, ob) = (schema(&sa)?, schema(&sb)?);
             let keys: HashMap<String, Vec<String>> = match (&oa, &ob) {
@@ -195,28 +176,31 @@ impl Engine {
                 })
                 .map(|t| (t.schema.clone(), t.name.clone()))
                 .collect();
-            match (sa.open(Artifact::Data, p)?, sb.open(Artifact::Data, p)?) {
-                (Some(da), Some(db)) => {
-                    let mut differ = diff::DataDiffer::new(work.path())?;
-                    differ.load(0, da, &keys, &same, &cancel)?;
-                    differ.load(1, db, &keys, &same, &cancel)?;
-                    let keyed: HashMap<String, bool> =
-                        keys.keys().map(|k| (k.clone(), true)).collect();
-                    let all = differ.finish(&keyed)?;
-                    let (changed, unchanged): (Vec<_>, Vec<_>) = all
-                        .into_iter()
-                        .partition(|t| t.added + t.removed + t.changed > 0);
-                    out.tables = changed;
-                    out.unchanged_tables = unchanged.len();
-                }
-                _ => out
-                    .notes
-                    .push("rows were not compared: one backup has no data".into()),
+            if sa.manifest.file(Artifact::Data).is_some()
+                && sb.manifest.file(Artifact::Data).is_some()
+            {
+                let mut differ = diff::DataDiffer::new(work.path())?;
+                read_checked(&sa, Artifact::Data, |r| {
+                    differ.load(0, r, &keys, &same, &cancel)
+                })?;
+                read_checked(&sb, Artifact::Data, |r| {
+                    differ.load(1, r, &keys, &same, &cancel)
+                })?;
+                let (changed, unchanged): (Vec<_>, Vec<_>) = differ
+                    .finish(&keys)?
+                    .into_iter()
+                    .partition(|t| t.added + t.removed + t.changed > 0);
+                out.tables = changed;
+                out.unchanged_tables = unchanged.len();
+            } else {
+                out.notes
+                    .push("rows were not compared: one backup has no data".into());
             }
-            match (sa.open(Artifact::Roles, p)?, sb.open(Artifact::Roles, p)?) {
-                (Some(x), Some(y)) => {
-                    out.roles = diff::diff_roles(&diff::role_lines(x)?, &diff::role_lines(y)?);
-                }
+            let roles = |s: &VerifiedBackup| {
+                read_checked(s, Artifact::Roles, |r: &mut Checked| diff::role_lines(r))
+            };
+            match (roles(&sa)?, roles(&sb)?) {
+                (Some(x), Some(y)) => out.roles = diff::diff_roles(&x, &y),
                 _ => out
                     .notes
                     .push("roles were not compared: one backup has none".into()),

@@ -27,6 +27,11 @@ use crate::engine::error::{Error, Result};
 pub const LIST_MAGIC: &[u8; 8] = b"SBCHUNK1";
 const LIST_ENTRY: usize = 36;
 
+/// The size of a list of `chunks` chunks.
+pub fn list_len(chunks: u64) -> u64 {
+    LIST_MAGIC.len() as u64 + LIST_ENTRY as u64 * chunks
+}
+
 /// The list file's name for a stream.
 pub fn list_name(file: &str) -> String {
     format!("{file}.chunks")

@@ -2,7 +2,7 @@
 //! it, and export any backup's plain files for stock tools.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -12,7 +12,6 @@ use super::Repo;
 use super::gc::{CheckReport, GcReport};
 use crate::engine::Engine;
 use crate::engine::backup::options::{Artifact, Codec};
-use crate::engine::backup::pipeline::{HashingReader, open_artifact_reader};
 use crate::engine::catalog::audit;
 use crate::engine::error::{Error, Result};
 
@@ -121,33 +120,36 @@ impl Engine {
         if codec == Codec::Xz {
             return Err(Error::invalid("export writes plain SQL or zstd"));
         }
-        let (rec, manifest, files) = self.backup_and_manifest(backup, from).await?;
-        let passphrase = if manifest.files.iter().any(|f| f.encrypted) {
-            self.backup_passphrase().await?
-        } else {
-            None
-        };
+        const WANTED: [Artifact; 5] = [
+            Artifact::Roles,
+            Artifact::Schema,
+            Artifact::SchemaArchive,
+            Artifact::Data,
+            Artifact::History,
+        ];
+        // Read the way a restore reads: checked against the manifest and
+        // the catalog first, each stream's digests again as it is decoded.
+        let (_, manifest, _) = self.backup_and_manifest(backup, from).await?;
+        let present: Vec<Artifact> = WANTED
+            .into_iter()
+            .filter(|a| manifest.file(*a).is_some())
+            .collect();
+        let verified = self.verified_backup(backup, from, present.clone()).await?;
+        let rec = self.backup(backup).await?;
         let dir = dir.to_path_buf();
         let id = rec.id.clone();
         let report = join(
             tokio::task::spawn_blocking(move || -> Result<ExportReport> {
                 crate::engine::paths::create_dirs_synced(&dir)?;
-                let wanted = [
-                    Artifact::Roles,
-                    Artifact::Schema,
-                    Artifact::SchemaArchive,
-                    Artifact::Data,
-                    Artifact::History,
-                ];
                 let mut out = ExportReport {
                     backup_id: id,
                     dir: dir.display().to_string(),
                     files: Vec::new(),
                     bytes: 0,
                 };
-                for f in manifest.files.iter().filter(|f| wanted.contains(&f.artifact)) {
+                for a in present {
                     // The custom archive stays plain: pg_restore reads it as is.
-                    let (name, codec) = match f.artifact {
+                    let (name, codec) = match a {
                         Artifact::SchemaArchive => ("schema.dump".to_owned(), Codec::None),
                         a => (format!("{}.sql{}", a.stem(), codec.extension()), codec),
                     };
@@ -158,32 +160,14 @@ impl Engine {
                             target.display()
                         )));
                     }
-                    let stat = files
-                        .stat(&f.name)?
-                        .ok_or_else(|| Error::corrupt(format!("{} is missing", f.name)))?;
-                    let source = files.open(&f.name, Some(&stat))?;
-                    let label = PathBuf::from(format!("{}/{}", files.label(), f.name));
-                    let (reader, _) = open_artifact_reader(
-                        source,
-                        &label,
-                        f.codec,
-                        f.encrypted,
-                        passphrase.as_ref(),
-                        None,
-                    )?;
-                    let mut plain = HashingReader::new(reader);
+                    let mut plain = verified.open(a)?;
                     let mut tmp = tempfile::Builder::new()
                         .prefix(&format!(".{name}."))
                         .tempfile_in(&dir)
                         .map_err(|e| Error::io("create a file in", &dir, e))?;
-                    let written = copy_encoded(&mut plain, tmp.as_file_mut(), codec, &label)?;
-                    let (sha, size) = plain.digest();
-                    if sha != f.plain_sha256 || size != f.plain_size {
-                        return Err(Error::corrupt(format!(
-                            "{}: its content differs from the manifest; nothing was exported for it",
-                            f.name
-                        )));
-                    }
+                    let written = copy_encoded(&mut plain, tmp.as_file_mut(), codec)
+                        .map_err(|e| plain.read_error(e))?;
+                    plain.finish()?;
                     tmp.as_file()
                         .sync_all()
                         .map_err(|e| Error::io("sync", &target, e))?;
@@ -215,21 +199,15 @@ fn copy_encoded(
     plain: &mut impl Read,
     out: &mut std::fs::File,
     codec: Codec,
-    label: &Path,
-) -> Result<u64> {
-    let decode_err =
-        |e: std::io::Error| crate::engine::backup::crypt::error_from_io(e, "read", label);
+) -> std::io::Result<u64> {
     match codec {
         Codec::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(CountingWriter::new(out), 3)
-                .map_err(|e| Error::io("compress", label, e))?;
-            enc.include_checksum(true)
-                .map_err(|e| Error::io("compress", label, e))?;
-            std::io::copy(plain, &mut enc).map_err(decode_err)?;
-            let w = enc.finish().map_err(|e| Error::io("compress", label, e))?;
-            Ok(w.count)
+            let mut enc = zstd::stream::write::Encoder::new(CountingWriter::new(out), 3)?;
+            enc.include_checksum(true)?;
+            std::io::copy(plain, &mut enc)?;
+            Ok(enc.finish()?.count)
         }
-        _ => std::io::copy(plain, out).map_err(decode_err),
+        _ => std::io::copy(plain, out),
     }
 }
 

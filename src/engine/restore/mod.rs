@@ -23,7 +23,7 @@ mod recover;
 mod rtest;
 pub mod scope;
 mod select;
-mod verified;
+pub(crate) mod verified;
 
 use serde::{Deserialize, Serialize};
 

@@ -197,16 +197,7 @@ impl Engine {
     fn check(&self, input: &JobInput) -> Result<CronExpr> {
         let cron = CronExpr::parse(&input.cron)?;
         input.config.backup.validate()?;
-        if input.config.backup.kind == crate::engine::backup::BackupKind::Incremental
-            && (!input.config.store.destinations.is_empty()
-                || input.config.store.failover.is_some()
-                || input.config.drill_from.is_some())
-        {
-            return Err(Error::invalid(
-                "incremental backups live in this machine's repository: a job taking them cannot copy them to destinations yet",
-            )
-            .with_hint("use --type full for a job with off-site copies"));
-        }
+        Engine::check_plan_for(input.config.backup.kind, &input.config.store)?;
         for h in [&input.config.pre_hook, &input.config.post_hook]
             .into_iter()
             .flatten()
