@@ -13,7 +13,7 @@ use super::manifest::{FileEntry, MatviewInfo};
 use super::options::{Artifact, BackupOptions};
 use super::pipeline::{ArtifactWriter, Counters};
 use super::roles::RolesFilter;
-use super::tap::{DataTap, TapReport, tail_is_complete};
+use super::tap::{DataTap, RowHash, TapReport, tail_is_complete};
 use crate::engine::conninfo::ConnInfo;
 use crate::engine::error::{Error, Result};
 
@@ -221,7 +221,7 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
             writer
                 .write_all(DATA_HEADER.as_bytes())
                 .map_err(|e| Error::io("write", &job.path, e))?;
-            let mut tap = DataTap::new();
+            let mut tap = DataTap::new(RowHash::CURRENT);
             let current = job.current_table.clone();
             stream(&run, &job.cancel, &mut |bytes| {
                 tap.observe(bytes);

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::options::{Artifact, BackupOptions, Codec};
-use super::tap::{SequenceStat, TableStat};
+use super::tap::{RowHash, SequenceStat, TableStat};
 use crate::engine::error::{Error, Result};
 
 pub const MANIFEST_FILE: &str = "metadata.json";
@@ -84,6 +84,9 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// Per-table row counts and content checksums of data.sql.
     pub tables: Vec<TableStat>,
+    /// The row hash of the table checksums (SHA-256 when absent: older backups).
+    #[serde(default)]
+    pub row_checksum: RowHash,
     pub sequences: Vec<SequenceStat>,
     pub matviews: Vec<MatviewInfo>,
     /// Roles re-created by roles.sql.

@@ -20,6 +20,7 @@ use super::manifest::{EncryptionInfo, Manifest, MatviewInfo, ProjectInfo, Timing
 use super::options::{Artifact, BackupKind, BackupOptions};
 use super::pipeline::Counters;
 use super::source::{dump_args, inspect};
+use super::tap::RowHash;
 use crate::engine::Engine;
 use crate::engine::catalog::backups::{self, BackupRecord, NewBackup};
 use crate::engine::catalog::{analytics, audit, new_id};
@@ -690,6 +691,7 @@ impl Engine {
             snapshot: server.snapshot.clone(),
             files: done.into_iter().flat_map(|d| d.entries).collect(),
             tables: tap.tables,
+            row_checksum: RowHash::CURRENT,
             sequences: tap.sequences,
             matviews: if artifacts.contains(&Artifact::Data) {
                 covered_matviews

@@ -14,28 +14,90 @@
 //! escapes newlines and carriage returns inside values, so a row is exactly
 //! one line; an empty line is a valid row, e.g. of a table with no columns):
 //!
-//! 1. `d = SHA-256(line)` (32 bytes);
-//! 2. split `d` into four 8-byte lanes `d[0..8]`, `d[8..16]`, `d[16..24]`,
-//!    `d[24..32]`, each read as a **little-endian** `u64`;
+//! 1. `d = H(line)`, where `H` is the manifest's `row_checksum` ([`RowHash`]):
+//!    XXH3-128 (`xxh3-128`, 16 bytes: the 128-bit value written little-endian)
+//!    since this format was introduced, SHA-256 (`sha256`, 32 bytes) for
+//!    backups whose manifest names none;
+//! 2. split `d` into 8-byte lanes (two or four), each read as a
+//!    **little-endian** `u64`;
 //! 3. add the lanes lane-wise, with wrapping (mod 2^64) addition, into an
-//!    accumulator of four `u64` that starts at zero.
+//!    accumulator that starts at zero.
 //!
-//! The checksum is the lower-case hex of the 32 bytes obtained by writing the
-//! four accumulator lanes, in order, as little-endian `u64`s (64 hex digits;
-//! an empty table gives 64 zeros). Addition is commutative, so the result does
+//! The checksum is the lower-case hex of the accumulator lanes, in order, each
+//! written as a little-endian `u64` (32 hex digits for XXH3-128, 64 for
+//! SHA-256; an empty table gives all zeros). Addition is commutative, so the result does
 //! not depend on row order: a fresh `COPY "s"."t" (cols...) TO STDOUT` of the
 //! restored table — same column list, same text format and session settings as
 //! pg_dump's — yields the same checksum however the rows come back. Duplicate
 //! rows count as many times as they occur. [`multiset_checksum`] and
 //! [`MultisetHasher`] compute the same value for other line sources.
 //!
+//! The row hash only has to tell a restored table from its backup: the
+//! files' integrity rests on their SHA-256 digests and, when encrypted, on
+//! AES-GCM. XXH3 hashes rows about ten times faster than SHA-256 does here
+//! (with SHA extensions), which is why new backups use it.
+//!
 //! Memory: at most one line prefix of [`LINE_CAP`] bytes is buffered; a longer
 //! COPY line is hashed incrementally without being kept, a longer line outside
 //! COPY data is skipped (pg_dump writes no such statement the tap cares about).
 
 use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::engine::crypto::hex;
+
+/// The per-row hash of the table checksums (the manifest's `row_checksum`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RowHash {
+    /// SHA-256, four lanes: backups made before `row_checksum` existed.
+    #[default]
+    #[serde(rename = "sha256")]
+    Sha256,
+    /// XXH3-128, two lanes: what new backups use.
+    #[serde(rename = "xxh3-128")]
+    Xxh3,
+}
+
+impl RowHash {
+    /// What new backups use.
+    pub const CURRENT: RowHash = RowHash::Xxh3;
+
+    fn lanes(self) -> usize {
+        match self {
+            RowHash::Sha256 => 4,
+            RowHash::Xxh3 => 2,
+        }
+    }
+}
+
+/// An incremental row hash, for a line too long to buffer.
+enum LineHasher {
+    Sha256(Sha256),
+    Xxh3(Box<Xxh3>),
+}
+
+impl LineHasher {
+    fn new(alg: RowHash) -> Self {
+        match alg {
+            RowHash::Sha256 => LineHasher::Sha256(Sha256::new()),
+            RowHash::Xxh3 => LineHasher::Xxh3(Box::new(Xxh3::new())),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            LineHasher::Sha256(h) => h.update(bytes),
+            LineHasher::Xxh3(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            LineHasher::Sha256(h) => h.finalize().to_vec(),
+            LineHasher::Xxh3(h) => h.digest128().to_le_bytes().to_vec(),
+        }
+    }
+}
 
 /// pg_dump's completion marker for a single database dump.
 pub const DUMP_COMPLETE_MARKER: &str = "-- PostgreSQL database dump complete";
@@ -87,23 +149,31 @@ pub struct TapReport {
 }
 
 /// Order-independent multiset hash of lines; see the module docs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultisetHasher {
+    alg: RowHash,
     acc: [u64; 4],
     count: u64,
 }
 
 impl MultisetHasher {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(alg: RowHash) -> Self {
+        MultisetHasher {
+            alg,
+            acc: [0; 4],
+            count: 0,
+        }
     }
 
     /// Adds one line (without its trailing `\n`).
     pub fn add_line(&mut self, line: &[u8]) {
-        self.add_digest(&Sha256::digest(line));
+        match self.alg {
+            RowHash::Sha256 => self.add_digest(&Sha256::digest(line)),
+            RowHash::Xxh3 => self.add_digest(&xxh3_128(line).to_le_bytes()),
+        }
     }
 
-    /// Adds a line whose SHA-256 was computed elsewhere.
+    /// Adds a line whose hash was computed elsewhere.
     fn add_digest(&mut self, digest: &[u8]) {
         for (lane, bytes) in self.acc.iter_mut().zip(digest.chunks_exact(8)) {
             let mut le = [0u8; 8];
@@ -113,13 +183,13 @@ impl MultisetHasher {
         self.count += 1;
     }
 
-    /// The checksum: 64 lower-case hex digits.
+    /// The checksum: 16 hex digits per lane, lower case.
     pub fn hex(&self) -> String {
         let mut bytes = [0u8; 32];
         for (out, lane) in bytes.chunks_exact_mut(8).zip(self.acc) {
             out.copy_from_slice(&lane.to_le_bytes());
         }
-        hex(&bytes)
+        hex(&bytes[..self.alg.lanes() * 8])
     }
 
     /// How many lines were added.
@@ -129,8 +199,8 @@ impl MultisetHasher {
 }
 
 /// The multiset checksum of `lines` (each without its trailing `\n`).
-pub fn multiset_checksum<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> String {
-    let mut h = MultisetHasher::new();
+pub fn multiset_checksum<'a>(alg: RowHash, lines: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h = MultisetHasher::new(alg);
     for line in lines {
         h.add_line(line);
     }
@@ -193,8 +263,10 @@ pub struct DataTap {
     buf: Vec<u8>,
     /// The current line exceeded [`LINE_CAP`].
     overflowed: bool,
-    /// Incremental SHA-256 of an over-long COPY data line.
-    long_line: Option<Sha256>,
+    /// The row hash of the table checksums.
+    alg: RowHash,
+    /// Incremental hash of an over-long COPY data line.
+    long_line: Option<LineHasher>,
     copy: Option<CopyBlock>,
     tables: Vec<TableStat>,
     sequences: Vec<SequenceStat>,
@@ -204,20 +276,15 @@ pub struct DataTap {
     bytes: u64,
 }
 
-impl Default for DataTap {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Tail lines are kept only as long as needed to compare with a marker.
 const TAIL_LINE_MAX: usize = 128;
 
 impl DataTap {
-    pub fn new() -> Self {
+    pub fn new(alg: RowHash) -> Self {
         DataTap {
             buf: Vec::new(),
             overflowed: false,
+            alg,
             long_line: None,
             copy: None,
             tables: Vec::new(),
@@ -232,9 +299,14 @@ impl DataTap {
     pub fn observe(&mut self, bytes: &[u8]) {
         self.bytes += bytes.len() as u64;
         let mut rest = bytes;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            self.append(&rest[..i]);
-            self.end_line();
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            if self.buf.is_empty() && !self.overflowed && i <= LINE_CAP {
+                // The whole line is here: no copy.
+                self.line(&rest[..i]);
+            } else {
+                self.append(&rest[..i]);
+                self.end_line();
+            }
             rest = &rest[i + 1..];
         }
         self.append(rest);
@@ -281,7 +353,7 @@ impl DataTap {
         } else if self.buf.len() + seg.len() > LINE_CAP {
             self.overflowed = true;
             if self.copy.is_some() {
-                let mut h = Sha256::new();
+                let mut h = LineHasher::new(self.alg);
                 h.update(&self.buf);
                 h.update(seg);
                 self.long_line = Some(h);
@@ -295,28 +367,36 @@ impl DataTap {
     fn end_line(&mut self) {
         let overflowed = std::mem::replace(&mut self.overflowed, false);
         let long_line = self.long_line.take();
+        if overflowed {
+            match (self.copy.as_mut(), long_line) {
+                (Some(copy), Some(h)) => copy.hasher.add_digest(&h.finish()),
+                (Some(_), None) => {}
+                (None, _) => self.note_tail(b"<long line>"),
+            }
+            self.buf.clear();
+            return;
+        }
         let line = std::mem::take(&mut self.buf);
+        self.line(&line);
+        self.buf = line;
+        self.buf.clear();
+    }
+
+    /// One whole line (without `\n`) of at most [`LINE_CAP`] bytes.
+    fn line(&mut self, line: &[u8]) {
         if let Some(copy) = self.copy.as_mut() {
-            if overflowed {
-                if let Some(h) = long_line {
-                    copy.hasher.add_digest(&h.finalize());
-                }
-            } else if line == b"\\." {
+            if line == b"\\." {
                 if let Some(c) = self.copy.take() {
                     self.tables.push(c.stat());
                 }
-                self.note_tail(&line);
+                self.note_tail(line);
             } else {
-                copy.hasher.add_line(&line);
+                copy.hasher.add_line(line);
             }
-        } else if overflowed {
-            self.note_tail(b"<long line>");
         } else {
-            self.statement_line(&line);
-            self.note_tail(&line);
+            self.statement_line(line);
+            self.note_tail(line);
         }
-        self.buf = line;
-        self.buf.clear();
     }
 
     fn note_tail(&mut self, line: &[u8]) {
@@ -337,7 +417,7 @@ impl DataTap {
                 self.copy = Some(CopyBlock {
                     schema,
                     name,
-                    hasher: MultisetHasher::new(),
+                    hasher: MultisetHasher::new(self.alg),
                 });
             }
         } else if let Some(rest) = line.strip_prefix(b"SELECT pg_catalog.setval(") {
@@ -678,7 +758,11 @@ REFRESH MATERIALIZED VIEW "public"."order_totals";
 "##;
 
     fn tap_chunked(input: &[u8], sizes: &mut dyn FnMut() -> usize) -> TapReport {
-        let mut tap = DataTap::new();
+        tap_chunked_with(RowHash::Sha256, input, sizes)
+    }
+
+    fn tap_chunked_with(alg: RowHash, input: &[u8], sizes: &mut dyn FnMut() -> usize) -> TapReport {
+        let mut tap = DataTap::new(alg);
         let mut rest = input;
         while !rest.is_empty() {
             let n = sizes().clamp(1, rest.len());
@@ -691,7 +775,7 @@ REFRESH MATERIALIZED VIEW "public"."order_totals";
     }
 
     fn tap_all(input: &[u8]) -> TapReport {
-        let mut tap = DataTap::new();
+        let mut tap = DataTap::new(RowHash::Sha256);
         tap.observe(input);
         tap.finish()
     }
@@ -777,20 +861,26 @@ REFRESH MATERIALIZED VIEW "public"."order_totals";
         let lines: Vec<&[u8]> = ORDERS_COPY_DESC.lines().map(str::as_bytes).collect();
         assert_eq!(lines.len(), 8);
         assert_eq!(
-            multiset_checksum(lines.iter().copied()),
+            multiset_checksum(RowHash::Sha256, lines.iter().copied()),
             expected_tables()[3].checksum
         );
-        let mut h = MultisetHasher::new();
+        let mut h = MultisetHasher::new(RowHash::Sha256);
         for l in lines.iter().rev() {
             h.add_line(l);
         }
         assert_eq!(h.count(), 8);
         assert_eq!(h.hex(), expected_tables()[3].checksum);
         // A changed or missing row changes the checksum.
-        assert_ne!(multiset_checksum(lines[1..].iter().copied()), h.hex());
+        assert_ne!(
+            multiset_checksum(RowHash::Sha256, lines[1..].iter().copied()),
+            h.hex()
+        );
         let mut altered = lines.clone();
         altered[0] = b"8\tcr\\rhere and \\\\. dot\t7\t0";
-        assert_ne!(multiset_checksum(altered.iter().copied()), h.hex());
+        assert_ne!(
+            multiset_checksum(RowHash::Sha256, altered.iter().copied()),
+            h.hex()
+        );
     }
 
     /// Reorders the data lines of every COPY block (reverse, then rotate).
@@ -846,13 +936,13 @@ REFRESH MATERIALIZED VIEW "public"."order_totals";
 
     #[test]
     fn current_table_follows_the_stream() {
-        let mut tap = DataTap::new();
+        let mut tap = DataTap::new(RowHash::Sha256);
         assert_eq!(tap.current_table(), None);
         let at = DATA_ONLY.find("1\ttab\\there").unwrap_or(0);
         tap.observe(&DATA_ONLY.as_bytes()[..at]);
         assert_eq!(tap.current_table().as_deref(), Some("public.orders"));
         let quoted = DATA_ONLY.find("1\tx\n").unwrap_or(0);
-        let mut tap2 = DataTap::new();
+        let mut tap2 = DataTap::new(RowHash::Sha256);
         tap2.observe(&DATA_ONLY.as_bytes()[..quoted]);
         assert_eq!(
             tap2.current_table().as_deref(),
@@ -949,18 +1039,87 @@ REFRESH MATERIALIZED VIEW "public"."order_totals";
         // A long line outside COPY data is skipped.
         dump.push_str(&"-".repeat(LINE_CAP + 5));
         dump.push_str("\n\n--\n-- PostgreSQL database dump complete\n--\n\n");
-        let want = multiset_checksum([
-            long_a.as_bytes(),
-            b"short",
-            long_b.as_bytes(),
-            exact.as_bytes(),
-            b"",
-        ]);
-        for size in [65_536usize, LINE_CAP + 1, 3 * LINE_CAP, dump.len()] {
-            let report = tap_chunked(dump.as_bytes(), &mut || size);
-            assert_eq!(report.tables, vec![stat("s", "big", 5, &want)], "{size}");
-            assert!(report.complete);
+        for alg in [RowHash::Sha256, RowHash::Xxh3] {
+            let want = multiset_checksum(
+                alg,
+                [
+                    long_a.as_bytes(),
+                    b"short",
+                    long_b.as_bytes(),
+                    exact.as_bytes(),
+                    b"",
+                ],
+            );
+            for size in [65_536usize, LINE_CAP + 1, 3 * LINE_CAP, dump.len()] {
+                let report = tap_chunked_with(alg, dump.as_bytes(), &mut || size);
+                assert_eq!(report.tables, vec![stat("s", "big", 5, &want)], "{size}");
+                assert!(report.complete);
+            }
         }
+    }
+
+    #[test]
+    fn xxh3_checksums_follow_the_documented_formula() {
+        let lines: Vec<&[u8]> = ORDERS_COPY_DESC.lines().map(str::as_bytes).collect();
+        // The module docs' formula, written out: two little-endian lanes of
+        // each row's XXH3-128, summed with wrapping.
+        let mut acc = [0u64; 2];
+        for l in &lines {
+            let d = xxh3_128(l).to_le_bytes();
+            acc[0] = acc[0].wrapping_add(u64::from_le_bytes(d[..8].try_into().unwrap()));
+            acc[1] = acc[1].wrapping_add(u64::from_le_bytes(d[8..].try_into().unwrap()));
+        }
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&acc[0].to_le_bytes());
+        bytes.extend_from_slice(&acc[1].to_le_bytes());
+        let want = hex(&bytes);
+        assert_eq!(want.len(), 32);
+        assert_eq!(
+            multiset_checksum(RowHash::Xxh3, lines.iter().copied()),
+            want
+        );
+        let mut h = MultisetHasher::new(RowHash::Xxh3);
+        for l in lines.iter().rev() {
+            h.add_line(l);
+        }
+        assert_eq!(h.hex(), want);
+        assert_eq!(MultisetHasher::new(RowHash::Xxh3).hex(), "0".repeat(32));
+        assert_ne!(
+            multiset_checksum(RowHash::Sha256, lines.iter().copied()),
+            want,
+            "the two row hashes give different checksums"
+        );
+        // The tap gives the same value for the block, in any chunking and
+        // any row order.
+        let plain = tap_chunked_with(RowHash::Xxh3, DATA_ONLY.as_bytes(), &mut || usize::MAX);
+        for seed in 1..5u64 {
+            let chunked = tap_chunked_with(RowHash::Xxh3, DATA_ONLY.as_bytes(), &mut rng(seed));
+            assert_eq!(chunked, plain);
+        }
+        let shuffled = shuffle_blocks(DATA_ONLY, 2);
+        assert_eq!(
+            tap_chunked_with(RowHash::Xxh3, shuffled.as_bytes(), &mut rng(9)).tables,
+            plain.tables
+        );
+        let orders = plain.tables.iter().find(|t| t.name == "orders").unwrap();
+        assert_eq!(orders.checksum, want);
+    }
+
+    #[test]
+    fn manifests_without_a_row_hash_mean_sha256() {
+        #[derive(serde::Deserialize)]
+        struct M {
+            #[serde(default)]
+            row_checksum: RowHash,
+        }
+        let old: M = serde_json::from_str("{}").unwrap();
+        assert_eq!(old.row_checksum, RowHash::Sha256);
+        let new: M = serde_json::from_str(r#"{"row_checksum":"xxh3-128"}"#).unwrap();
+        assert_eq!(new.row_checksum, RowHash::Xxh3);
+        assert_eq!(
+            serde_json::to_string(&RowHash::CURRENT).unwrap(),
+            r#""xxh3-128""#
+        );
     }
 
     #[test]

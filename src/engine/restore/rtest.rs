@@ -606,14 +606,14 @@ async fn compare_tables(
                 ))
             })?;
         let mut stream = std::pin::pin!(stream);
-        let mut hasher = MultisetHasher::new();
+        let mut hasher = MultisetHasher::new(m.row_checksum);
         let mut pending: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk
                 .map_err(|e| Error::connection(format!("reading {}.{}: {e}", t.schema, t.name)))?;
             pending.extend_from_slice(&chunk);
             let mut start = 0;
-            while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+            while let Some(pos) = memchr::memchr(b'\n', &pending[start..]) {
                 hasher.add_line(&pending[start..start + pos]);
                 start += pos + 1;
             }
