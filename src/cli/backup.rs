@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// Compression level 0–9 (default: zstd 3, xz 6).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     level: Option<u8>,
+    /// pg_dump processes dumping the largest tables' rows side by side, from
+    /// one snapshot (1–8; default 2; incremental backups always use 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=8))]
+    streams: Option<u8>,
     /// Encrypt the files (the default) with the backup passphrase.
     #[arg(long, overrides_with = "no_encrypt")]
     encrypt: bool,
@@ -218,6 +222,7 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                 codec: Codec::parse(&a.compression)?,
                 level: a.level,
                 encrypt: !a.no_encrypt,
+                streams: a.streams,
             };
             options.validate()?;
             prompt::unlock(engine).await?;

@@ -94,6 +94,10 @@ pub struct AddArgs {
     /// Compression level 0–9 (default: zstd 3, xz 6).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     level: Option<u8>,
+    /// pg_dump processes dumping the largest tables' rows side by side, from
+    /// one snapshot (1–8; default 2; incremental backups always use 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=8))]
+    streams: Option<u8>,
     /// Store the files unencrypted (default: encrypted with the backup passphrase).
     #[arg(long)]
     no_encrypt: bool,
@@ -227,6 +231,7 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                         codec: Codec::parse(&a.compression)?,
                         level: a.level,
                         encrypt: !a.no_encrypt,
+                        streams: a.streams,
                     },
                     chain: a.chain.clone(),
                     chain_policy: if a.chain_stop_on_failure {

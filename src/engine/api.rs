@@ -28,6 +28,10 @@ pub struct EngineOptions {
     pub actor: String,
     /// A folder holding pg_dump & co., searched first.
     pub pg_bin_dir: Option<PathBuf>,
+    /// Tables smaller than this stay in the main data stream of a backup
+    /// (parallel streams, backup/merge.rs); `SUPABACKUP_STREAM_MIN_MB` or
+    /// 64 MiB by default.
+    pub stream_min_bytes: i64,
 }
 
 impl EngineOptions {
@@ -47,6 +51,7 @@ impl EngineOptions {
             kdf: KdfParams::default(),
             actor: audit::actor(front_end),
             pg_bin_dir: None,
+            stream_min_bytes: crate::engine::backup::source::stream_min_bytes_from_env(),
         }
     }
 }
@@ -58,6 +63,7 @@ struct Inner {
     kdf: KdfParams,
     actor: String,
     pg_bin_dir: Option<PathBuf>,
+    stream_min_bytes: i64,
     key: RwLock<Option<Key>>,
 }
 
@@ -106,6 +112,7 @@ impl Engine {
             kdf: opts.kdf,
             actor: opts.actor,
             pg_bin_dir: opts.pg_bin_dir,
+            stream_min_bytes: opts.stream_min_bytes,
             key: RwLock::new(None),
         }));
         match engine.recover_interrupted().await {
@@ -539,6 +546,10 @@ impl Engine {
 
     pub(crate) fn kdf(&self) -> KdfParams {
         self.0.kdf
+    }
+
+    pub(crate) fn stream_min_bytes(&self) -> i64 {
+        self.0.stream_min_bytes
     }
 }
 

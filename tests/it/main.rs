@@ -21,5 +21,6 @@ mod restore_platform;
 mod restore_tamper;
 mod schedule;
 mod secrets;
+mod streams;
 mod support;
 mod tls;

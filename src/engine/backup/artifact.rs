@@ -51,6 +51,8 @@ pub(super) struct ArtifactJob {
     pub(super) path: PathBuf,
     pub(super) program: PathBuf,
     pub(super) args: Vec<String>,
+    /// The data artifact's extra parallel streams (merge.rs), if any.
+    pub(super) extra_args: Vec<Vec<String>>,
     pub(super) info: ConnInfo,
     pub(super) passfile: Option<PathBuf>,
     pub(super) opts: BackupOptions,
@@ -223,13 +225,23 @@ pub(super) fn run_artifact(job: ArtifactJob) -> Result<ArtifactDone> {
                 .map_err(|e| Error::io("write", &job.path, e))?;
             let mut tap = DataTap::new(RowHash::CURRENT);
             let current = job.current_table.clone();
-            stream(&run, &job.cancel, &mut |bytes| {
+            let mut sink = |bytes: &[u8]| {
                 tap.observe(bytes);
                 if let Ok(mut c) = current.lock() {
                     *c = tap.current_table();
                 }
                 writer.write_all(bytes)
-            })?;
+            };
+            if job.extra_args.is_empty() {
+                stream(&run, &job.cancel, &mut sink)?;
+            } else {
+                let mut runs = vec![run.clone()];
+                runs.extend(job.extra_args.iter().map(|args| ToolRun {
+                    args: args.clone(),
+                    ..run.clone()
+                }));
+                super::merge::merge_streams(&runs, &job.cancel, &mut sink)?;
+            }
             let report = tap.finish();
             if !report.complete {
                 return Err(Error::corrupt(

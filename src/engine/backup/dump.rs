@@ -65,6 +65,7 @@ impl Drop for PassFile {
 }
 
 /// One invocation of a PostgreSQL client program.
+#[derive(Clone)]
 pub struct ToolRun<'a> {
     pub program: &'a Path,
     pub args: Vec<String>,

@@ -4,6 +4,7 @@ pub mod crypt;
 pub mod dump;
 pub mod files;
 pub mod manifest;
+pub mod merge;
 pub mod options;
 pub mod pipeline;
 pub mod platform;

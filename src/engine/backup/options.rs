@@ -164,7 +164,16 @@ pub struct BackupOptions {
     /// 0–9; the codec's default when `None`.
     pub level: Option<u8>,
     pub encrypt: bool,
+    /// pg_dump processes dumping table data side by side (1–8; `None`:
+    /// [`DEFAULT_STREAMS`]). See merge.rs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<u8>,
 }
+
+/// Parallel data streams when the options name none.
+pub const DEFAULT_STREAMS: u8 = 2;
+/// The most the options may ask for.
+pub const MAX_STREAMS: u8 = 8;
 
 impl Default for BackupOptions {
     fn default() -> Self {
@@ -175,6 +184,7 @@ impl Default for BackupOptions {
             codec: Codec::Zstd,
             level: None,
             encrypt: true,
+            streams: None,
         }
     }
 }
@@ -219,7 +229,20 @@ impl BackupOptions {
             )));
         }
         self.normalized()?;
+        if let Some(n) = self.streams
+            && !(1..=MAX_STREAMS).contains(&n)
+        {
+            return Err(Error::invalid(format!(
+                "{n} parallel streams is out of range 1–{MAX_STREAMS}"
+            )));
+        }
         if self.kind == BackupKind::Incremental {
+            if self.streams.is_some_and(|n| n > 1) {
+                return Err(Error::invalid(
+                    "incremental backups dump their data in one stream: a stable order keeps unchanged chunks shared",
+                )
+                .with_hint("drop --streams, or take a full backup"));
+            }
             if !self.encrypt {
                 return Err(Error::invalid(
                     "incremental backups live in the encrypted repository: they cannot be taken unencrypted",
@@ -240,6 +263,17 @@ impl BackupOptions {
             ));
         }
         Ok(())
+    }
+
+    /// How many pg_dump processes may dump table data side by side.
+    pub fn effective_streams(&self) -> u8 {
+        match self.kind {
+            BackupKind::Incremental => 1,
+            _ => self
+                .streams
+                .unwrap_or(DEFAULT_STREAMS)
+                .clamp(1, MAX_STREAMS),
+        }
     }
 
     pub fn effective_level(&self) -> u8 {

@@ -574,8 +574,34 @@ impl Engine {
             })
             .cloned()
             .collect();
+        let (extra_streams, stream_note) = super::source::data_streams(
+            &req.options,
+            &server.stream_facts(),
+            self.stream_min_bytes(),
+        );
+        warnings.extend(stream_note);
         let mut handles = Vec::new();
         for artifact in &artifacts {
+            let mut args = dump_args(
+                *artifact,
+                &req.options,
+                info,
+                server.snapshot.as_deref(),
+                &server,
+            );
+            let mut extra_args = Vec::new();
+            if *artifact == Artifact::Data {
+                for (s, t) in extra_streams.iter().flatten() {
+                    args.push(format!(
+                        "--exclude-table-data={}",
+                        crate::engine::ident::table_pattern(s, t)
+                    ));
+                }
+                extra_args = extra_streams
+                    .iter()
+                    .map(|tables| super::source::stream_args(tables, server.snapshot.as_deref()))
+                    .collect();
+            }
             let job = ArtifactJob {
                 artifact: *artifact,
                 path: super::artifact::output_path(
@@ -590,13 +616,8 @@ impl Engine {
                 } else {
                     pg_dump.path.clone()
                 },
-                args: dump_args(
-                    *artifact,
-                    &req.options,
-                    info,
-                    server.snapshot.as_deref(),
-                    &server,
-                ),
+                args,
+                extra_args,
                 info: info.clone(),
                 passfile: passfile.as_ref().map(|p| p.path().to_path_buf()),
                 opts: req.options.clone(),

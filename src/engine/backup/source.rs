@@ -23,6 +23,14 @@ pub(super) struct Server {
     pub(super) schemas: Vec<String>,
     pub(super) objects: Vec<ObjectSummary>,
     pub(super) snapshot: Option<String>,
+    /// The largest ordinary tables (not an extension's), with their heap +
+    /// TOAST bytes, largest first: candidates for parallel data streams.
+    pub(super) big_tables: Vec<(String, String, i64)>,
+    /// Heap + TOAST bytes of all those tables.
+    pub(super) table_bytes: i64,
+    /// Connections still free for this role (max_connections less the
+    /// reserved ones and those in use), if it could be read.
+    pub(super) free_connections: Option<i64>,
     /// Holds the snapshot open until the dumps are done.
     pub(super) _client: tokio_postgres::Client,
 }
@@ -179,6 +187,37 @@ pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
         .map_err(|e| Error::connection(format!("could not read the server version: {e}")))?;
     let mvs = matviews(&client).await?;
     let objects = object_summary(&client).await?;
+    let big_tables = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text,
+                    pg_relation_size(c.oid) + COALESCE(pg_relation_size(NULLIF(c.reltoastrelid, 0)), 0),
+                    sum(pg_relation_size(c.oid) + COALESCE(pg_relation_size(NULLIF(c.reltoastrelid, 0)), 0)) OVER ()::int8
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'r' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                               AND d.objid = c.oid AND d.deptype = 'e')
+             ORDER BY 3 DESC, 1, 2 LIMIT 64",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::connection(format!("could not list table sizes: {e}")))?
+        ;
+    let table_bytes = big_tables.first().map(|r| r.get::<_, i64>(3)).unwrap_or(0);
+    let big_tables = big_tables
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let free_connections = client
+        .query_one(
+            "SELECT current_setting('max_connections')::int8
+                    - current_setting('superuser_reserved_connections')::int8
+                    - COALESCE(current_setting('reserved_connections', true), '0')::int8
+                    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+            &[],
+        )
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0));
     let version_num: i32 = row.get(1);
     let unreadable = unreadable_platform_schemas(&client).await?;
     for s in &unreadable {
@@ -198,6 +237,9 @@ pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
             schemas: row.get(5),
             objects,
             snapshot,
+            big_tables,
+            table_bytes,
+            free_connections,
             _client: client,
         },
         warnings,
@@ -235,6 +277,136 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Tables smaller than this stay in the main data stream (a pg_dump's start
+/// costs more than they would save); [`STREAM_MIN_ENV`] overrides it.
+pub const STREAM_MIN_BYTES: i64 = 64 << 20;
+/// Overrides [`STREAM_MIN_BYTES`], in MiB.
+pub const STREAM_MIN_ENV: &str = "SUPABACKUP_STREAM_MIN_MB";
+
+/// [`STREAM_MIN_BYTES`], or what [`STREAM_MIN_ENV`] says.
+pub fn stream_min_bytes_from_env() -> i64 {
+    std::env::var(STREAM_MIN_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|mb| mb.clamp(0, 1 << 30) << 20)
+        .unwrap_or(STREAM_MIN_BYTES)
+}
+/// Connections left to others when extra streams are planned.
+const SPARE_CONNECTIONS: i64 = 3;
+
+/// What the stream plan reads of the source.
+pub(super) struct StreamFacts<'a> {
+    pub(super) snapshot: bool,
+    pub(super) big_tables: &'a [(String, String, i64)],
+    pub(super) table_bytes: i64,
+    pub(super) free_connections: Option<i64>,
+}
+
+impl Server {
+    pub(super) fn stream_facts(&self) -> StreamFacts<'_> {
+        StreamFacts {
+            snapshot: self.snapshot.is_some(),
+            big_tables: &self.big_tables,
+            table_bytes: self.table_bytes,
+            free_connections: self.free_connections,
+        }
+    }
+}
+
+/// Which tables' data extra pg_dump streams dump, one list per extra
+/// stream (none: one stream), and why fewer streams run than asked. Only
+/// tables the main stream would dump qualify, largest first, each given to
+/// the least loaded stream (the main one, holding every other table,
+/// included); each stream is a connection, and those the server has free
+/// are respected. Without an exported snapshot the streams could not agree,
+/// so there is one.
+pub(super) fn data_streams(
+    opts: &BackupOptions,
+    server: &StreamFacts<'_>,
+    min: i64,
+) -> (Vec<Vec<(String, String)>>, Option<String>) {
+    let asked = opts.effective_streams() as usize;
+    if asked <= 1 || !opts.artifacts().contains(&Artifact::Data) {
+        return (Vec::new(), None);
+    }
+    if !server.snapshot {
+        // (The backup's warnings already say the dumps shared no snapshot.)
+        return (Vec::new(), None);
+    }
+    let mut streams = asked;
+    let mut note = None;
+    if let Some(free) = server.free_connections {
+        // The other artifacts' dumps run at the same time.
+        let room = (free - SPARE_CONNECTIONS - opts.artifacts().len() as i64).max(0) as usize;
+        if room + 1 < streams {
+            streams = room + 1;
+            note = Some(format!(
+                "{streams} data stream(s) instead of {asked}: the server has {free} connection(s) free"
+            ));
+        }
+    }
+    if streams <= 1 {
+        return (Vec::new(), note);
+    }
+    let excluded = opts.excluded_pairs();
+    let in_main_stream = |schema: &str, table: &str| {
+        let schema_ok = if opts.schemas.is_empty() {
+            supabase::data_dump_covers(schema)
+        } else {
+            opts.schemas.iter().any(|s| s == schema)
+        };
+        schema_ok
+            && !supabase::PLATFORM_BOOKKEEPING_TABLES
+                .iter()
+                .any(|t| t.split_once('.') == Some((schema, table)))
+            && !excluded.iter().any(|(s, t)| s == schema && t == table)
+    };
+    let total: i64 = server.table_bytes.max(0);
+    let candidates: Vec<&(String, String, i64)> = server
+        .big_tables
+        .iter()
+        .filter(|(s, t, size)| *size >= min && in_main_stream(s, t))
+        .collect();
+    // Stream 0 starts with everything that stays in it.
+    let offloadable: i64 = candidates.iter().map(|c| c.2).sum();
+    let mut loads = vec![0i64; streams];
+    loads[0] = (total - offloadable).max(0);
+    let mut lists: Vec<Vec<(String, String)>> = vec![Vec::new(); streams];
+    for (s, t, size) in candidates {
+        let (i, _) = loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .unwrap_or((0, &0));
+        loads[i] += size;
+        lists[i].push((s.clone(), t.clone()));
+    }
+    (
+        lists
+            .into_iter()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .collect(),
+        note,
+    )
+}
+
+/// The pg_dump arguments of one extra data stream: these tables' rows only.
+pub(super) fn stream_args(tables: &[(String, String)], snapshot: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "--quote-all-identifiers".to_owned(),
+        "--no-password".to_owned(),
+        "--data-only".to_owned(),
+    ];
+    if let Some(s) = snapshot {
+        args.push(format!("--snapshot={s}"));
+    }
+    for (s, t) in tables {
+        args.push(format!("--table={}", ident::table_pattern(s, t)));
+    }
+    args
 }
 
 /// The pg_dump arguments for one artifact.
@@ -370,5 +542,103 @@ impl crate::engine::Engine {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::backup::options::BackupKind;
+
+    const MB: i64 = 1 << 20;
+
+    fn table(s: &str, t: &str, mb: i64) -> (String, String, i64) {
+        (s.into(), t.into(), mb * MB)
+    }
+
+    fn plan(opts: &BackupOptions, facts: &StreamFacts<'_>) -> (Vec<Vec<String>>, Option<String>) {
+        let (lists, note) = data_streams(opts, facts, 64 * MB);
+        let lists = lists
+            .into_iter()
+            .map(|l| l.into_iter().map(|(s, t)| format!("{s}.{t}")).collect())
+            .collect();
+        (lists, note)
+    }
+
+    fn streams(n: u8) -> BackupOptions {
+        BackupOptions {
+            streams: Some(n),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_largest_tables_the_main_stream_would_dump_are_spread_evenly() {
+        let big = vec![
+            table("public", "events", 900),
+            table("auth", "users", 500),
+            table("public", "docs", 400),
+            table("storage", "migrations", 300),
+            table("extensions", "big_ext", 300),
+            table("public", "excluded", 300),
+            table("public", "small", 10),
+        ];
+        let facts = StreamFacts {
+            snapshot: true,
+            big_tables: &big,
+            table_bytes: 2800 * MB,
+            free_connections: Some(100),
+        };
+        let mut opts = streams(3);
+        opts.exclude_tables = vec!["public.excluded".into()];
+        let (lists, note) = plan(&opts, &facts);
+        assert_eq!(note, None);
+        // The main stream keeps the 1,090 MB nobody may take plus what
+        // balances it; the platform's bookkeeping, a managed schema without
+        // user data, excluded and small tables never move.
+        assert_eq!(
+            lists,
+            [vec!["public.events"], vec!["auth.users", "public.docs"]]
+        );
+        // One stream, or an incremental backup: nothing moves.
+        assert!(plan(&streams(1), &facts).0.is_empty());
+        let inc = BackupOptions {
+            kind: BackupKind::Incremental,
+            ..Default::default()
+        };
+        assert!(plan(&inc, &facts).0.is_empty());
+        // A schema filter: only its tables.
+        let mut only = streams(4);
+        only.schemas = vec!["auth".into()];
+        assert_eq!(plan(&only, &facts).0, [vec!["auth.users"]]);
+        // No snapshot: the streams could not agree.
+        let no_snap = StreamFacts {
+            snapshot: false,
+            ..facts
+        };
+        assert!(plan(&streams(4), &no_snap).0.is_empty());
+    }
+
+    #[test]
+    fn the_servers_free_connections_cap_the_streams() {
+        let big = vec![
+            table("public", "a", 500),
+            table("public", "b", 500),
+            table("public", "c", 500),
+        ];
+        let facts = |free| StreamFacts {
+            snapshot: true,
+            big_tables: &big,
+            table_bytes: 1600 * MB,
+            free_connections: Some(free),
+        };
+        // Four artifacts' dumps and three spare leave room for one more.
+        let (lists, note) = plan(&streams(4), &facts(8));
+        assert_eq!(lists.len(), 1, "{lists:?}");
+        assert!(note.unwrap().contains("2 data stream(s) instead of 4"));
+        let (lists, note) = plan(&streams(4), &facts(3));
+        assert!(lists.is_empty());
+        assert!(note.unwrap().contains("1 data stream(s) instead of 4"));
+        assert_eq!(plan(&streams(4), &facts(100)).0.len(), 3);
     }
 }

@@ -196,6 +196,16 @@ impl MultisetHasher {
     pub fn count(&self) -> u64 {
         self.count
     }
+
+    /// Adds the lines another hasher (of the same row hash) saw: the
+    /// checksum of several COPY blocks of one table.
+    pub fn merge(&mut self, other: &MultisetHasher) {
+        debug_assert_eq!(self.alg, other.alg);
+        for (lane, add) in self.acc.iter_mut().zip(other.acc) {
+            *lane = lane.wrapping_add(add);
+        }
+        self.count += other.count;
+    }
 }
 
 /// The multiset checksum of `lines` (each without its trailing `\n`).
@@ -228,7 +238,7 @@ pub fn tail_is_complete(tail: &[u8], marker: &str) -> bool {
     marker_block(&last3, marker)
 }
 
-fn trim_end(line: &[u8]) -> &[u8] {
+pub(crate) fn trim_end(line: &[u8]) -> &[u8] {
     let n = line
         .iter()
         .rev()
@@ -268,7 +278,9 @@ pub struct DataTap {
     /// Incremental hash of an over-long COPY data line.
     long_line: Option<LineHasher>,
     copy: Option<CopyBlock>,
-    tables: Vec<TableStat>,
+    /// Per table in order of first appearance (several COPY blocks of one
+    /// table add up).
+    tables: Vec<CopyBlock>,
     sequences: Vec<SequenceStat>,
     matviews: Vec<String>,
     /// The last three significant lines outside COPY data (truncated).
@@ -334,11 +346,11 @@ impl DataTap {
         }
         let truncated = self.copy.is_some();
         if let Some(c) = self.copy.take() {
-            self.tables.push(c.stat());
+            self.add_block(c);
         }
         let last3 = [&self.tail[0][..], &self.tail[1][..], &self.tail[2][..]];
         TapReport {
-            tables: self.tables,
+            tables: self.tables.into_iter().map(CopyBlock::stat).collect(),
             sequences: self.sequences,
             refreshed_matviews: self.matviews,
             complete: !truncated && marker_block(&last3, DUMP_COMPLETE_MARKER),
@@ -387,7 +399,7 @@ impl DataTap {
         if let Some(copy) = self.copy.as_mut() {
             if line == b"\\." {
                 if let Some(c) = self.copy.take() {
-                    self.tables.push(c.stat());
+                    self.add_block(c);
                 }
                 self.note_tail(line);
             } else {
@@ -396,6 +408,19 @@ impl DataTap {
         } else {
             self.statement_line(line);
             self.note_tail(line);
+        }
+    }
+
+    fn add_block(&mut self, block: CopyBlock) {
+        // Blocks of one table are rare (merged parallel streams) and few.
+        match self
+            .tables
+            .iter_mut()
+            .rev()
+            .find(|t| t.schema == block.schema && t.name == block.name)
+        {
+            Some(t) => t.hasher.merge(&block.hasher),
+            None => self.tables.push(block),
         }
     }
 

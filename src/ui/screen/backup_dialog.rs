@@ -141,6 +141,33 @@ impl std::fmt::Display for LevelChoice {
     }
 }
 
+/// Parallel data streams, or the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamsChoice(pub Option<u8>);
+
+impl StreamsChoice {
+    pub fn all() -> Vec<StreamsChoice> {
+        std::iter::once(StreamsChoice(None))
+            .chain(
+                (1..=crate::engine::backup::options::MAX_STREAMS).map(|n| StreamsChoice(Some(n))),
+            )
+            .collect()
+    }
+}
+
+impl std::fmt::Display for StreamsChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => write!(
+                f,
+                "default ({})",
+                crate::engine::backup::options::DEFAULT_STREAMS
+            ),
+            Some(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Message {
     Loaded(Result<(Vec<Project>, bool), Error>),
@@ -150,6 +177,7 @@ pub enum Message {
     Exclude(String),
     Codec(CodecChoice),
     Level(LevelChoice),
+    Streams(StreamsChoice),
     Encrypt(bool),
     Passphrase(String),
     PassphraseConfirm(String),
@@ -185,6 +213,7 @@ pub struct BackupDialog {
     pub exclude: String,
     pub codec: Codec,
     pub level: Option<u8>,
+    pub streams: Option<u8>,
     pub encrypt: bool,
     /// Whether a backup passphrase is stored (`None` until known).
     pub has_passphrase: Option<bool>,
@@ -232,6 +261,7 @@ impl BackupDialog {
             exclude: defaults.exclude_tables.join(", "),
             codec: defaults.codec,
             level: defaults.level,
+            streams: defaults.streams,
             encrypt: defaults.encrypt,
             has_passphrase: None,
             passphrase: String::new(),
@@ -285,6 +315,11 @@ impl BackupDialog {
                 self.level
             },
             encrypt: self.encrypt,
+            streams: if self.kind == BackupKind::Incremental {
+                None
+            } else {
+                self.streams
+            },
         };
         o.validate()?;
         Ok(o)
@@ -375,6 +410,10 @@ impl BackupDialog {
             }
             Message::Level(l) => {
                 self.level = l.0;
+                Event::None
+            }
+            Message::Streams(s) => {
+                self.streams = s.0;
                 Event::None
             }
             Message::Encrypt(b) => {
@@ -579,6 +618,22 @@ impl BackupDialog {
                     }),
                 ),
                 widget::field(
+                    "Data streams",
+                    pick_list(
+                        StreamsChoice::all(),
+                        Some(StreamsChoice(self.streams)),
+                        Message::Streams
+                    )
+                    .width(Length::Fill)
+                    .padding(theme::S),
+                    None,
+                    Some(if self.kind == BackupKind::Incremental {
+                        "incremental: always 1"
+                    } else {
+                        "pg_dumps for the largest tables"
+                    }),
+                ),
+                widget::field(
                     "Encryption",
                     toggler(self.encrypt)
                         .label(if self.encrypt { "AES-256-GCM" } else { "off" })
@@ -692,6 +747,7 @@ mod tests {
                 .is_some_and(|e| e.contains("schema.table"))
         );
         let _ = d.update(Message::Exclude("public.logs".into()), &ctx.engine);
+        let _ = d.update(Message::Streams(StreamsChoice(Some(3))), &ctx.engine);
         assert!(matches!(d.update(Message::Start, &ctx.engine), Event::None));
         assert!(d.error.as_deref().is_some_and(|e| e.contains("passphrase")));
         let _ = d.update(Message::Passphrase("backup secret".into()), &ctx.engine);
@@ -708,12 +764,19 @@ mod tests {
                 assert_eq!(req.project, "id-a");
                 assert_eq!(label, "Alpha");
                 assert_eq!(req.options.exclude_tables, ["public.logs"]);
+                assert_eq!(req.options.streams, Some(3));
                 assert!(req.options.encrypt);
             }
             _ => panic!("the backup starts once the passphrase is saved"),
         }
-        // Roles backups drop the filters instead of failing.
+        // Incremental backups dump in one stream: the choice is dropped.
         d.starting = false;
+        let _ = d.update(
+            Message::Kind(KindChoice(BackupKind::Incremental)),
+            &ctx.engine,
+        );
+        assert_eq!(d.options().map(|o| o.streams).ok(), Some(None));
+        // Roles backups drop the filters instead of failing.
         let _ = d.update(Message::Kind(KindChoice(BackupKind::Roles)), &ctx.engine);
         assert!(d.options().is_ok());
     }

@@ -12,7 +12,9 @@ use iced::widget::{
 };
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice, ProjectChoice, ProjectFilter};
+use super::backup_dialog::{
+    CodecChoice, KindChoice, LevelChoice, ProjectChoice, ProjectFilter, StreamsChoice,
+};
 use super::{Action, Ctx, Effect};
 use crate::engine::Error;
 use crate::engine::backup::BackupOptions;
@@ -88,6 +90,7 @@ pub enum Message {
     Kind(KindChoice),
     Codec(CodecChoice),
     Level(LevelChoice),
+    Streams(StreamsChoice),
     Encrypt(bool),
     Schemas(String),
     Exclude(String),
@@ -572,6 +575,7 @@ impl Schedules {
             }),
             Message::Codec(c) => self.edit_form(|f| f.backup.codec = c.0),
             Message::Level(l) => self.edit_form(|f| f.backup.level = l.0),
+            Message::Streams(s) => self.edit_form(|f| f.backup.streams = s.0),
             Message::Encrypt(b) => self.edit_form(|f| f.backup.encrypt = b),
             Message::Schemas(s) => self.edit_form(|f| f.schemas = s),
             Message::Exclude(s) => self.edit_form(|f| f.exclude = s),
@@ -1002,6 +1006,13 @@ impl Schedules {
                     Some(LevelChoice(f.backup.level)),
                     Message::Level
                 )
+                .padding(theme::S),
+                pick_list(
+                    StreamsChoice::all(),
+                    Some(StreamsChoice(f.backup.streams)),
+                    Message::Streams
+                )
+                .placeholder("streams")
                 .padding(theme::S),
                 toggler(f.backup.encrypt)
                     .label("encrypt")

@@ -7,7 +7,7 @@ use std::path::Path;
 use iced::widget::{column, pick_list, row, scrollable, text, text_input, toggler};
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice};
+use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice, StreamsChoice};
 use super::{Action, Ctx, Effect};
 use crate::engine::Error;
 use crate::engine::conninfo::ConnInfo;
@@ -32,6 +32,7 @@ pub enum Message {
     Kind(KindChoice),
     Codec(CodecChoice),
     Level(LevelChoice),
+    Streams(StreamsChoice),
     Encrypt(bool),
     Schemas(String),
     Exclude(String),
@@ -187,6 +188,10 @@ impl Settings {
             }
             Message::Level(l) => {
                 self.draft.default_backup.level = l.0;
+                Action::none()
+            }
+            Message::Streams(s) => {
+                self.draft.default_backup.streams = s.0;
                 Action::none()
             }
             Message::Encrypt(b) => {
@@ -469,6 +474,18 @@ impl Settings {
                             LevelChoice::all(),
                             Some(LevelChoice(d.default_backup.level)),
                             Message::Level
+                        )
+                        .padding(theme::S)
+                        .width(Length::Fill),
+                        None,
+                        None
+                    ),
+                    widget::field(
+                        "Data streams",
+                        pick_list(
+                            StreamsChoice::all(),
+                            Some(StreamsChoice(d.default_backup.streams)),
+                            Message::Streams
                         )
                         .padding(theme::S)
                         .width(Length::Fill),

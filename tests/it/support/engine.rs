@@ -20,10 +20,16 @@ pub struct TestEngine {
 }
 
 pub async fn engine() -> TestEngine {
+    engine_with(|_| {}).await
+}
+
+/// An engine with test defaults, then `adjust`'s changes to its options.
+pub async fn engine_with(adjust: impl FnOnce(&mut EngineOptions)) -> TestEngine {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = EngineOptions::new(DataDir::at(dir.path()), "test");
     opts.keystore = std::sync::Arc::new(NoKeychain);
     opts.kdf = KdfParams::insecure_for_tests();
+    adjust(&mut opts);
     let engine = Engine::open(opts).await.expect("engine opens");
     TestEngine { engine, dir }
 }
