@@ -9,7 +9,7 @@ use iced::widget::scrollable::Viewport;
 use iced::widget::{Id, button, column, container, pick_list, row, scrollable, text, text_input};
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::ProjectFilter;
+use super::choices::ProjectFilter;
 use super::{Action, Ctx};
 use crate::engine::Error;
 use crate::engine::catalog::audit::AuditEntry;

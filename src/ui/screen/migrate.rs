@@ -7,7 +7,7 @@ use iced::widget::{column, pick_list, row, text, toggler};
 use iced::{Alignment, Element, Length, Task};
 use tokio_util::sync::CancellationToken;
 
-use super::backup_dialog::ProjectChoice;
+use super::choices::ProjectChoice;
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::destination::copies::BackupCopy;
 use crate::engine::migrate::CloneWhat;

@@ -5,6 +5,7 @@
 pub mod analytics;
 pub mod backup_dialog;
 pub mod backups;
+pub mod choices;
 pub mod dashboard;
 pub mod destinations;
 pub mod history;

@@ -12,7 +12,7 @@ use iced::widget::{
 };
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::{
+use super::choices::{
     CodecChoice, KindChoice, LevelChoice, ProjectChoice, ProjectFilter, StreamsChoice,
 };
 use super::{Action, Ctx, Effect};

@@ -7,7 +7,7 @@ use std::path::Path;
 use iced::widget::{column, pick_list, row, scrollable, text, text_input, toggler};
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::{CodecChoice, KindChoice, LevelChoice, StreamsChoice};
+use super::choices::{CodecChoice, KindChoice, LevelChoice, StreamsChoice};
 use super::{Action, Ctx, Effect};
 use crate::engine::Error;
 use crate::engine::conninfo::ConnInfo;

@@ -9,7 +9,8 @@ use iced::keyboard::key::Named;
 use supabackup::engine::crypto::Secret;
 use supabackup::ui::app::Message;
 use supabackup::ui::prefs::ThemeChoice;
-use supabackup::ui::screen::backup_dialog::{self, ProjectChoice};
+use supabackup::ui::screen::backup_dialog;
+use supabackup::ui::screen::choices::ProjectChoice;
 use supabackup::ui::screen::project_form::Field;
 use supabackup::ui::screen::{Tab, analytics, backups, projects, restore, schedules, settings};
 

@@ -11,7 +11,8 @@ use iced::widget::scrollable::Viewport;
 use iced::widget::{Id, button, container, pick_list, text, text_input};
 use iced::{Alignment, Element, Length, Task};
 
-use super::backup_dialog::{self, BackupDialog, ProjectFilter};
+use super::backup_dialog::{self, BackupDialog};
+use super::choices::ProjectFilter;
 use super::history::{self, HistoryDialog};
 use super::migrate::{self, MigrateDialog};
 use super::{Action, Ctx, Effect, Nav};

@@ -14,7 +14,7 @@ use std::time::Instant;
 use iced::Task;
 use tokio_util::sync::CancellationToken;
 
-use super::backup_dialog::ProjectChoice;
+use super::choices::ProjectChoice;
 use super::{Action, Ctx, Effect};
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::conninfo::ConnInfo;

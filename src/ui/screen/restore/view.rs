@@ -10,7 +10,7 @@ use super::{
 };
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::restore::{RestoreMode, RestorePhase};
-use crate::ui::screen::backup_dialog::ProjectChoice;
+use crate::ui::screen::choices::ProjectChoice;
 use crate::ui::theme::{self, Tone};
 use crate::ui::{format, widget};
 
