@@ -19,7 +19,11 @@ use crate::support::pg::{TestDb, cluster};
 pub const BACKUP_PASS: &str = "backup passphrase for tests";
 
 pub async fn engine_for(db: &TestDb, name: &str) -> TestEngine {
-    let t = unlocked_engine().await;
+    with_source(unlocked_engine().await, db, name).await
+}
+
+/// `t` with project `name` on `db` and the backup passphrase set.
+pub async fn with_source(t: TestEngine, db: &TestDb, name: &str) -> TestEngine {
     t.engine
         .add_project(input(name, &db.url()))
         .await

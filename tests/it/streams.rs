@@ -9,15 +9,14 @@ use supabackup::engine::backup::manifest::Manifest;
 use supabackup::engine::backup::options::Artifact;
 use supabackup::engine::backup::{BackupOptions, BackupRequest, Codec};
 use supabackup::engine::catalog::backups::BackupRecord;
-use supabackup::engine::crypto::Secret;
 use supabackup::engine::restore::{RestoreMode, RestoreScope};
 use supabackup::engine::{Engine, ErrorKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::backup::{BACKUP_PASS, backup, plain};
+use crate::backup::{backup, plain, with_source};
 use crate::restore_platform::{req, restore};
 use crate::support::compare::{CompareOptions, assert_same};
-use crate::support::engine::{PASSPHRASE, TestEngine, engine_with, input};
+use crate::support::engine::{TestEngine, input, unlocked_engine_with};
 use crate::support::pg::TestDb;
 use crate::support::platform::new_project;
 
@@ -39,20 +38,8 @@ ANALYZE;
 
 /// An engine that moves tables of 1 MiB and more to extra streams.
 async fn engine_for(db: &TestDb) -> TestEngine {
-    let t = engine_with(|o| o.stream_min_bytes = 1 << 20).await;
-    t.engine
-        .setup_vault(Some(Secret::new(PASSPHRASE)))
-        .await
-        .expect("vault setup");
-    t.engine
-        .add_project(input("Source", &db.url()))
-        .await
-        .expect("add project");
-    t.engine
-        .set_backup_passphrase(Secret::new(BACKUP_PASS))
-        .await
-        .expect("backup passphrase");
-    t
+    let t = unlocked_engine_with(|o| o.stream_min_bytes = 1 << 20).await;
+    with_source(t, db, "Source").await
 }
 
 fn options(streams: u8) -> BackupOptions {

@@ -281,6 +281,8 @@ pub struct DataTap {
     /// Per table in order of first appearance (several COPY blocks of one
     /// table add up).
     tables: Vec<CopyBlock>,
+    /// Where each (schema, table) is in `tables`.
+    table_index: std::collections::HashMap<(String, String), usize>,
     sequences: Vec<SequenceStat>,
     matviews: Vec<String>,
     /// The last three significant lines outside COPY data (truncated).
@@ -300,6 +302,7 @@ impl DataTap {
             long_line: None,
             copy: None,
             tables: Vec::new(),
+            table_index: std::collections::HashMap::new(),
             sequences: Vec::new(),
             matviews: Vec::new(),
             tail: Default::default(),
@@ -412,15 +415,14 @@ impl DataTap {
     }
 
     fn add_block(&mut self, block: CopyBlock) {
-        // Blocks of one table are rare (merged parallel streams) and few.
-        match self
-            .tables
-            .iter_mut()
-            .rev()
-            .find(|t| t.schema == block.schema && t.name == block.name)
-        {
-            Some(t) => t.hasher.merge(&block.hasher),
-            None => self.tables.push(block),
+        // A table has several blocks in merged parallel streams.
+        let key = (block.schema.clone(), block.name.clone());
+        match self.table_index.get(&key) {
+            Some(&i) => self.tables[i].hasher.merge(&block.hasher),
+            None => {
+                self.table_index.insert(key, self.tables.len());
+                self.tables.push(block);
+            }
         }
     }
 

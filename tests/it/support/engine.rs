@@ -36,7 +36,12 @@ pub async fn engine_with(adjust: impl FnOnce(&mut EngineOptions)) -> TestEngine 
 
 /// An engine whose vault is set up and unlocked.
 pub async fn unlocked_engine() -> TestEngine {
-    let t = engine().await;
+    unlocked_engine_with(|_| {}).await
+}
+
+/// [`unlocked_engine`] with `adjust`'s changes to the engine's options.
+pub async fn unlocked_engine_with(adjust: impl FnOnce(&mut EngineOptions)) -> TestEngine {
+    let t = engine_with(adjust).await;
     t.engine
         .setup_vault(Some(Secret::new(PASSPHRASE)))
         .await
