@@ -20,7 +20,8 @@
 #  4. Times, back to back (after one untimed warm-up pg_dump), in
 #     $BENCH_REPEAT interleaved rounds: raw pg_dump (plain) to a file,
 #     pg_dump | zstd -3, pg_dump -Fc, supabackup backup run --type full at its
-#     defaults (zstd 3, encrypted, checksummed), and the same on bench_small;
+#     defaults (zstd 3, encrypted, checksummed, 2 data streams), the same with
+#     --streams 1, and the defaults on bench_small;
 #     then once each (slow): pg_dump | xz -6 and supabackup --compression xz.
 #  4b. Uploads a ~1 GB (uncompressed) backup with `backup copy` to a folder
 #     destination and to moto's S3 server on loopback, and verifies the S3
@@ -28,11 +29,13 @@
 #  4c. Churns `bench` for BENCH_INCR_DAYS days (1 % updates) and takes an
 #     incremental backup each day; compares the repository's growth with the
 #     ideal delta (zstd --patch-from of consecutive plain dumps) and with restic
-#     fed the same dumps; restores the last snapshot vs psql of the plain dump.
+#     fed the same dumps; restores the last snapshot (in one transaction, and
+#     with --jobs $BENCH_RESTORE_JOBS) vs psql of the plain dump.
 #  5. Prints a table: wall time (median of the rounds), CPU, peak RSS of the
 #     whole process tree, output size, time vs raw pg_dump and size vs
-#     zstd -3, and the targets (<= 1.1x pg_dump's time, <= zstd -3's size,
-#     <= 100 MB for the whole tree).
+#     zstd -3, and the targets (<= 1.1x pg_dump's time with one stream,
+#     <= 0.8x with parallel streams, <= zstd -3's size, <= 100 MB for the
+#     whole tree; restores <= 1.0x psql, <= 0.7x with --jobs).
 #
 # Memory is measured two ways (both printed):
 #  * a sampler reads /proc every 50 ms, walks the command's process tree
@@ -54,6 +57,7 @@
 #   BENCH_SKIP_UPLOAD=1        skip the off-site upload run (moto's S3 server on loopback)
 #   BENCH_SKIP_INCR=1          skip the incremental run (days of churn vs the ideal delta and restic)
 #   BENCH_INCR_DAYS=7          days of churn in the incremental run
+#   BENCH_RESTORE_JOBS=4       connections of the parallel restore (restore run --jobs)
 #   BENCH_SKIP_WARMUP=1        no untimed warm-up pg_dump
 #   BENCH_ZSTD_ARGS="-3"       zstd CLI flags for the reference pipeline
 #   BENCH_XZ_ARGS="-6 -T0"     xz CLI flags (-T0: threaded, like supabackup's liblzma)
@@ -394,10 +398,14 @@ for n in names:
     print(f"    (the sampler itself used up to {r['sampler_cpu_s']:.1f} s CPU)")
 
 sb = rows.get("sb_zstd")
+sb1 = rows.get("sb_zstd1")
 print("\nTargets (full backup at defaults: zstd 3, encrypted, checksummed):")
+if sb1 and raw:
+    t = sb1["wall_s"] / raw["wall_s"]
+    print(f"  wall time, one stream <= 1.1x raw pg_dump        : {t:.2f}x  ({sb1['wall_s']:.1f} s vs {raw['wall_s']:.1f} s)  {'PASS' if t <= 1.1 else 'FAIL'}")
 if sb and raw:
     t = sb["wall_s"] / raw["wall_s"]
-    print(f"  wall time <= 1.1x raw pg_dump : {t:.2f}x  ({sb['wall_s']:.1f} s vs {raw['wall_s']:.1f} s)  {'PASS' if t <= 1.1 else 'FAIL'}")
+    print(f"  wall time, parallel streams <= 0.8x raw pg_dump  : {t:.2f}x  ({sb['wall_s']:.1f} s vs {raw['wall_s']:.1f} s)  {'PASS' if t <= 0.8 else 'FAIL'}")
 if sb and zst:
     s = sb["size"] / zst["size"]
     print(f"  size <= pg_dump | zstd -3     : {s:.3f}x ({sb['size']:,} vs {zst['size']:,} bytes)  {'PASS' if s <= 1.0 else 'FAIL'}")
@@ -661,7 +669,8 @@ for ((round = 1; round <= REPEAT; round++)); do
     set_size custom "$(file_size "$OUT/dump.custom")"
     rm -f "$OUT/dump.custom"
 
-    sb_backup sb_zstd "$round" "supabackup full (zstd 3, enc, sha256)" bench
+    sb_backup sb_zstd "$round" "supabackup full at defaults (zstd 3, enc, xxh3 rows, 2 streams)" bench
+    sb_backup sb_zstd1 "$round" "supabackup full --streams 1" bench --streams 1
 
     if [[ -n $SMALL_SIZE ]]; then
         sb_backup small "$round" "supabackup full, bench_small" bench-small
@@ -731,6 +740,7 @@ fi
 # the previous day's dump), and the same dump fed to restic. Then a restore
 # of the last snapshot against psql --single-transaction of the plain dump.
 INCR_DAYS=${BENCH_INCR_DAYS:-7}
+RESTORE_JOBS=${BENCH_RESTORE_JOBS:-4}
 INCR_REPORT=
 if [[ ${BENCH_SKIP_INCR:-0} == 1 ]]; then
     log "skipped: incremental backups (BENCH_SKIP_INCR=1)"
@@ -787,7 +797,7 @@ SQL
     done
     # Restore the last snapshot into an empty database vs psql of the plain dump.
     LAST_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$RES/incr_d$INCR_DAYS.out")
-    psql_q -d postgres -c "CREATE DATABASE restore_plain" -c "CREATE DATABASE restore_sb"
+    psql_q -d postgres -c "CREATE DATABASE restore_plain" -c "CREATE DATABASE restore_sb" -c "CREATE DATABASE restore_sbp"
     measure restore_psql 1 "psql --single-transaction -f (plain dump of day $INCR_DAYS)" -- \
         psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d restore_plain -f "$OUT/day$INCR_DAYS.sql" -o /dev/null
     set_size restore_psql "$(file_size "$OUT/day$INCR_DAYS.sql")"
@@ -795,6 +805,12 @@ SQL
         "${SB_ENV[@]}" SUPABACKUP_TARGET_PASSWORD="$PGPW" "$SB" restore run "$LAST_ID" \
         --to-url "postgresql://postgres@127.0.0.1:$PORT/restore_sb?sslmode=require" --mode new --yes; then
         set_size restore_sb "$(file_size "$OUT/day$INCR_DAYS.sql")"
+    fi
+    if measure_soft restore_sbp 1 "supabackup restore run --jobs $RESTORE_JOBS (from the repository, parallel)" -- \
+        "${SB_ENV[@]}" SUPABACKUP_TARGET_PASSWORD="$PGPW" "$SB" restore run "$LAST_ID" \
+        --to-url "postgresql://postgres@127.0.0.1:$PORT/restore_sbp?sslmode=require" --mode new \
+        --jobs "$RESTORE_JOBS" --yes; then
+        set_size restore_sbp "$(file_size "$OUT/day$INCR_DAYS.sql")"
     fi
     rm -f "$OUT/day$INCR_DAYS.sql"
     INCR_REPORT=1
@@ -817,7 +833,7 @@ if [[ $SKIP_XZ == 1 ]]; then
     echo "note      : the xz runs were skipped (BENCH_SKIP_XZ=1)"
 fi
 echo
-ORDER=(raw zstd xz custom sb_zstd sb_xz small up_floor upload_src up_folder up_s3 verify_s3 incr_d0 incr_d1 restore_psql restore_sb)
+ORDER=(raw zstd xz custom sb_zstd sb_zstd1 sb_xz small up_floor upload_src up_folder up_s3 verify_s3 incr_d0 incr_d1 restore_psql restore_sb restore_sbp)
 python3 "$WORK/report.py" "$RES" "${ORDER[@]}"
 if [[ -n $INCR_REPORT ]]; then
     echo
@@ -844,6 +860,9 @@ def wall(n):
 a, b = wall("restore_sb"), wall("restore_psql")
 if a and b:
     print(f"  target: restore from the repository <= 1.0x psql --single-transaction : {a / b:.2f}x ({a:.1f} s vs {b:.1f} s)  {'PASS' if a / b <= 1.0 else 'FAIL'}")
+c = wall("restore_sbp")
+if c and b:
+    print(f"  target: parallel restore (--jobs) <= 0.7x psql --single-transaction   : {c / b:.2f}x ({c:.1f} s vs {b:.1f} s)  {'PASS' if c / b <= 0.7 else 'FAIL'}")
 PY
 fi
 if [[ -n $SMALL_SIZE ]]; then

@@ -37,6 +37,12 @@ pub enum RestoreCmd {
         /// no full local copy is made.
         #[arg(long, value_name = "DESTINATION")]
         from: Option<String>,
+        /// Load on N connections side by side (2–8), as pg_restore --jobs:
+        /// faster, but not all-or-nothing — a failure partway leaves the
+        /// target partly restored until rolled back. 1: one transaction.
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u8).range(1..=8))]
+        jobs: u8,
         /// Do not ask before restoring.
         #[arg(long)]
         yes: bool,
@@ -61,6 +67,12 @@ pub enum RestoreCmd {
         /// Read the backup from this destination's copy (or `local`), streaming.
         #[arg(long, value_name = "DESTINATION")]
         from: Option<String>,
+        /// Load on N connections side by side (2–8), as pg_restore --jobs:
+        /// faster, but not all-or-nothing — a failure partway leaves the
+        /// target partly restored until rolled back. 1: one transaction.
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u8).range(1..=8))]
+        jobs: u8,
         /// Print the preview as JSON.
         #[arg(long)]
         json: bool,
@@ -93,6 +105,12 @@ pub enum RestoreCmd {
         /// Read the backup from this destination's copy (or `local`).
         #[arg(long, value_name = "DESTINATION")]
         from: Option<String>,
+        /// Load on N connections side by side (2–8), as pg_restore --jobs:
+        /// faster, but not all-or-nothing — a failure partway leaves the
+        /// target partly restored until rolled back. 1: one transaction.
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u8).range(1..=8))]
+        jobs: u8,
         /// Only show the preview; change nothing.
         #[arg(long)]
         preview: bool,
@@ -409,6 +427,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             mode,
             allow_drop,
             from,
+            jobs,
             json,
         } => {
             prompt::unlock(engine).await?;
@@ -420,6 +439,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                 allow_drop,
                 confirm: None,
                 from,
+                jobs,
             };
             let p = engine.preview_restore(&req).await?;
             if json {
@@ -437,6 +457,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             allow_drop,
             confirm,
             from,
+            jobs,
             yes,
             json,
         } => {
@@ -449,6 +470,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                 allow_drop,
                 confirm,
                 from,
+                jobs,
             };
             execute(engine, req, yes, json).await
         }
@@ -461,12 +483,13 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
             allow_drop,
             confirm,
             from,
+            jobs,
             preview,
             yes,
             json,
         } => {
             prompt::unlock(engine).await?;
-            let req = engine
+            let mut req = engine
                 .clone_request(&CloneInput {
                     source,
                     target,
@@ -482,6 +505,7 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                     confirm,
                 })
                 .await?;
+            req.jobs = jobs;
             if preview {
                 let p = engine.preview_restore(&req).await?;
                 if json {
@@ -528,13 +552,12 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                         r.id.clone(),
                         r.backup_id.clone(),
                         r.target.clone(),
-                        r.mode.clone(),
-                        match (r.status.as_str(), r.committed) {
-                            ("interrupted", Some(true)) => "interrupted (committed)".into(),
-                            ("interrupted", Some(false)) => "interrupted (rolled back)".into(),
-                            ("interrupted", None) => "interrupted (commit unknown)".into(),
-                            (s, _) => s.to_owned(),
+                        if r.jobs > 1 {
+                            format!("{} ({} connections)", r.mode, r.jobs)
+                        } else {
+                            r.mode.clone()
                         },
+                        r.status_label(),
                         r.snapshot_backup_id.clone().unwrap_or_else(|| "-".into()),
                         r.started_at.clone(),
                     ]

@@ -147,6 +147,7 @@ impl Engine {
             allow_drop: input.allow_drop.clone(),
             confirm: input.confirm.clone(),
             from: input.from.clone(),
+            jobs: 1,
         })
     }
 }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use supabackup::engine::Engine;
 use supabackup::engine::backup::{BackupKind, BackupOptions};
 use supabackup::engine::catalog::backups::BackupRecord;
-use supabackup::engine::restore::{RestoreMode, RestoreScope};
+use supabackup::engine::restore::{RestoreMode, RestoreRequest, RestoreScope};
 use supabackup::engine::schedule::Retention;
 
 use crate::backup::{backup, engine_for};
@@ -180,7 +180,13 @@ async fn a_week_of_churn_gives_snapshots_that_each_restore_exactly_after_the_old
         let dst = new_project(&format!("repo_week_dst{i}"));
         let name = format!("Target{i}");
         add_target(e, &name, &dst).await;
-        let rec = restore(e, req(b, &name, RestoreScope::default(), RestoreMode::New)).await;
+        // Every other one loads in parallel, its sessions reading the
+        // snapshot's chunks side by side.
+        let r = RestoreRequest {
+            jobs: if i % 2 == 0 { 3 } else { 1 },
+            ..req(b, &name, RestoreScope::default(), RestoreMode::New)
+        };
+        let rec = restore(e, r).await;
         assert_eq!(rec.status, "completed", "day {}", i + 1);
         assert_same(day, &dst, &CompareOptions::default());
     }

@@ -251,6 +251,112 @@ fn a_killed_replace_restore_leaves_the_target_before_or_after_and_can_be_rolled_
     );
 }
 
+/// A parallel load commits its schema before the rows: killed before that
+/// commit the target is as before; killed after it, the restore is
+/// recorded as having changed the target, and rollback brings it back.
+#[test]
+fn a_killed_parallel_restore_says_it_changed_the_target_and_rolls_back() {
+    let src = new_project("kill_par_src");
+    src.run_sql_file_locked(
+        "CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL);
+         INSERT INTO public.notes SELECT g, 'new ' || g FROM generate_series(1, 3000) g;
+         CREATE INDEX notes_body ON public.notes (body);
+         CREATE SCHEMA shop;
+         CREATE TABLE shop.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text,
+           note_id int REFERENCES public.notes);
+         INSERT INTO shop.items (name, note_id) SELECT 'item ' || g, g FROM generate_series(1, 2000) g;",
+    );
+    let dst = new_project("kill_par_dst");
+    dst.run_sql_file_locked(
+        "CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL, extra int);
+         INSERT INTO public.notes SELECT g, 'old ' || g, g FROM generate_series(1, 100) g;",
+    );
+    let data = tempfile::tempdir().expect("tmp");
+    add_project(data.path(), "Source", &src);
+    add_project(data.path(), "Target", &dst);
+    let out = cli(
+        data.path(),
+        &["backup", "run", "Source", "--json"],
+        &ENV,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let opts = CompareOptions {
+        include_roles: false,
+        ..Default::default()
+    };
+    let before = snapshot(&dst, &opts);
+    let after = snapshot(&src, &opts);
+    let args = [
+        "restore", "run", &id, "--to", "Target", "--mode", "replace", "--jobs", "3", "--yes",
+    ];
+    let _roles = roles_lock();
+    for (m, changes) in [
+        ("restore.began", false),
+        ("restore.pre_data", false),
+        ("restore.data", true),
+        ("restore.before_commit", true),
+    ] {
+        kill_at(data.path(), &args, m);
+        let list = settled_restores(data.path());
+        let newest = &list[0];
+        assert_eq!(newest["status"], "interrupted", "{m}: {newest}");
+        assert_eq!(newest["jobs"], 3, "{m}: {newest}");
+        assert_no_leftovers(data.path(), m);
+        let now = snapshot(&dst, &opts);
+        if !changes {
+            assert_eq!(newest["committed"], false, "{m}: {newest}");
+            assert!(
+                same(&now, &before),
+                "{m}: the target changed: {:?}",
+                diff_snapshots(&before, &now)
+            );
+            continue;
+        }
+        assert_eq!(
+            newest["committed"], true,
+            "{m}: its schema committed: {newest}"
+        );
+        assert!(
+            !same(&now, &before) && !same(&now, &after),
+            "{m}: partly restored"
+        );
+        let list_text = stdout(&cli(data.path(), &["restore", "list"], &ENV, None));
+        assert!(
+            list_text.contains("interrupted (partly applied)"),
+            "{m}: {list_text}"
+        );
+        let rid = newest["id"].as_str().expect("id");
+        let out = cli(
+            data.path(),
+            &["restore", "rollback", rid, "--yes"],
+            &ENV,
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{m}: rollback: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let back = snapshot(&dst, &opts);
+        assert!(
+            same(&back, &before),
+            "{m}: rollback differs: {:?}",
+            diff_snapshots(&before, &back)
+        );
+    }
+    // Not killed, it restores the backup exactly.
+    let out = cli(data.path(), &args, &ENV, None);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let now = snapshot(&dst, &opts);
+    assert!(same(&now, &after), "{:?}", diff_snapshots(&after, &now));
+}
+
 #[test]
 fn a_killed_restore_test_leaves_no_scratch_database() {
     let src = new_project("kill_rt_src");

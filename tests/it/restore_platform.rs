@@ -383,3 +383,131 @@ async fn rollbacks_refuse_after_a_newer_restore_and_busy_urls_need_their_name() 
     assert_eq!(done.status, "completed");
     assert_eq!(busy.psql("SELECT count(*) FROM public.items"), "50");
 }
+
+/// Partitions, keys and indexes of every kind, spread over sessions.
+const PARALLEL_SHAPES: &str = "
+CREATE SCHEMA metrics;
+CREATE TABLE metrics.readings (id bigint NOT NULL, at date NOT NULL, device text NOT NULL, v numeric,
+  PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE metrics.readings_2025 PARTITION OF metrics.readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE metrics.readings_2026 PARTITION OF metrics.readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX readings_device ON metrics.readings (device, at DESC);
+CREATE INDEX readings_2026_v ON metrics.readings_2026 (v) WHERE v > 0.5;
+INSERT INTO metrics.readings SELECT g, date '2025-01-01' + (g % 700), 'dev' || (g % 37), (g % 100) / 100.0
+  FROM generate_series(1, 20000) g;
+CREATE TABLE metrics.devices (name text PRIMARY KEY, serial text NOT NULL UNIQUE, meta jsonb);
+INSERT INTO metrics.devices SELECT 'dev' || g, 'S-' || g, jsonb_build_object('n', g) FROM generate_series(0, 36) g;
+CREATE INDEX devices_meta ON metrics.devices USING gin (meta);
+CREATE INDEX devices_lower ON metrics.devices ((lower(serial)));
+CREATE TABLE metrics.alerts (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, device text NOT NULL
+  REFERENCES metrics.devices (name), reading_id bigint, reading_at date,
+  FOREIGN KEY (reading_id, reading_at) REFERENCES metrics.readings (id, at),
+  EXCLUDE USING btree (device WITH =, reading_id WITH =));
+INSERT INTO metrics.alerts (device, reading_id, reading_at)
+  SELECT device, id, at FROM metrics.readings WHERE id % 50 = 0;
+CREATE MATERIALIZED VIEW metrics.per_device AS SELECT device, count(*) AS n FROM metrics.readings GROUP BY device;
+CREATE UNIQUE INDEX per_device_key ON metrics.per_device (device);
+COMMENT ON INDEX metrics.readings_device IS 'newest readings per device';
+CLUSTER metrics.devices USING devices_pkey;
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parallel_restore_into_a_new_project_is_identical() {
+    let src = new_project("rp_par_src");
+    src.load_shared_app();
+    src.run_sql_file_locked(EDGE_CASES);
+    src.run_sql_file_locked(PARALLEL_SHAPES);
+    let (t, dst, b) = source_and_target(&src, "par").await;
+    let ask = RestoreRequest {
+        jobs: 4,
+        ..req(&b, "Target", RestoreScope::default(), RestoreMode::New)
+    };
+    let p = t.engine.preview_restore(&ask).await.expect("preview");
+    assert!(p.allowed, "{:?}", p.refusal);
+    assert_eq!(p.jobs, 4);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("parallel load") && w.contains("partly restored")),
+        "the preview says what a parallel load means: {:?}",
+        p.warnings
+    );
+    let rec = restore(&t.engine, ask).await;
+    assert_eq!((rec.status.as_str(), rec.jobs), ("completed", 4));
+    assert_same(&src, &dst, &CompareOptions::default());
+    assert_eq!(
+        dst.psql("SELECT string_agg(n::text, ',' ORDER BY name) FROM public.counters"),
+        "50,1",
+        "no trigger fired while rows loaded"
+    );
+    // Too many connections asked: the server's free ones cap it.
+    let greedy = RestoreRequest {
+        jobs: 9,
+        ..req(&b, "Target", RestoreScope::default(), RestoreMode::Replace)
+    };
+    let err = t.engine.preview_restore(&greedy).await.expect_err("9 jobs");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+}
+
+/// A parallel load that fails after its schema committed says so, leaves
+/// its record "partly applied", and rollback brings the target back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_parallel_restore_is_recorded_as_partly_applied_and_rolls_back() {
+    let src = new_project("rp_parfail_src");
+    src.run_sql_file_locked(
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL);
+         INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 5000) g;
+         CREATE INDEX items_name ON public.items (name);",
+    );
+    let (t, dst, b) = source_and_target(&src, "parfail").await;
+    // The target refuses index builds outside replica mode: the parallel
+    // load's third step (indexes) fails after its first one committed.
+    dst.run_sql_file_locked(
+        "CREATE FUNCTION public.no_indexes() RETURNS event_trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'index builds are frozen here'; END $$;
+         CREATE EVENT TRIGGER freeze_indexes ON ddl_command_start WHEN TAG IN ('CREATE INDEX')
+           EXECUTE FUNCTION public.no_indexes();",
+    );
+    let opts = CompareOptions {
+        include_roles: false,
+        ..Default::default()
+    };
+    let before = snapshot(&dst, &opts);
+    let ask = RestoreRequest {
+        jobs: 2,
+        ..req(&b, "Target", RestoreScope::default(), RestoreMode::New)
+    };
+    let err = {
+        let _roles = roles_lock();
+        t.engine
+            .run_restore(ask, Arc::new(|_| {}), CancellationToken::new())
+            .await
+            .expect_err("the index step fails")
+    };
+    assert!(err.message.contains("index builds are frozen"), "{err}");
+    assert!(
+        err.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("partly restored")),
+        "{:?}",
+        err.hint
+    );
+    let rec = t.engine.list_restores(1).await.expect("list").remove(0);
+    assert_eq!(
+        (rec.status.as_str(), rec.committed, rec.jobs),
+        ("failed", Some(true), 2)
+    );
+    assert_eq!(rec.status_label(), "failed (partly applied)");
+    assert_eq!(dst.psql("SELECT count(*) FROM public.items"), "5000");
+    let rolled = {
+        let _roles = roles_lock();
+        t.engine
+            .rollback_restore(&rec.id, None, Arc::new(|_| {}), CancellationToken::new())
+            .await
+            .expect("rollback of a partly applied restore")
+    };
+    assert_eq!(rolled.status, "completed");
+    let back = snapshot(&dst, &opts);
+    let d = diff_snapshots(&before, &back);
+    assert!(d.is_empty(), "rollback differs: {}", report(&dst, &dst, &d));
+}

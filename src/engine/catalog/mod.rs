@@ -22,13 +22,14 @@ use rusqlite_migration::{M, Migrations};
 use crate::engine::error::{Error, Result};
 
 /// The catalog's schema steps, in order; each file is applied once.
-const MIGRATION_FILES: [&str; 6] = [
+const MIGRATION_FILES: [&str; 7] = [
     include_str!("../../../migrations/0001_initial.sql"),
     include_str!("../../../migrations/0002_restores.sql"),
     include_str!("../../../migrations/0003_restore_recovery.sql"),
     include_str!("../../../migrations/0004_job_time_zones.sql"),
     include_str!("../../../migrations/0005_project_ca.sql"),
     include_str!("../../../migrations/0006_destinations.sql"),
+    include_str!("../../../migrations/0007_parallel_restores.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =

@@ -5,6 +5,7 @@
 //! rollback restores that snapshot exactly, after taking one of its own.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rusqlite::{OptionalExtension, params};
@@ -27,7 +28,7 @@ use crate::engine::project::Project;
 
 pub(super) const RESTORE_COLUMNS: &str =
     "id, backup_id, target_project_id, target, scope, mode, status, snapshot_backup_id,
-    rollback_of, error_message, started_at, completed_at, committed, allow_drop";
+    rollback_of, error_message, started_at, completed_at, committed, allow_drop, jobs";
 
 pub(super) fn restore_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RestoreRecord> {
     let scope: String = r.get(4)?;
@@ -47,6 +48,7 @@ pub(super) fn restore_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Restor
         completed_at: r.get(11)?,
         committed: r.get::<_, Option<i64>>(12)?.map(|v| v != 0),
         allow_drop: serde_json::from_str(&allow).unwrap_or_default(),
+        jobs: r.get::<_, i64>(14)?.clamp(1, 255) as u8,
     })
 }
 
@@ -135,11 +137,11 @@ impl Engine {
         cancel: CancellationToken,
     ) -> Result<RestoreRecord> {
         let original = self.restore_record(restore_id).await?;
-        let committed = original.status == "completed"
-            || (original.status == "interrupted" && original.committed == Some(true));
-        if !committed {
+        // A failed or cancelled parallel load may have committed its first
+        // part: that too is rolled back.
+        if !original.changed_target() {
             return Err(Error::invalid(format!(
-                "restore {} is {}{}: only a restore that committed can be rolled back",
+                "restore {} is {}{}: only a restore that changed the target can be rolled back",
                 original.id,
                 original.status,
                 match (original.status.as_str(), original.committed) {
@@ -199,6 +201,7 @@ impl Engine {
             let changed = match status.as_str() {
                 "completed" | "running" => true,
                 "interrupted" => *committed != Some(0),
+                "failed" | "cancelled" => *committed == Some(1),
                 _ => false,
             };
             changed
@@ -231,6 +234,7 @@ impl Engine {
             allow_drop: Vec::new(),
             confirm,
             from: None,
+            jobs: 1,
         };
         let rec = self
             .restore_inner(req, progress, cancel, Some(original.id.clone()))
@@ -344,14 +348,17 @@ impl Engine {
             ))
             .with_hint(format!("pass --confirm '{name}'; nothing was changed")));
         }
-        let mode = req.mode.unwrap_or(RestoreMode::New);
         failpoint::pause_async("restore.prepared").await;
-        self.record_restore_start(&id, &req, &target, mode, &rollback_of, &work)
+        self.record_restore_start(&id, &req, &target, &rollback_of, &work, prepared.jobs)
             .await?;
         failpoint::pause_async("restore.recorded").await;
+        let changed = Arc::new(AtomicBool::new(false));
         let result = self
-            .restore_steps(&id, &prepared, &target, &report, cancel)
+            .restore_steps(&id, &prepared, &target, &report, changed.clone(), cancel)
             .await;
+        // A parallel load commits before its end: a failure after its first
+        // transaction has changed the target, and rollback is the way back.
+        let changed = result.is_ok() || changed.load(Ordering::SeqCst);
         if result.is_ok() {
             failpoint::pause_async("restore.committed").await;
         }
@@ -376,14 +383,14 @@ impl Engine {
                             target_secret_nonce = CASE WHEN ?2 = 'completed' THEN target_secret_nonce END,
                             target_secret = CASE WHEN ?2 = 'completed' THEN target_secret END
                          WHERE id = ?1",
-                        params![id, status, error, now(), i64::from(status == "completed")],
+                        params![id, status, error, now(), i64::from(changed)],
                     )?;
                     audit::append(
                         &tx,
                         &actor,
                         "restore.end",
                         Some(&label),
-                        &json!({"restore_id": id, "status": status, "error": error}),
+                        &json!({"restore_id": id, "status": status, "error": error, "changed_target": changed}),
                     )?;
                     crate::engine::catalog::analytics::record(
                         &tx,
@@ -405,10 +412,11 @@ impl Engine {
         id: &str,
         req: &RestoreRequest,
         target: &Target,
-        mode: RestoreMode,
         rollback_of: &Option<String>,
         work: &std::path::Path,
+        jobs: usize,
     ) -> Result<()> {
+        let mode = req.mode.unwrap_or(RestoreMode::New);
         let (id, backup_id) = (id.to_owned(), req.backup.clone());
         let project_id = target.project.as_ref().map(|p| p.id.clone());
         let label = target.label.clone();
@@ -438,8 +446,8 @@ impl Engine {
                 let tx = crate::engine::catalog::immediate(c)?;
                 tx.execute(
                     "INSERT INTO restores (id, backup_id, target_project_id, target, scope, mode, status,
-                         rollback_of, started_at, work_dir, target_url, target_secret_nonce, target_secret, allow_drop)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         rollback_of, started_at, work_dir, target_url, target_secret_nonce, target_secret, allow_drop, jobs)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     params![
                         id,
                         backup_full,
@@ -453,7 +461,8 @@ impl Engine {
                         url,
                         sealed.as_ref().map(|s| s.0.to_vec()),
                         sealed.as_ref().map(|s| s.1.clone()),
-                        allow
+                        allow,
+                        jobs as i64
                     ],
                 )?;
                 audit::append(
@@ -463,7 +472,8 @@ impl Engine {
                     Some(&label),
                     &json!({"restore_id": id, "backup_id": backup_id, "mode": mode.as_str(),
                             "scope": serde_json::from_str::<serde_json::Value>(&scope).unwrap_or_default(),
-                            "allow_drop": serde_json::from_str::<serde_json::Value>(&allow).unwrap_or_default()}),
+                            "allow_drop": serde_json::from_str::<serde_json::Value>(&allow).unwrap_or_default(),
+                            "jobs": jobs}),
                 )?;
                 tx.commit()?;
                 Ok(())
@@ -480,6 +490,7 @@ impl Engine {
         prepared: &super::prepare::Prepared,
         target: &Target,
         report: &(dyn Fn(RestorePhase, u64, u64) + Sync),
+        changed: Arc<AtomicBool>,
         cancel: CancellationToken,
     ) -> Result<()> {
         report(RestorePhase::Snapshot, 0, 0);
@@ -558,7 +569,7 @@ impl Engine {
                 Ok(())
             }))
         });
-        self.load(prepared, &target.info, on_xid, report, cancel)
+        self.load(prepared, &target.info, on_xid, changed, report, cancel)
             .await
     }
 }

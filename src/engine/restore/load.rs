@@ -16,12 +16,12 @@ use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
 use super::RestorePhase;
-use super::datafilter::{DataSelection, filter_data};
+use super::datafilter::{DataSelection, Share, filter_data};
 use super::guard::{Policy, SqlGuard};
 use super::plan::{TargetState, quote};
 use super::prepare::{Prepared, suspended_schemas};
@@ -39,7 +39,7 @@ use crate::engine::pg::archive;
 pub(crate) type XidSink = Box<dyn Fn(&str) -> Result<()> + Send + Sync>;
 
 /// Counts what goes to psql.
-struct Counting<'a> {
+pub(super) struct Counting<'a> {
     inner: &'a mut dyn Write,
     count: Arc<AtomicU64>,
 }
@@ -56,7 +56,7 @@ impl Write for Counting<'_> {
 }
 
 /// Sends through the guard; keeps the guard's own error.
-struct Guarded<'a> {
+pub(super) struct Guarded<'a> {
     guard: SqlGuard,
     out: &'a mut dyn Write,
     failed: Option<Error>,
@@ -97,7 +97,7 @@ impl Write for Guarded<'_> {
     }
 }
 
-fn send(out: &mut dyn Write, text: &str) -> Result<()> {
+pub(super) fn send(out: &mut dyn Write, text: &str) -> Result<()> {
     out.write_all(text.as_bytes()).map_err(|e| {
         Error::new(
             ErrorKind::Connection,
@@ -106,14 +106,16 @@ fn send(out: &mut dyn Write, text: &str) -> Result<()> {
     })
 }
 
-/// Streams a checked SQL file through the guard; its digests are checked
+/// Streams a checked SQL file through the guard (data.sql through its
+/// selection and this session's share, if any); its digests are checked
 /// at its end.
-fn send_file(
+pub(super) fn send_file(
     v: &VerifiedBackup,
     artifact: Artifact,
     policy: Policy,
     out: &mut dyn Write,
     data: Option<&DataSelection>,
+    share: Option<&Share>,
 ) -> Result<Vec<(String, String)>> {
     let mut checked = v.open(artifact)?;
     let name = checked.name().to_owned();
@@ -121,11 +123,11 @@ fn send_file(
     {
         let mut g = Guarded::new(&name, policy, out);
         let mut reader = BufReader::with_capacity(256 * 1024, &mut checked);
-        let r = match data {
-            Some(sel) => filter_data(&mut reader, &mut g, sel).map(|l| loaded = l),
-            None => std::io::copy(&mut reader, &mut g)
+        let r = match (data, share) {
+            (None, None) => std::io::copy(&mut reader, &mut g)
                 .map(|_| ())
                 .map_err(|e| Error::corrupt(e.to_string())),
+            _ => filter_data(&mut reader, &mut g, data, share).map(|l| loaded = l),
         };
         if let Err(e) = r {
             let fallback = if e.message.contains("psql stopped") {
@@ -186,7 +188,7 @@ fn sql_literal(s: &str) -> String {
 
 /// Checks every foreign key into or out of the loaded tables; fails the
 /// transaction naming the first broken one.
-fn fk_check(tables: &[(String, String)]) -> String {
+pub(super) fn fk_check(tables: &[(String, String)]) -> String {
     if tables.is_empty() {
         return String::new();
     }
@@ -218,19 +220,109 @@ END $supabackup$;\n",
     )
 }
 
+/// An archive and the pg_restore list of its entries to run.
+pub(super) type ArchiveList = (PathBuf, PathBuf);
+
 /// Everything the session sends, decided before it starts.
-struct Script {
-    preamble: String,
-    roles: bool,
-    before_ddl: String,
-    archives: Vec<(PathBuf, PathBuf)>,
-    deletes: String,
-    data: Option<(DataSelection, bool)>,
-    history: bool,
-    after: String,
+pub(super) struct Script {
+    pub preamble: String,
+    pub roles: bool,
+    pub before_ddl: String,
+    pub archives: Vec<ArchiveList>,
+    pub deletes: String,
+    pub data: Option<(DataSelection, bool)>,
+    pub history: bool,
+    pub after: String,
+    /// A parallel load's post-data: indexes and keys per session, then the rest.
+    pub waves: Option<Waves>,
+}
+
+/// A parallel load's post-data in two waves: indexes and keys (one list
+/// per session, each table's on one session), then everything else.
+pub(super) struct Waves {
+    pub indexes: Vec<Vec<ArchiveList>>,
+    pub rest: Vec<ArchiveList>,
+}
+
+/// psql as every restore session runs it: no psqlrc, quiet, unaligned
+/// tuples only, stopping at the first error.
+fn psql_args() -> Vec<String> {
+    ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The connection every session of one restore opens.
+pub(super) struct Conn<'a> {
+    pub psql: &'a std::path::Path,
+    pub pg_restore: &'a std::path::Path,
+    pub info: &'a ConnInfo,
+    pub passfile: Option<&'a std::path::Path>,
+    pub sent: Arc<AtomicU64>,
+}
+
+impl Conn<'_> {
+    /// One psql session fed by `producer` (its output counted); each line
+    /// psql prints goes to `on_line`.
+    pub fn session(
+        &self,
+        cancel: &CancellationToken,
+        on_line: Box<dyn FnMut(&str) + Send>,
+        producer: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    ) -> Result<()> {
+        let run = ToolRun {
+            program: self.psql,
+            args: psql_args(),
+            info: self.info,
+            passfile: self.passfile,
+        };
+        feed(&run, cancel, on_line, &mut |stdin| {
+            let mut out = Counting {
+                inner: stdin,
+                count: self.sent.clone(),
+            };
+            producer(&mut out)
+        })
+    }
+
+    /// pg_restore's script of one section of the listed archives, through
+    /// the guard into `out`.
+    pub fn pg_restore_section(
+        &self,
+        section: &str,
+        archives: &[ArchiveList],
+        cancel: &CancellationToken,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        for (archive, list) in archives {
+            let restore = ToolRun {
+                program: self.pg_restore,
+                args: vec![
+                    format!("--section={section}"),
+                    format!("--use-list={}", list.display()),
+                    "--file=-".into(),
+                    archive.display().to_string(),
+                ],
+                info: self.info,
+                passfile: None,
+            };
+            let mut g = Guarded::new("pg_restore's output", Policy::Script, out);
+            let r = stream(&restore, cancel, &mut |bytes| g.write_all(bytes));
+            if let Err(e) = r {
+                return Err(g.error(e));
+            }
+            g.finish()?;
+        }
+        Ok(())
+    }
 }
 
 fn build_script(p: &Prepared) -> Result<Script> {
+    let waves = if p.jobs > 1 {
+        Some(super::parallel::waves(p, p.jobs)?)
+    } else {
+        None
+    };
     let plan = &p.plan;
     let sel = &p.selection;
     let mut before = String::new();
@@ -335,16 +427,70 @@ fn build_script(p: &Prepared) -> Result<Script> {
         data,
         history: plan.history,
         after,
+        waves,
     })
 }
 
+/// psql's output lines that carry the transaction id go to `tx`.
+pub(super) fn xid_lines(tx: std::sync::mpsc::Sender<String>) -> Box<dyn FnMut(&str) + Send> {
+    Box::new(move |line: &str| {
+        if let Some(x) = line.strip_prefix("supabackup-xid:") {
+            let _ = tx.send(x.trim().to_owned());
+        }
+    })
+}
+
+/// Waits for the session's transaction id (the preamble asks for it) and
+/// records it.
+pub(super) fn began(rx: &std::sync::mpsc::Receiver<String>, on_xid: &XidSink) -> Result<()> {
+    let xid = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .map_err(|_| {
+            Error::connection("psql stopped reading its input before the transaction began")
+        })?;
+    on_xid(&xid)?;
+    failpoint::pause("restore.began");
+    Ok(())
+}
+
+/// The end of a restore's last transaction: migration history,
+/// materialized views, the foreign keys of partial data, COMMIT.
+pub(super) fn finish(
+    v: &VerifiedBackup,
+    script: &Script,
+    loaded: &[(String, String)],
+    out: &mut dyn Write,
+) -> Result<()> {
+    if script.history {
+        send_file(v, Artifact::History, Policy::Script, out, None, None)?;
+    }
+    send(out, &script.after)?;
+    if script.data.as_ref().is_some_and(|(_, partial)| *partial) {
+        send(out, &fk_check(loaded))?;
+    }
+    failpoint::pause("restore.before_commit");
+    send(out, "COMMIT;\n")
+}
+
+/// Rows per table in the backup, for sharing tables among sessions.
+fn table_rows(tables: &[crate::engine::backup::tap::TableStat]) -> Vec<(String, String, u64)> {
+    let mut rows: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for t in tables {
+        *rows.entry((t.schema.clone(), t.name.clone())).or_default() += t.rows;
+    }
+    rows.into_iter().map(|((s, n), r)| (s, n, r)).collect()
+}
+
 impl Engine {
-    /// Runs a prepared restore into `info` in one transaction.
+    /// Runs a prepared restore into `info`: in one transaction, or on
+    /// `p.jobs` connections (parallel.rs). `changed` turns true once
+    /// something committed (only a parallel load commits before its end).
     pub(crate) async fn load(
         &self,
         p: &Prepared,
         info: &ConnInfo,
         on_xid: XidSink,
+        changed: Arc<AtomicBool>,
         report: &(dyn Fn(RestorePhase, u64, u64) + Sync),
         cancel: CancellationToken,
     ) -> Result<()> {
@@ -382,94 +528,49 @@ impl Engine {
         let psql = p.tools.psql.clone();
         let pg_restore = p.tools.pg_restore.clone();
         let passfile_path = p.work.path().join(".pgpass");
+        let jobs = p.jobs;
+        let rows = table_rows(&m.tables);
         let job = tokio::task::spawn_blocking(move || -> Result<()> {
             let passfile = PassFile::create(&passfile_path, &info)?;
-            let run = ToolRun {
-                program: &psql,
-                args: vec![
-                    "-X".into(),
-                    "-q".into(),
-                    "-A".into(),
-                    "-t".into(),
-                    "-v".into(),
-                    "ON_ERROR_STOP=1".into(),
-                ],
+            let conn = Conn {
+                psql: &psql,
+                pg_restore: &pg_restore,
                 info: &info,
                 passfile: passfile.as_ref().map(|p| p.path()),
+                sent,
             };
+            if jobs > 1 {
+                return super::parallel::run(
+                    &conn, &script, &verified, jobs, &rows, &cancel, &on_xid, &changed,
+                );
+            }
             let (xid_tx, xid_rx) = std::sync::mpsc::channel::<String>();
-            let on_line = Box::new(move |line: &str| {
-                if let Some(x) = line.strip_prefix("supabackup-xid:") {
-                    let _ = xid_tx.send(x.trim().to_owned());
-                }
-            });
-            feed(&run, &cancel, on_line, &mut |stdin| {
-                let mut out = Counting {
-                    inner: stdin,
-                    count: sent.clone(),
-                };
-                send(&mut out, &script.preamble)?;
-                let xid = xid_rx
-                    .recv_timeout(std::time::Duration::from_secs(120))
-                    .map_err(|_| {
-                        Error::connection(
-                            "psql stopped reading its input before the transaction began",
-                        )
-                    })?;
-                on_xid(&xid)?;
-                failpoint::pause("restore.began");
+            conn.session(&cancel, xid_lines(xid_tx), &mut |out| {
+                send(out, &script.preamble)?;
+                began(&xid_rx, &on_xid)?;
                 if script.roles {
-                    send_file(&verified, Artifact::Roles, Policy::Script, &mut out, None)?;
+                    send_file(&verified, Artifact::Roles, Policy::Script, out, None, None)?;
                 }
-                send(&mut out, &script.before_ddl)?;
+                send(out, &script.before_ddl)?;
                 failpoint::pause("restore.emptied");
-                let pg_restore_section = |section: &str, out: &mut dyn Write| -> Result<()> {
-                    for (archive, list) in &script.archives {
-                        let restore = ToolRun {
-                            program: &pg_restore,
-                            args: vec![
-                                format!("--section={section}"),
-                                format!("--use-list={}", list.display()),
-                                "--file=-".into(),
-                                archive.display().to_string(),
-                            ],
-                            info: &info,
-                            passfile: None,
-                        };
-                        let mut g = Guarded::new("pg_restore's output", Policy::Script, out);
-                        let r = stream(&restore, &cancel, &mut |bytes| g.write_all(bytes));
-                        if let Err(e) = r {
-                            return Err(g.error(e));
-                        }
-                        g.finish()?;
-                    }
-                    Ok(())
-                };
-                pg_restore_section("pre-data", &mut out)?;
+                conn.pg_restore_section("pre-data", &script.archives, &cancel, out)?;
                 failpoint::pause("restore.pre_data");
-                send(&mut out, &script.deletes)?;
+                send(out, &script.deletes)?;
                 let mut loaded = Vec::new();
                 if let Some((sel, partial)) = &script.data {
                     loaded = send_file(
                         &verified,
                         Artifact::Data,
                         Policy::Data,
-                        &mut out,
+                        out,
                         partial.then_some(sel),
+                        None,
                     )?;
                 }
                 failpoint::pause("restore.data");
-                pg_restore_section("post-data", &mut out)?;
+                conn.pg_restore_section("post-data", &script.archives, &cancel, out)?;
                 failpoint::pause("restore.post_data");
-                if script.history {
-                    send_file(&verified, Artifact::History, Policy::Script, &mut out, None)?;
-                }
-                send(&mut out, &script.after)?;
-                if script.data.as_ref().is_some_and(|(_, partial)| *partial) {
-                    send(&mut out, &fk_check(&loaded))?;
-                }
-                failpoint::pause("restore.before_commit");
-                send(&mut out, "COMMIT;\n")
+                finish(&verified, &script, &loaded, out)
             })
         });
         let (result, _) = tokio::join!(

@@ -1,7 +1,8 @@
 //! Restores: a backup into the same project, another project or any URL —
 //! whole or by schema/table, roles/schema/data separately — with a preview,
-//! a safety snapshot and a rollback, always in one transaction, loaded the
-//! way pg_restore loads (pre-data, data, post-data). And the automated
+//! a safety snapshot and a rollback, in one transaction (or, when asked, on
+//! several connections in several transactions), loaded the way pg_restore
+//! loads (pre-data, data, post-data). And the automated
 //! restore test, which takes the same path into a throw-away database.
 //!
 //! - `plan`: the target as it is, conflicts, what replace mode replaces;
@@ -9,7 +10,8 @@
 //! - `select`: which archive entries run, compared with the target's own;
 //! - `scope`: what outside a replaced scope depends on it;
 //! - `prepare`: all of the above, the preview;
-//! - `load`: the one psql session; `guard`: what psql may be sent;
+//! - `load`: the one psql session; `parallel`: the load on several
+//!   connections outside one transaction; `guard`: what psql may be sent;
 //! - `exec`: restores, rollbacks and their records; `recover`: after a
 //!   crash; `rtest`: restore tests.
 
@@ -17,6 +19,7 @@ pub mod datafilter;
 mod exec;
 pub mod guard;
 mod load;
+mod parallel;
 mod plan;
 mod prepare;
 mod recover;
@@ -158,6 +161,26 @@ pub struct RestoreRequest {
     /// Read the backup from this destination (or `local`); by default the
     /// local folder, else a stored copy.
     pub from: Option<String>,
+    /// Parallel load: 0 or 1 loads everything in one transaction (the
+    /// default); 2–[`MAX_JOBS`] loads rows and builds indexes on that many
+    /// connections, in several transactions (see `parallel.rs`).
+    pub jobs: u8,
+}
+
+/// The most connections a parallel restore loads on.
+pub const MAX_JOBS: u8 = 8;
+
+impl RestoreRequest {
+    /// Refuses a parallel load of more than [`MAX_JOBS`] connections.
+    pub fn validate_jobs(&self) -> Result<()> {
+        if self.jobs > MAX_JOBS {
+            return Err(Error::invalid(format!(
+                "a restore loads on 1 to {MAX_JOBS} connections, not {}",
+                self.jobs
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RestoreTarget {
@@ -188,6 +211,37 @@ pub struct RestoreRecord {
     /// Objects outside the scope it was allowed to drop.
     #[serde(default)]
     pub allow_drop: Vec<String>,
+    /// Connections it loaded on (1: one transaction; more: a parallel load,
+    /// which can leave the target partly restored when it fails).
+    #[serde(default = "one")]
+    pub jobs: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
+impl RestoreRecord {
+    /// The status as the GUI and the CLI show it: with, for a restore
+    /// that did not complete, whether it changed the target.
+    pub fn status_label(&self) -> String {
+        let partly = self.jobs > 1;
+        match (self.status.as_str(), self.committed) {
+            ("interrupted", Some(true)) if partly => "interrupted (partly applied)".into(),
+            ("interrupted", Some(true)) => "interrupted (committed)".into(),
+            ("interrupted", Some(false)) => "interrupted (rolled back)".into(),
+            ("interrupted", None) => "interrupted (commit unknown)".into(),
+            ("failed" | "cancelled", Some(true)) => format!("{} (partly applied)", self.status),
+            (s, _) => s.to_owned(),
+        }
+    }
+
+    /// Whether rollback applies: the restore changed the target.
+    pub fn changed_target(&self) -> bool {
+        self.status == "completed"
+            || (matches!(self.status.as_str(), "interrupted" | "failed" | "cancelled")
+                && self.committed == Some(true))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -76,6 +76,9 @@ pub struct RestorePreview {
     /// The name to type again (`--confirm`) before the restore runs, when
     /// the target is a production project or a URL that is not empty.
     pub confirm_name: Option<String>,
+    /// Connections the load would use: 1 is one transaction; more is a
+    /// parallel load (its consequences are in `warnings`).
+    pub jobs: u8,
 }
 
 /// One default privilege of the restoring role, as `aclexplode` gives it.
@@ -546,6 +549,7 @@ pub(crate) fn make_plan(
         left_out_at_backup: m.left_out.clone(),
         dependents: Vec::new(),
         confirm_name: None,
+        jobs: 1,
     };
     Ok(Plan {
         want_schema,

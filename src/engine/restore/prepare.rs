@@ -85,6 +85,8 @@ pub(crate) struct Prepared {
     pub verified: std::sync::Arc<VerifiedBackup>,
     pub tools: Tools,
     pub work: WorkDir,
+    /// Connections the load uses (1: one transaction; see parallel.rs).
+    pub jobs: usize,
 }
 
 impl Prepared {
@@ -138,6 +140,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<Prepared> {
         req.scope.validate()?;
+        req.validate_jobs()?;
         let mut req = req.clone();
         req.scope = req.scope.normalized()?;
         let req = &req;
@@ -240,6 +243,7 @@ impl Engine {
             mark_recreated(&mut dependents, t, &archives, &selection);
         }
         finish_preview(&mut plan, &state, &selection, &dependents, req, target);
+        let jobs = load_jobs(&client, req.jobs, &mut plan.preview).await;
         Ok(Prepared {
             plan,
             state,
@@ -249,8 +253,54 @@ impl Engine {
             verified: std::sync::Arc::new(verified),
             tools,
             work,
+            jobs,
         })
     }
+}
+
+/// How many connections the load uses: what was asked, within the
+/// server's free connections (two kept for others); the preview says what
+/// a parallel load means.
+async fn load_jobs(
+    client: &tokio_postgres::Client,
+    asked: u8,
+    preview: &mut super::RestorePreview,
+) -> usize {
+    let asked = usize::from(asked.max(1));
+    if asked == 1 {
+        return 1;
+    }
+    let free = client
+        .query_one(
+            "SELECT current_setting('max_connections')::int8
+                    - current_setting('superuser_reserved_connections')::int8
+                    - COALESCE(current_setting('reserved_connections', true), '0')::int8
+                    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+            &[],
+        )
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0));
+    let jobs = match free {
+        Some(free) => asked.min(usize::try_from(free - 2).unwrap_or(0)).max(1),
+        None => asked,
+    };
+    if jobs < asked {
+        preview.warnings.push(format!(
+            "the target has {} free connection(s): loading on {jobs} instead of {asked}",
+            free.unwrap_or(0)
+        ));
+    }
+    if jobs > 1 {
+        preview.warnings.push(format!(
+            "parallel load on {jobs} connections: rows and indexes load in several transactions, \
+             so the restore is not all-or-nothing — if it fails or is cancelled partway, the \
+             target is left partly restored until you roll back to the safety snapshot (or \
+             restore again in replace mode), and other sessions can see tables filling in"
+        ));
+    }
+    preview.jobs = jobs as u8;
+    jobs
 }
 
 /// Schemas in which the restore creates objects: the restoring role's

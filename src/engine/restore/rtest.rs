@@ -270,6 +270,7 @@ impl Engine {
                 allow_drop: Vec::new(),
                 confirm: None,
                 from: from.clone(),
+                jobs: 1,
             };
             let target = Target {
                 info: info.clone(),
@@ -297,6 +298,7 @@ impl Engine {
                 &prepared,
                 &info,
                 Box::new(|_| Ok(())),
+                Default::default(),
                 &|_, _, _| {},
                 cancel.clone(),
             )

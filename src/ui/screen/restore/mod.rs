@@ -101,6 +101,8 @@ pub enum Message {
     Schema(bool),
     Data(bool),
     Mode(RestoreMode),
+    /// Load on this many connections (1: one transaction).
+    Jobs(u8),
     Next,
     Back,
     Previewed(Result<RestorePreview, Error>),
@@ -187,6 +189,8 @@ pub struct Restore {
     pub schema: bool,
     pub data: bool,
     pub mode: RestoreMode,
+    /// Connections to load on: 1 is one transaction, more a parallel load.
+    pub jobs: u8,
     pub preview: Option<Result<RestorePreview, Error>>,
     pub previewing: bool,
     pub confirm_text: String,
@@ -206,6 +210,9 @@ pub struct Restore {
     pub result_is_rollback: bool,
     /// The restore a rollback would undo.
     pub last_restore: Option<RestoreRecord>,
+    /// The restore that just failed (a parallel load's may have changed
+    /// the target: its record, once loaded, offers the rollback).
+    pub failed_id: Option<String>,
     /// Why "Next" did not move.
     pub error: Option<String>,
 }
@@ -230,6 +237,7 @@ impl Default for Restore {
             schema: true,
             data: true,
             mode: RestoreMode::New,
+            jobs: 1,
             preview: None,
             previewing: false,
             confirm_text: String::new(),
@@ -242,6 +250,7 @@ impl Default for Restore {
             result: None,
             result_is_rollback: false,
             last_restore: None,
+            failed_id: None,
             error: None,
         }
     }
@@ -439,7 +448,25 @@ impl Restore {
             allow_drop: self.allow_drop.iter().cloned().collect(),
             confirm: Some(self.confirm_text.trim().to_owned()).filter(|c| !c.is_empty()),
             from: self.from.clone(),
+            jobs: self.jobs,
         })
+    }
+
+    /// Whether the result step offers to roll back the restore it shows: a
+    /// completed one, or a failed parallel load that changed the target.
+    pub fn can_roll_back(&self) -> bool {
+        let current = match (&self.result, &self.last_restore) {
+            (Some(Ok(rec)), Some(last)) => rec.id == last.id,
+            (Some(Err(_)), Some(last)) => self.failed_id.as_deref() == Some(last.id.as_str()),
+            _ => false,
+        };
+        !self.result_is_rollback
+            && current
+            && self.last_restore.as_ref().is_some_and(|r| {
+                r.changed_target()
+                    && r.snapshot_backup_id.is_some()
+                    && r.target_project_id.is_some()
+            })
     }
 
     /// Checks the current step before moving on.
@@ -570,6 +597,12 @@ impl Restore {
                 }
                 self.history = history;
                 self.loaded = true;
+                if let Some(id) = &self.failed_id
+                    && let Some(rec) = self.history.iter().find(|r| &r.id == id)
+                    && rec.changed_target()
+                {
+                    self.last_restore = Some(rec.clone());
+                }
                 Action::none()
             }
             Message::Loaded(Err(e)) => Action::error(&e),
@@ -640,6 +673,10 @@ impl Restore {
             }
             Message::Mode(m) => {
                 self.mode = m;
+                Action::none()
+            }
+            Message::Jobs(n) => {
+                self.jobs = n.clamp(1, crate::engine::restore::MAX_JOBS);
                 Action::none()
             }
             Message::Next => {
@@ -747,11 +784,13 @@ impl Restore {
                 Action::none()
             }
             Message::Finished(r) => {
-                let rollback = self.running.take().map(|mut run| {
+                let run = self.running.take().map(|mut run| {
                     run.handle.take();
-                    run.rollback
+                    (run.rollback, run.progress.map(|p| p.restore_id))
                 });
-                self.result_is_rollback = rollback.unwrap_or(false);
+                let (rollback, id) = run.unwrap_or((false, None));
+                self.result_is_rollback = rollback;
+                self.failed_id = if r.is_err() && !rollback { id } else { None };
                 self.step = Step::Result;
                 let notice = match &r {
                     Ok(rec) if self.result_is_rollback => widget::Notice::success(format!(
@@ -759,6 +798,11 @@ impl Restore {
                         rec.target
                     )),
                     Ok(rec) => widget::Notice::success(format!("Restored into {}", rec.target)),
+                    Err(e) if e.kind == ErrorKind::Cancelled && self.jobs > 1 => {
+                        widget::Notice::warning(
+                            "The restore was cancelled; the parallel load may have left the target partly restored",
+                        )
+                    }
                     Err(e) if e.kind == ErrorKind::Cancelled => {
                         widget::Notice::warning("The restore was cancelled; nothing changed")
                     }

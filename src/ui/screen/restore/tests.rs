@@ -142,3 +142,90 @@ async fn production_targets_need_the_typed_name() {
             .any(|e| matches!(e, Effect::Notice(n) if n.title.contains("cancelled")))
     );
 }
+
+fn record(id: &str, status: &str, committed: Option<bool>, jobs: u8) -> RestoreRecord {
+    RestoreRecord {
+        id: id.into(),
+        backup_id: "b1".into(),
+        target_project_id: Some("id-Dev".into()),
+        target: "Dev".into(),
+        scope: serde_json::Value::Null,
+        mode: "replace".into(),
+        status: status.into(),
+        snapshot_backup_id: Some("snap".into()),
+        rollback_of: None,
+        error_message: None,
+        started_at: String::new(),
+        completed_at: None,
+        committed,
+        allow_drop: Vec::new(),
+        jobs,
+    }
+}
+
+#[tokio::test]
+async fn a_parallel_load_is_chosen_and_its_partial_failure_offers_the_rollback() {
+    let (ctx, _dir, _fake) = crate::ui::testing::ctx().await;
+    let mut r = Restore::default();
+    let lists = |history| {
+        Message::Loaded(Ok((
+            vec![backup("b1", "Dev")],
+            vec![project("Dev", Environment::Development)],
+            history,
+        )))
+    };
+    let _ = r.update(lists(Vec::new()), &ctx);
+    let _ = r.start_from("b1".into(), &ctx);
+    assert_eq!(
+        r.request().expect("request").jobs,
+        1,
+        "one transaction by default"
+    );
+    let _ = r.update(Message::Jobs(4), &ctx);
+    assert_eq!(r.request().expect("request").jobs, 4);
+    let _ = r.update(Message::Jobs(200), &ctx);
+    assert_eq!(r.jobs, crate::engine::restore::MAX_JOBS);
+    let _ = r.update(Message::Jobs(3), &ctx);
+    r.step = Step::Confirm;
+    assert!(r.update(Message::Start, &ctx).has_task());
+    let _ = r.update(
+        Message::Progress(RestoreProgress {
+            restore_id: "r-par".into(),
+            phase: crate::engine::restore::RestorePhase::Loading,
+            bytes_applied: 10,
+            total_bytes: 100,
+            rate: 1.0,
+            eta_secs: None,
+            elapsed_secs: 1.0,
+        }),
+        &ctx,
+    );
+    let a = r.update(Message::Finished(Err(Error::cancelled())), &ctx);
+    assert!(
+        a.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Notice(n) if n.title.contains("partly restored"))),
+        "a cancelled parallel load does not claim nothing changed"
+    );
+    assert_eq!(r.failed_id.as_deref(), Some("r-par"));
+    assert!(
+        !r.can_roll_back(),
+        "not before its record says it changed the target"
+    );
+    // The record says the first transaction committed: rollback is offered.
+    let _ = r.update(
+        lists(vec![record("r-par", "cancelled", Some(true), 3)]),
+        &ctx,
+    );
+    assert!(r.can_roll_back());
+    assert!(r.update(Message::Rollback, &ctx).has_task());
+    // A failure that changed nothing offers none.
+    let mut r = Restore::default();
+    let _ = r.update(lists(Vec::new()), &ctx);
+    let _ = r.start_from("b1".into(), &ctx);
+    r.step = Step::Confirm;
+    let _ = r.update(Message::Start, &ctx);
+    let _ = r.update(Message::Finished(Err(Error::connection("down"))), &ctx);
+    let _ = r.update(lists(vec![record("r-one", "failed", Some(false), 1)]), &ctx);
+    assert!(!r.can_roll_back());
+}

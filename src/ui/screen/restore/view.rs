@@ -10,6 +10,9 @@ use super::{
 };
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::restore::{RestoreMode, RestorePhase};
+
+/// Connections the parallel choice starts with.
+const DEFAULT_JOBS: u8 = 4;
 use crate::ui::screen::choices::ProjectChoice;
 use crate::ui::theme::{self, Tone};
 use crate::ui::{format, widget};
@@ -367,11 +370,39 @@ impl Restore {
                 self.mode == RestoreMode::Replace,
                 Message::Mode(RestoreMode::Replace)
             ),
+            text("How to load").size(theme::H2).font(theme::BOLD),
+            widget::choice(
+                "In one transaction",
+                "All or nothing: a failed or cancelled restore changes nothing",
+                self.jobs <= 1,
+                Message::Jobs(1)
+            ),
+            widget::choice(
+                "In parallel, on several connections",
+                "Faster for large databases, but not all or nothing: a failure partway leaves the target partly restored until you roll it back to the safety snapshot",
+                self.jobs > 1,
+                Message::Jobs(if self.jobs > 1 { self.jobs } else { DEFAULT_JOBS })
+            ),
+        ]
+        .spacing(theme::M)
+        .push((self.jobs > 1).then(|| {
+            row![
+                text("Connections").width(Length::Fixed(140.0)),
+                pick_list(
+                    (2..=crate::engine::restore::MAX_JOBS).collect::<Vec<u8>>(),
+                    Some(self.jobs),
+                    Message::Jobs
+                )
+                .padding(theme::S),
+            ]
+            .spacing(theme::S)
+            .align_y(Alignment::Center)
+        }))
+        .push(
             text("The next step is a dry run: it reads the target and shows exactly what would change, without changing anything.")
                 .size(theme::SMALL)
                 .style(theme::muted),
-        ]
-        .spacing(theme::M)
+        )
         .into()
     }
 
@@ -523,9 +554,11 @@ impl Restore {
                 "Cancel",
                 (!r.cancelling).then_some(Message::Cancel)
             )],
-            text(
+            text(if self.jobs > 1 {
+                "Parallel load: the schema commits first, then rows and indexes on several connections; a cancelled or failed restore can leave the target partly restored (roll it back afterwards)."
+            } else {
                 "Everything runs in one transaction: a cancelled or failed restore changes nothing."
-            )
+            })
             .size(theme::SMALL)
             .style(theme::muted),
         ]
@@ -574,18 +607,21 @@ impl Restore {
                         Message::StartOver,
                     ))
                     .push(
-                        text("The restore runs in one transaction: the target was left as it was.")
-                            .style(theme::muted),
+                        text(match &self.last_restore {
+                            Some(r) if self.failed_id.as_deref() == Some(r.id.as_str()) => {
+                                "The parallel load had committed part of the restore: the target is partly restored. Roll it back to the safety snapshot, or restore again in replace mode."
+                            }
+                            _ if self.jobs > 1 => {
+                                "A parallel load may have committed part of the restore: check the target, or roll the restore back from the restores list."
+                            }
+                            _ => "The restore runs in one transaction: the target was left as it was.",
+                        })
+                        .style(theme::muted),
                     );
             }
             None => {}
         }
-        let can_rollback = !self.result_is_rollback
-            && matches!(&self.result, Some(Ok(_)))
-            && self
-                .last_restore
-                .as_ref()
-                .is_some_and(|r| r.snapshot_backup_id.is_some() && r.target_project_id.is_some());
+        let can_rollback = self.can_roll_back();
         let mut actions = row![widget::secondary_button(
             "Start another restore",
             Some(Message::StartOver)
