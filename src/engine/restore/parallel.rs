@@ -146,7 +146,7 @@ pub(super) fn waves(p: &Prepared, jobs: usize) -> Result<Waves> {
             if entries.is_empty() {
                 continue;
             }
-            entries.sort_by_key(|e| a.toc.entries.iter().position(|x| x.dump_id == e.dump_id));
+            entries.sort_by_key(|e| position.get(&e.dump_id).copied());
             let list = a.path.with_extension(format!("indexes{s}.list"));
             let text = list_file(settings.iter().copied().chain(entries));
             std::fs::write(&list, text).map_err(|e| Error::io("write", &list, e))?;
