@@ -31,6 +31,10 @@
 #     ideal delta (zstd --patch-from of consecutive plain dumps) and with restic
 #     fed the same dumps; restores the last snapshot (in one transaction, and
 #     with --jobs $BENCH_RESTORE_JOBS) vs psql of the plain dump.
+#  4d. Once more over a remote-like network: a userspace TCP proxy adds
+#     10 ms of round trip and shares 500 Mbit/s each way (the kernel here has
+#     no netem): pg_dump, supabackup (2 streams and 1), psql of the plain
+#     dump, supabackup restore in one transaction and with --jobs.
 #  5. Prints a table: wall time (median of the rounds), CPU, peak RSS of the
 #     whole process tree, output size, time vs raw pg_dump and size vs
 #     zstd -3, and the targets (<= 1.1x pg_dump's time with one stream,
@@ -58,6 +62,8 @@
 #   BENCH_SKIP_INCR=1          skip the incremental run (days of churn vs the ideal delta and restic)
 #   BENCH_INCR_DAYS=7          days of churn in the incremental run
 #   BENCH_RESTORE_JOBS=4       connections of the parallel restore (restore run --jobs)
+#   BENCH_SKIP_NET=1           skip the remote-like network run (a delaying, rate-limiting proxy)
+#   BENCH_NET_DELAY_MS=10      its round-trip delay; BENCH_NET_MBIT=500 its rate each way
 #   BENCH_SKIP_WARMUP=1        no untimed warm-up pg_dump
 #   BENCH_ZSTD_ARGS="-3"       zstd CLI flags for the reference pipeline
 #   BENCH_XZ_ARGS="-6 -T0"     xz CLI flags (-T0: threaded, like supabackup's liblzma)
@@ -816,6 +822,105 @@ SQL
     INCR_REPORT=1
 fi
 
+# --- 5d. a remote-like network -------------------------------------------------
+# The same server behind a TCP proxy that adds NET_DELAY_MS of round trip
+# and shares NET_MBIT Mbit/s each way among all connections (what a remote
+# Supabase project looks like from here). netem on a veth pair would be the
+# kernel's way; this machine's kernel has no netem qdisc, so a userspace
+# proxy stands in: each read is forwarded after its transmission time at
+# the shared rate plus half the round trip.
+NET_REPORT=
+NET_DELAY_MS=${BENCH_NET_DELAY_MS:-10}
+NET_MBIT=${BENCH_NET_MBIT:-500}
+if [[ ${BENCH_SKIP_NET:-0} == 1 ]]; then
+    log "skipped: remote-like network run (BENCH_SKIP_NET=1)"
+else
+    cat >"$WORK/netproxy.py" <<'PY'
+import asyncio, sys, time
+lport, rport, rtt_ms, mbit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+one_way = rtt_ms / 2000.0
+class Link:
+    """One direction of the link: a shared transmitter at `rate` bytes/s."""
+    def __init__(self, rate):
+        self.rate, self.free_at = rate, 0.0
+    def send(self, n):
+        start = max(time.monotonic(), self.free_at)
+        self.free_at = start + n / self.rate
+        return self.free_at + one_way
+up, down = Link(mbit * 1e6 / 8), Link(mbit * 1e6 / 8)
+async def pipe(reader, writer, link):
+    q = asyncio.Queue()
+    async def deliver():
+        while (item := await q.get()) is not None:
+            due, data = item
+            if (d := due - time.monotonic()) > 0:
+                await asyncio.sleep(d)
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+    task = asyncio.create_task(deliver())
+    try:
+        while data := await reader.read(65536):
+            q.put_nowait((link.send(len(data)), data))
+            while q.qsize() > 256:
+                await asyncio.sleep(0.001)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        q.put_nowait(None)
+        try:
+            await task
+        except (ConnectionError, OSError):
+            pass
+async def client(cr, cw):
+    try:
+        sr, sw = await asyncio.open_connection("127.0.0.1", rport)
+    except OSError:
+        cw.close()
+        return
+    await asyncio.gather(pipe(cr, sw, up), pipe(sr, cw, down))
+async def main():
+    server = await asyncio.start_server(client, "127.0.0.1", lport)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+PY
+    NETPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    python3 "$WORK/netproxy.py" "$NETPORT" "$PORT" "$NET_DELAY_MS" "$NET_MBIT" >"$WORK/netproxy.log" 2>&1 &
+    NETPROXY_PID=$!
+    printf '127.0.0.1:%s:*:postgres:%s\n' "$NETPORT" "$PGPW" >>"$WORK/pgpass"
+    trap 'kill "$NETPROXY_PID" 2>/dev/null || true; kill "${MOTO_PID:-}" 2>/dev/null || true; cleanup' EXIT
+    for _ in $(seq 1 50); do
+        PGPORT=$NETPORT psql_q -d postgres -Atc "SELECT 1" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    printf '%s\n' "$PGPW" |
+        sb project add --name bench-net --ref bench-net \
+            --db-url "postgresql://postgres@127.0.0.1:$NETPORT/bench?sslmode=require" --db-password-stdin >&2
+    log "--- remote-like network: ${NET_DELAY_MS} ms round trip, ${NET_MBIT} Mbit/s each way (userspace proxy on :$NETPORT)"
+    measure net_raw 1 "pg_dump (plain), over the network" -- env PGPORT="$NETPORT" "$PG_DUMP" -d bench -f "$OUT/net.sql"
+    set_size net_raw "$(file_size "$OUT/net.sql")"
+    sb_backup net_sb 1 "supabackup full at defaults, over the network" bench-net
+    sb_backup net_sb1 1 "supabackup full --streams 1, over the network" bench-net --streams 1
+    NET_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$RES/net_sb.1.out")
+    psql_q -d postgres -c "CREATE DATABASE net_plain" -c "CREATE DATABASE net_sb" -c "CREATE DATABASE net_sbp"
+    measure net_psql 1 "psql --single-transaction -f (plain dump), over the network" -- \
+        env PGPORT="$NETPORT" psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d net_plain -f "$OUT/net.sql" -o /dev/null
+    set_size net_psql "$(file_size "$OUT/net.sql")"
+    rm -f "$OUT/net.sql"
+    for spec in "net_rsb 1" "net_rsbp $RESTORE_JOBS"; do
+        read -r name jobs <<<"$spec"
+        db=net_sb
+        [[ $jobs -gt 1 ]] && db=net_sbp
+        measure_soft "$name" 1 "supabackup restore run --jobs $jobs, over the network" -- \
+            "${SB_ENV[@]}" SUPABACKUP_TARGET_PASSWORD="$PGPW" "$SB" restore run "$NET_ID" \
+            --to-url "postgresql://postgres@127.0.0.1:$NETPORT/$db?sslmode=require" --mode new \
+            --jobs "$jobs" --yes || true
+    done
+    kill "$NETPROXY_PID" 2>/dev/null || true
+    NET_REPORT=1
+fi
+
 # --- 6. report ------------------------------------------------------------------
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MB", b / 1048576}'; }
 echo
@@ -863,6 +968,28 @@ if a and b:
 c = wall("restore_sbp")
 if c and b:
     print(f"  target: parallel restore (--jobs) <= 0.7x psql --single-transaction   : {c / b:.2f}x ({c:.1f} s vs {b:.1f} s)  {'PASS' if c / b <= 0.7 else 'FAIL'}")
+PY
+fi
+if [[ -n $NET_REPORT ]]; then
+    echo
+    echo "Over a remote-like network (${NET_DELAY_MS} ms round trip, ${NET_MBIT} Mbit/s each way, userspace proxy; one run each):"
+    python3 - "$RES" <<'PY'
+import glob, json, os, sys
+def run(n):
+    p = glob.glob(os.path.join(sys.argv[1], n + ".*.json"))
+    return json.load(open(p[0])) if p else None
+rows = [("net_raw", "pg_dump (plain)", "net_raw", None), ("net_sb", "supabackup full, defaults (2 streams)", "net_raw", 0.8),
+        ("net_sb1", "supabackup full --streams 1", "net_raw", 1.1),
+        ("net_psql", "psql --single-transaction -f", "net_psql", None), ("net_rsb", "supabackup restore (one transaction)", "net_psql", 1.0),
+        ("net_rsbp", "supabackup restore --jobs", "net_psql", 0.7)]
+for name, label, ref, target in rows:
+    r, b = run(name), run(ref)
+    if not r:
+        print(f"  {label:<40} (not measured)")
+        continue
+    ratio = r["wall_s"] / b["wall_s"] if b else 0
+    verdict = "" if target is None else f"  target <= {target}x: {'PASS' if ratio <= target else 'FAIL'}"
+    print(f"  {label:<40} {r['wall_s']:7.1f} s  {ratio:5.2f}x {ref}{verdict}")
 PY
 fi
 if [[ -n $SMALL_SIZE ]]; then
