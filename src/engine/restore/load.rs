@@ -11,6 +11,10 @@
 //! history → materialized views refreshed in dependency order → foreign
 //! keys of partial data checked → every file's digests checked → COMMIT.
 //! Anything failing before COMMIT leaves the target as it was.
+//!
+//! A parallel load (`--jobs`, parallel.rs) sends the same script over
+//! several sessions; the pieces both use (sessions, pg_restore sections,
+//! the end of the last transaction) live here.
 
 use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
@@ -39,7 +43,7 @@ use crate::engine::pg::archive;
 pub(crate) type XidSink = Box<dyn Fn(&str) -> Result<()> + Send + Sync>;
 
 /// Counts what goes to psql.
-pub(super) struct Counting<'a> {
+struct Counting<'a> {
     inner: &'a mut dyn Write,
     count: Arc<AtomicU64>,
 }
@@ -56,7 +60,7 @@ impl Write for Counting<'_> {
 }
 
 /// Sends through the guard; keeps the guard's own error.
-pub(super) struct Guarded<'a> {
+struct Guarded<'a> {
     guard: SqlGuard,
     out: &'a mut dyn Write,
     failed: Option<Error>,

@@ -91,6 +91,50 @@ impl Groups {
     }
 }
 
+/// Step 3's work: the kept indexes and keys of one archive spread over
+/// `jobs` sessions — a relation's (and its partitions') on one session,
+/// the groups with the most rows first, each to the least loaded session
+/// — each session's in archive order.
+fn assign_indexes<'t>(
+    toc: &'t Toc,
+    kept: &[&'t Entry],
+    rows: &HashMap<(&str, &str), u64>,
+    jobs: usize,
+) -> Vec<Vec<&'t Entry>> {
+    let jobs = jobs.max(1);
+    let groups = Groups::new(toc);
+    let position: HashMap<i32, usize> = toc
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.dump_id, i))
+        .collect();
+    // Each group's entries and weight (its tables' rows).
+    let mut by_group: HashMap<i32, (u64, Vec<&'t Entry>)> = HashMap::new();
+    for e in kept.iter().copied().filter(|e| is_index(e)) {
+        let rel = relation_of(toc, e).unwrap_or(e.dump_id);
+        let slot = by_group.entry(groups.root(rel)).or_default();
+        slot.1.push(e);
+        if let Some(t) = toc.get(rel) {
+            let ns = t.namespace.as_deref().unwrap_or("");
+            slot.0 += rows.get(&(ns, t.tag.as_str())).copied().unwrap_or(0);
+        }
+    }
+    let mut order: Vec<(i32, (u64, Vec<&'t Entry>))> = by_group.into_iter().collect();
+    order.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+    let mut load = vec![0u64; jobs];
+    let mut assigned: Vec<Vec<&'t Entry>> = vec![Vec::new(); jobs];
+    for (_, (weight, entries)) in order {
+        let s = (0..jobs).min_by_key(|s| (load[*s], *s)).unwrap_or(0);
+        load[s] += weight.max(1);
+        assigned[s].extend(entries);
+    }
+    for entries in &mut assigned {
+        entries.sort_by_key(|e| position.get(&e.dump_id).copied());
+    }
+    assigned
+}
+
 /// Step 3's list files (one per session that has work) and step 4's.
 pub(super) fn waves(p: &Prepared, jobs: usize) -> Result<Waves> {
     let rows: HashMap<(&str, &str), u64> = p
@@ -113,40 +157,12 @@ pub(super) fn waves(p: &Prepared, jobs: usize) -> Result<Waves> {
         if !kept.iter().any(|e| !e.is_setting()) {
             continue;
         }
-        let groups = Groups::new(&a.toc);
-        let position: HashMap<i32, usize> = a
-            .toc
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.dump_id, i))
-            .collect();
-        // Each group's entries and weight (its tables' rows).
-        let mut by_group: HashMap<i32, (u64, Vec<&Entry>)> = HashMap::new();
-        for e in kept.iter().filter(|e| is_index(e)) {
-            let rel = relation_of(&a.toc, e).unwrap_or(e.dump_id);
-            let slot = by_group.entry(groups.root(rel)).or_default();
-            slot.1.push(e);
-            if let Some(t) = a.toc.get(rel) {
-                let ns = t.namespace.as_deref().unwrap_or("");
-                slot.0 += rows.get(&(ns, t.tag.as_str())).copied().unwrap_or(0);
-            }
-        }
-        let mut order: Vec<(i32, (u64, Vec<&Entry>))> = by_group.into_iter().collect();
-        order.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
-        let mut load = vec![0u64; jobs];
-        let mut assigned: Vec<Vec<&Entry>> = vec![Vec::new(); jobs];
-        for (_, (weight, entries)) in order {
-            let s = (0..jobs).min_by_key(|s| (load[*s], *s)).unwrap_or(0);
-            load[s] += weight.max(1);
-            assigned[s].extend(entries);
-        }
+        let assigned = assign_indexes(&a.toc, &kept, &rows, jobs);
         let settings: Vec<&Entry> = kept.iter().copied().filter(|e| e.is_setting()).collect();
-        for (s, mut entries) in assigned.into_iter().enumerate() {
+        for (s, entries) in assigned.into_iter().enumerate() {
             if entries.is_empty() {
                 continue;
             }
-            entries.sort_by_key(|e| position.get(&e.dump_id).copied());
             let list = a.path.with_extension(format!("indexes{s}.list"));
             let text = list_file(settings.iter().copied().chain(entries));
             std::fs::write(&list, text).map_err(|e| Error::io("write", &list, e))?;
@@ -291,4 +307,87 @@ pub(super) fn run(
         finish(v, script, &loaded, out)
     })
     .map_err(partly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(dump_id: i32, desc: &str, tag: &str, section: Section, deps: &[i32]) -> Entry {
+        Entry {
+            dump_id,
+            had_dumper: true,
+            table_oid: 0,
+            oid: 0,
+            tag: tag.into(),
+            desc: desc.into(),
+            section,
+            effective_section: section,
+            defn: String::new(),
+            drop_stmt: String::new(),
+            namespace: Some("public".into()),
+            owner: None,
+            deps: deps.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_table_and_its_partitions_build_on_one_session_and_the_rest_waits() {
+        use Section::{PostData, PreData};
+        let toc = Toc {
+            version: (1, 16, 0),
+            database: "db".into(),
+            server_version: "17".into(),
+            dump_version: "17".into(),
+            entries: vec![
+                entry(1, "TABLE", "readings", PreData, &[]),
+                entry(2, "TABLE", "readings_a", PreData, &[]),
+                entry(3, "TABLE", "readings_b", PreData, &[]),
+                entry(4, "TABLE ATTACH", "readings_a", PreData, &[1, 2]),
+                entry(5, "TABLE ATTACH", "readings_b", PreData, &[1, 3]),
+                entry(6, "TABLE", "big", PreData, &[]),
+                entry(7, "TABLE", "small", PreData, &[]),
+                entry(10, "CONSTRAINT", "readings readings_pkey", PostData, &[1]),
+                entry(
+                    11,
+                    "CONSTRAINT",
+                    "readings_a readings_a_pkey",
+                    PostData,
+                    &[2],
+                ),
+                entry(12, "INDEX", "readings_b_v", PostData, &[3]),
+                entry(13, "INDEX ATTACH", "readings_a_pkey", PostData, &[10, 11]),
+                entry(14, "CONSTRAINT", "big big_pkey", PostData, &[6]),
+                entry(15, "INDEX", "big_name", PostData, &[6]),
+                entry(16, "CONSTRAINT", "small small_pkey", PostData, &[7]),
+                entry(17, "FK CONSTRAINT", "small small_big", PostData, &[7, 14]),
+                entry(18, "TRIGGER", "big audit", PostData, &[6]),
+            ],
+        };
+        let kept: Vec<&Entry> = toc.entries.iter().filter(|e| e.dump_id != 15).collect();
+        let rows: HashMap<(&str, &str), u64> = [
+            (("public", "readings_a"), 500),
+            (("public", "readings_b"), 400),
+            (("public", "big"), 1000),
+            (("public", "small"), 10),
+        ]
+        .into_iter()
+        .collect();
+        let ids = |v: &Vec<&Entry>| v.iter().map(|e| e.dump_id).collect::<Vec<_>>();
+        let got = assign_indexes(&toc, &kept, &rows, 2);
+        // big (1000 rows) first to session 0; the partition tree (900) to
+        // session 1; small (10) to the lighter one, session 1.
+        assert_eq!(ids(&got[0]), [14]);
+        assert_eq!(ids(&got[1]), [10, 11, 12, 16]);
+        // Only kept indexes and keys; attachments, foreign keys and
+        // triggers are left to the last step.
+        let all: Vec<i32> = got.iter().flat_map(ids).collect();
+        for later in [13, 15, 17, 18] {
+            assert!(!all.contains(&later), "{later} is not built side by side");
+        }
+        // One session gets everything; more sessions than groups leave some idle.
+        assert_eq!(assign_indexes(&toc, &kept, &rows, 1)[0].len(), 5);
+        let many = assign_indexes(&toc, &kept, &rows, 8);
+        assert_eq!(many.iter().filter(|s| !s.is_empty()).count(), 3);
+    }
 }

@@ -244,6 +244,11 @@ impl Engine {
         }
         finish_preview(&mut plan, &state, &selection, &dependents, req, target);
         let jobs = load_jobs(&client, req.jobs, &mut plan.preview).await;
+        if jobs > 1 && plan.data.is_some() && req.from.as_deref().is_some_and(|f| f != "local") {
+            plan.preview.warnings.push(format!(
+                "each of the {jobs} connections reads the backup's data file from the destination: it is downloaded {jobs} times"
+            ));
+        }
         Ok(Prepared {
             plan,
             state,

@@ -118,6 +118,8 @@ pub enum Message {
     Finished(Result<RestoreRecord, Error>),
     Cancel,
     Rollback,
+    /// Roll back one of the recent restores (by id).
+    RollbackOf(String),
     StartOver,
     Escape,
 }
@@ -462,11 +464,19 @@ impl Restore {
         };
         !self.result_is_rollback
             && current
-            && self.last_restore.as_ref().is_some_and(|r| {
-                r.changed_target()
-                    && r.snapshot_backup_id.is_some()
-                    && r.target_project_id.is_some()
-            })
+            && self
+                .last_restore
+                .as_ref()
+                .is_some_and(Self::can_roll_back_record)
+    }
+
+    /// Whether a restore can be rolled back from here: it changed a
+    /// project of the catalog and has a safety snapshot.
+    pub fn can_roll_back_record(r: &RestoreRecord) -> bool {
+        r.changed_target()
+            && r.rollback_of.is_none()
+            && r.snapshot_backup_id.is_some()
+            && r.target_project_id.is_some()
     }
 
     /// Checks the current step before moving on.
@@ -833,6 +843,16 @@ impl Restore {
                     return Action::none();
                 }
                 let id = rec.id.clone();
+                Action::task(self.start(ctx, Some(id)))
+            }
+            Message::RollbackOf(id) => {
+                let Some(rec) = self.history.iter().find(|r| r.id == id) else {
+                    return Action::none();
+                };
+                if self.running.is_some() || !Self::can_roll_back_record(rec) {
+                    return Action::none();
+                }
+                self.last_restore = Some(rec.clone());
                 Action::task(self.start(ctx, Some(id)))
             }
             Message::StartOver => {

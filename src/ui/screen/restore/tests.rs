@@ -228,4 +228,23 @@ async fn a_parallel_load_is_chosen_and_its_partial_failure_offers_the_rollback()
     let _ = r.update(Message::Finished(Err(Error::connection("down"))), &ctx);
     let _ = r.update(lists(vec![record("r-one", "failed", Some(false), 1)]), &ctx);
     assert!(!r.can_roll_back());
+    assert!(
+        !r.update(Message::RollbackOf("r-one".into()), &ctx)
+            .has_task()
+    );
+    // A partly applied one from the recent list is rolled back from there.
+    let _ = r.update(Message::StartOver, &ctx);
+    let _ = r.update(
+        lists(vec![record("r-old", "interrupted", Some(true), 4)]),
+        &ctx,
+    );
+    assert!(
+        r.update(Message::RollbackOf("r-old".into()), &ctx)
+            .has_task()
+    );
+    assert!(r.running.as_ref().is_some_and(|x| x.rollback));
+    assert_eq!(
+        r.last_restore.as_ref().map(|x| x.id.as_str()),
+        Some("r-old")
+    );
 }

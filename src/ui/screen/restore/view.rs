@@ -178,9 +178,18 @@ impl Restore {
         if !self.history.is_empty() {
             col = col.push(text("Recent restores").font(theme::BOLD));
             for r in self.history.iter().take(5) {
+                // A partly applied parallel load is rolled back from here.
+                let undo = (r.status != "completed"
+                    && Restore::can_roll_back_record(r)
+                    && self.running.is_none())
+                .then(|| {
+                    button(text("Roll back").size(theme::SMALL))
+                        .style(theme::link)
+                        .on_press(Message::RollbackOf(r.id.clone()))
+                });
                 col = col.push(
                     row![
-                        widget::status_badge(&r.status),
+                        widget::badge(r.status_label(), widget::status_tone(&r.status)),
                         text(format!(
                             "{} → {} · {}",
                             format::short_id(&r.backup_id),
@@ -189,6 +198,7 @@ impl Restore {
                         ))
                         .size(theme::SMALL),
                     ]
+                    .push(undo)
                     .spacing(theme::S)
                     .align_y(Alignment::Center),
                 );
