@@ -581,6 +581,7 @@ impl Engine {
         );
         warnings.extend(stream_note);
         let mut handles = Vec::new();
+        let mut jobs = Vec::new();
         for artifact in &artifacts {
             let mut args = dump_args(
                 *artifact,
@@ -629,13 +630,33 @@ impl Engine {
                 repo: repo.clone(),
                 previous: previous.clone(),
             };
+            jobs.push(job);
+        }
+        // The data artifact (with its streams) runs beside one lane that
+        // dumps the others one after another: each dump is a pg_dump process
+        // and a compressor with its own buffers, and five of them at once
+        // would take the process tree past its memory budget while saving
+        // little time (they share the exported snapshot, which stays open).
+        let (data, others): (Vec<ArtifactJob>, Vec<ArtifactJob>) =
+            jobs.into_iter().partition(|j| j.artifact == Artifact::Data);
+        for lane in [data, others] {
+            if lane.is_empty() {
+                continue;
+            }
             let stop = stop.clone();
             handles.push(tokio::task::spawn_blocking(move || {
-                let r = run_artifact(job);
-                if r.is_err() {
-                    stop.cancel();
+                let mut out = Vec::new();
+                for job in lane {
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    let r = run_artifact(job);
+                    if r.is_err() {
+                        stop.cancel();
+                    }
+                    out.push(r);
                 }
-                r
+                out
             }));
         }
         let total = Some(server.size.max(0) as u64);
@@ -653,6 +674,10 @@ impl Engine {
         drop(passfile);
         let mut done = Vec::new();
         let mut first_error: Option<Error> = None;
+        let results = results.into_iter().flat_map(|lane| match lane {
+            Ok(rs) => rs.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        });
         for r in results {
             match r {
                 Ok(Ok(d)) => done.push(d),
