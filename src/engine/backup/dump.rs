@@ -277,7 +277,7 @@ pub fn feed(
     let mut cmd = run.command();
     cmd.stdin(Stdio::piped());
     let (tool, stdout, stdin) = Supervised::spawn(cmd, run.program, cancel)?;
-    let mut stdin = stdin.ok_or_else(|| Error::internal("no stdin pipe"))?;
+    let stdin = stdin.ok_or_else(|| Error::internal("no stdin pipe"))?;
     let out_thread = std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
@@ -289,7 +289,22 @@ pub fn feed(
             }
         }
     });
-    let produced = producer(&mut stdin);
+    // Buffered: the guard and the data filter write line by line, and a
+    // system call per row would cost more than the rest of the restore's
+    // client side. A producer that waits for the tool's answer flushes
+    // first. On failure the buffer is dropped unsent (into_parts), so
+    // nothing more reaches the tool before it is killed.
+    let mut buffered = std::io::BufWriter::with_capacity(256 * 1024, stdin);
+    let mut produced = producer(&mut buffered);
+    if produced.is_ok()
+        && let Err(e) = buffered.flush()
+    {
+        produced = Err(Error::new(
+            ErrorKind::Connection,
+            format!("{name} stopped reading its input: {e}"),
+        ));
+    }
+    let (stdin, _unsent) = buffered.into_parts();
     // A broken pipe means the tool stopped reading (it failed: its own
     // error is the one to report). Any other producer failure must never
     // look like a clean end of input: the tool is killed before its stdin

@@ -607,9 +607,10 @@ mod tests {
                 "one setval, from the main stream"
             );
             assert!(got.complete);
-            // Batches interleave: the big tables come in several blocks.
-            let blocks = text.matches("COPY \"public\".\"huge\"").count();
-            assert!(blocks > 1, "chunk {chunk}: {blocks} block(s)");
+            // Whether batches interleave depends on which stream has bytes
+            // ready at a batch end (timing, not asserted); however they
+            // fell, every block is whole — the tap above read each table's
+            // rows back exactly.
             // The main stream's restrict pair frames everything; the extra
             // streams' are gone.
             let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();

@@ -273,7 +273,7 @@ impl SqlGuard {
             // Fast path: COPY data passes through line by line.
             if let State::CopyData { line } = &mut self.state {
                 let rest = &input[i..];
-                match rest.iter().position(|b| *b == b'\n') {
+                match memchr::memchr(b'\n', rest) {
                     Some(n) => {
                         let mut l = std::mem::take(line);
                         if l.len() < 4 {

@@ -444,9 +444,15 @@ pub(super) fn xid_lines(tx: std::sync::mpsc::Sender<String>) -> Box<dyn FnMut(&s
     })
 }
 
-/// Waits for the session's transaction id (the preamble asks for it) and
-/// records it.
-pub(super) fn began(rx: &std::sync::mpsc::Receiver<String>, on_xid: &XidSink) -> Result<()> {
+/// Sends what is buffered, then waits for the session's transaction id
+/// (the preamble asks for it) and records it.
+pub(super) fn began(
+    out: &mut dyn Write,
+    rx: &std::sync::mpsc::Receiver<String>,
+    on_xid: &XidSink,
+) -> Result<()> {
+    out.flush()
+        .map_err(|e| Error::connection(format!("psql stopped reading its input: {e}")))?;
     let xid = rx
         .recv_timeout(std::time::Duration::from_secs(120))
         .map_err(|_| {
@@ -551,7 +557,7 @@ impl Engine {
             let (xid_tx, xid_rx) = std::sync::mpsc::channel::<String>();
             conn.session(&cancel, xid_lines(xid_tx), &mut |out| {
                 send(out, &script.preamble)?;
-                began(&xid_rx, &on_xid)?;
+                began(out, &xid_rx, &on_xid)?;
                 if script.roles {
                     send_file(&verified, Artifact::Roles, Policy::Script, out, None, None)?;
                 }

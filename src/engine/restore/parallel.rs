@@ -251,7 +251,7 @@ pub(super) fn run(
     let (xid_tx, xid_rx) = std::sync::mpsc::channel::<String>();
     conn.session(cancel, xid_lines(xid_tx), &mut |out| {
         send(out, &script.preamble)?;
-        began(&xid_rx, on_xid)?;
+        began(out, &xid_rx, on_xid)?;
         if script.roles {
             send_file(v, Artifact::Roles, Policy::Script, out, None, None)?;
         }
