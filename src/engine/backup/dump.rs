@@ -289,10 +289,9 @@ pub fn feed(
             }
         }
     });
-    // Buffered: the guard and the data filter write line by line, and a
-    // system call per row would cost more than the rest of the restore's
-    // client side. A producer that waits for the tool's answer flushes
-    // first. On failure the buffer is dropped unsent (into_parts), so
+    // Buffered: the guard and the data filter write line by line, and the
+    // tool gets 256 KiB writes instead of a system call per row. A producer
+    // that waits for the tool's answer flushes first. On failure the buffer is dropped unsent (into_parts), so
     // nothing more reaches the tool before it is killed.
     let mut buffered = std::io::BufWriter::with_capacity(256 * 1024, stdin);
     let mut produced = producer(&mut buffered);

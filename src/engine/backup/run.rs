@@ -634,9 +634,10 @@ impl Engine {
         }
         // The data artifact (with its streams) runs beside one lane that
         // dumps the others one after another: each dump is a pg_dump process
-        // and a compressor with its own buffers, and five of them at once
-        // would take the process tree past its memory budget while saving
-        // little time (they share the exported snapshot, which stays open).
+        // and a compressor with its own buffers, which all at once add to
+        // the data dump's memory for little time saved (an empty database's
+        // backup took 0.48 s instead of 0.44 s). They all read the exported
+        // snapshot, which stays open until the end.
         let (data, others): (Vec<ArtifactJob>, Vec<ArtifactJob>) =
             jobs.into_iter().partition(|j| j.artifact == Artifact::Data);
         for lane in [data, others] {
