@@ -38,8 +38,9 @@ pub enum RestoreCmd {
         #[arg(long, value_name = "DESTINATION")]
         from: Option<String>,
         /// Load on N connections side by side (2–8), as pg_restore --jobs:
-        /// faster, but not all-or-nothing — a failure partway leaves the
-        /// target partly restored until rolled back. 1: one transaction.
+        /// faster when the server has cores to spare, but not all-or-nothing
+        /// — a failure partway leaves the target partly restored until
+        /// rolled back. 1: one transaction.
         #[arg(long, value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u8).range(1..=8))]
         jobs: u8,
@@ -68,8 +69,9 @@ pub enum RestoreCmd {
         #[arg(long, value_name = "DESTINATION")]
         from: Option<String>,
         /// Load on N connections side by side (2–8), as pg_restore --jobs:
-        /// faster, but not all-or-nothing — a failure partway leaves the
-        /// target partly restored until rolled back. 1: one transaction.
+        /// faster when the server has cores to spare, but not all-or-nothing
+        /// — a failure partway leaves the target partly restored until
+        /// rolled back. 1: one transaction.
         #[arg(long, value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u8).range(1..=8))]
         jobs: u8,
@@ -106,8 +108,9 @@ pub enum RestoreCmd {
         #[arg(long, value_name = "DESTINATION")]
         from: Option<String>,
         /// Load on N connections side by side (2–8), as pg_restore --jobs:
-        /// faster, but not all-or-nothing — a failure partway leaves the
-        /// target partly restored until rolled back. 1: one transaction.
+        /// faster when the server has cores to spare, but not all-or-nothing
+        /// — a failure partway leaves the target partly restored until
+        /// rolled back. 1: one transaction.
         #[arg(long, value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u8).range(1..=8))]
         jobs: u8,

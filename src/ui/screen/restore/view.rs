@@ -389,7 +389,7 @@ impl Restore {
             ),
             widget::choice(
                 "In parallel, on several connections",
-                "Faster for large databases, but not all or nothing: a failure partway leaves the target partly restored until you roll it back to the safety snapshot",
+                "Faster when the server has cores to spare, but not all or nothing: a failure partway leaves the target partly restored until you roll it back to the safety snapshot",
                 self.jobs > 1,
                 Message::Jobs(if self.jobs > 1 { self.jobs } else { DEFAULT_JOBS })
             ),
