@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 
 use super::{output, prompt};
-use crate::engine::notify::{AlertRule, Channel, Delivery, EmailChannel, SmtpSecurity};
+use crate::engine::notify::{AlertRule, Channel, EmailChannel, SmtpSecurity};
 use crate::engine::{Engine, Error, Result};
 
 /// Environment variables for the channels' secrets (or a prompt).
@@ -184,7 +184,7 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
         }
         AlertCmd::Test { id } => {
             prompt::unlock(engine).await?;
-            let outcomes = engine.send_test_alert(&id, &Delivery::default()).await?;
+            let outcomes = engine.send_test_alert(&id, &engine.delivery()).await?;
             output::json(&outcomes)?;
             Ok(if outcomes.iter().all(|o| o.error.is_none()) {
                 0

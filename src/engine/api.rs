@@ -32,6 +32,9 @@ pub struct EngineOptions {
     /// (parallel streams, backup/merge.rs); `SUPABACKUP_STREAM_MIN_MB` or
     /// 64 MiB by default.
     pub stream_min_bytes: i64,
+    /// How alerts are delivered (the desktop notifier, timeouts, retries):
+    /// every event of every front-end goes through it to the alert rules.
+    pub delivery: crate::engine::notify::Delivery,
 }
 
 impl EngineOptions {
@@ -52,6 +55,7 @@ impl EngineOptions {
             actor: audit::actor(front_end),
             pg_bin_dir: None,
             stream_min_bytes: crate::engine::backup::source::stream_min_bytes_from_env(),
+            delivery: Default::default(),
         }
     }
 }
@@ -64,6 +68,7 @@ struct Inner {
     actor: String,
     pg_bin_dir: Option<PathBuf>,
     stream_min_bytes: i64,
+    delivery: crate::engine::notify::Delivery,
     key: RwLock<Option<Key>>,
 }
 
@@ -113,6 +118,7 @@ impl Engine {
             actor: opts.actor,
             pg_bin_dir: opts.pg_bin_dir,
             stream_min_bytes: opts.stream_min_bytes,
+            delivery: opts.delivery,
             key: RwLock::new(None),
         }));
         match engine.recover_interrupted().await {
@@ -546,6 +552,11 @@ impl Engine {
 
     pub(crate) fn kdf(&self) -> KdfParams {
         self.0.kdf
+    }
+
+    /// How this engine delivers alerts (EngineOptions::delivery).
+    pub fn delivery(&self) -> crate::engine::notify::Delivery {
+        self.0.delivery.clone()
     }
 
     pub(crate) fn stream_min_bytes(&self) -> i64 {

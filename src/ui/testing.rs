@@ -16,6 +16,10 @@ pub async fn ctx() -> (Ctx, tempfile::TempDir, FakePlatform) {
     let mut opts = EngineOptions::new(DataDir::at(dir.path()), "test");
     opts.keystore = Arc::new(NoKeychain);
     opts.kdf = KdfParams::insecure_for_tests();
+    // Alerts a test's actions raise never reach the session's D-Bus.
+    opts.delivery = crate::engine::notify::Delivery::with_desktop(Arc::new(
+        crate::engine::notify::RecordingNotifier::new(),
+    ));
     let engine = Engine::open(opts).await.expect("engine opens");
     engine
         .setup_vault(Some(Secret::new("test passphrase")))

@@ -1102,3 +1102,112 @@ async fn a_test_alert_uses_every_channel_and_removal_drops_the_secret() {
         vec!["alert.rule_remove", "alert.test", "alert.rule_save"]
     );
 }
+
+// ----- every front-end's outcomes reach the rules ----------------------------
+
+/// The signed `backup.failed` / `verification.failed` webhook a rule got.
+fn one_signed_event(server: &HttpServer, event: &str) -> serde_json::Value {
+    let reqs = server.requests();
+    let hits: Vec<&Request> = reqs
+        .iter()
+        .filter(|r| r.headers.get("x-supabackup-event").map(String::as_str) == Some(event))
+        .collect();
+    assert_eq!(hits.len(), 1, "one {event} webhook: {reqs:?}");
+    let r = hits[0];
+    let ts = &r.headers["x-supabackup-timestamp"];
+    assert_eq!(
+        r.headers["x-supabackup-signature"],
+        format!("sha256={}", hmac_hex(WEBHOOK_SECRET, ts, &r.body))
+    );
+    serde_json::from_slice(&r.body).expect("json body")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_backup_that_fails_reaches_the_failure_rules() {
+    let t = unlocked_engine().await;
+    // Nothing listens on the discard port.
+    let p = t
+        .engine
+        .add_project(input("Down", "postgresql://postgres@127.0.0.1:9/postgres"))
+        .await
+        .expect("add");
+    let server = HttpServer::start(&[]);
+    t.engine
+        .save_alert_rule(
+            webhook_rule(None, &server.url("/hooks")),
+            Some(Secret::new(WEBHOOK_SECRET)),
+            None,
+        )
+        .await
+        .expect("rule");
+    let err = t
+        .engine
+        .run_backup(
+            supabackup::engine::backup::BackupRequest {
+                project: "Down".into(),
+                options: supabackup::engine::backup::BackupOptions {
+                    encrypt: false,
+                    ..Default::default()
+                },
+                job_id: None,
+                store: Default::default(),
+            },
+            Arc::new(|_| {}),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect_err("unreachable");
+    let body = one_signed_event(&server, "backup.failed");
+    assert_eq!(body["project_id"], p.id.as_str());
+    assert_eq!(body["details"]["error"], err.message.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verify_that_finds_a_flipped_byte_raises_verification_failed() {
+    let src = crate::support::pg::cluster().create_db("nt_verify");
+    src.psql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;");
+    let t = crate::backup::engine_for(&src, "Checked").await;
+    let server = HttpServer::start(&[]);
+    t.engine
+        .save_alert_rule(
+            AlertRule {
+                on_failure: false,
+                on_verification_failure: true,
+                ..webhook_rule(None, &server.url("/hooks"))
+            },
+            Some(Secret::new(WEBHOOK_SECRET)),
+            None,
+        )
+        .await
+        .expect("rule");
+    let rec = crate::backup::backup(&t.engine, "Checked", Default::default()).await;
+    assert!(t.engine.verify_backup(&rec.id).await.expect("verify").ok);
+    assert!(
+        server.requests().is_empty(),
+        "a passing verify raises nothing"
+    );
+    let dir = std::path::PathBuf::from(rec.file_path.clone().expect("folder"));
+    let dir = if dir.is_absolute() {
+        dir
+    } else {
+        t.dir.path().join(dir)
+    };
+    let data = std::fs::read_dir(&dir)
+        .expect("folder")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("data"))
+        })
+        .expect("data file");
+    let mut bytes = std::fs::read(&data).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&data, bytes).expect("write");
+    let report = t.engine.verify_backup(&rec.id).await.expect("report");
+    assert!(!report.ok);
+    let body = one_signed_event(&server, "verification.failed");
+    assert_eq!(body["backup_id"], rec.id.as_str());
+    assert_eq!(body["project"], "Checked");
+}

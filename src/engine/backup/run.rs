@@ -191,9 +191,33 @@ impl Engine {
             self.destination(name).await?;
         }
         let project = self.project(&req.project).await?;
-        let info = self.connection_info(&project).await?;
-        self.run_backup_of(project, info, req, progress, cancel)
-            .await
+        // A scheduled job raises its own alerts (ticker.rs, with the job's
+        // context); a backup started by hand raises them here, whichever
+        // front-end started it.
+        let manual = req.job_id.is_none();
+        let r = match self.connection_info(&project).await {
+            Ok(info) => {
+                self.run_backup_of(project.clone(), info, req, progress, cancel)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if manual {
+            let alert = match &r {
+                Ok(rec) => crate::engine::notify::Alert::from_backup(rec),
+                Err(e) if e.kind == ErrorKind::Cancelled => None,
+                Err(e) => Some(crate::engine::notify::Alert::backup_failed(
+                    Some(&project.id),
+                    &project.name,
+                    None,
+                    &e.message,
+                )),
+            };
+            if let Some(a) = alert {
+                self.dispatch_alert(&a, &self.delivery()).await;
+            }
+        }
+        r
     }
 
     /// Backs up a database given its connection details; `project` names

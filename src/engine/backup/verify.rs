@@ -214,8 +214,39 @@ impl Engine {
         self.verify_backup_from(key, None).await
     }
 
-    /// Verifies the copy at `from` (a destination name, or `local`).
+    /// Verifies the copy at `from` (a destination name, or `local`). A copy
+    /// that fails raises `verification.failed` through the alert rules.
     pub async fn verify_backup_from(&self, key: &str, from: Option<&str>) -> Result<VerifyReport> {
+        let r = self.verify_checked(key, from).await;
+        let problem = match &r {
+            Ok(report) if !report.ok => Some(
+                report
+                    .first_failure
+                    .clone()
+                    .unwrap_or_else(|| "a file did not match its manifest".into()),
+            ),
+            Err(e) if e.kind == ErrorKind::Corrupt => Some(e.message.clone()),
+            _ => None,
+        };
+        if let Some(problem) = problem
+            && let Ok(rec) = self.backup(key).await
+        {
+            let problem = match from.filter(|f| !f.eq_ignore_ascii_case("local")) {
+                Some(dest) => format!("the copy at '{dest}': {problem}"),
+                None => problem,
+            };
+            let alert = crate::engine::notify::Alert::verification_failed(
+                rec.project_id.as_deref(),
+                &rec.project_name,
+                &rec.id,
+                &problem,
+            );
+            self.dispatch_alert(&alert, &self.delivery()).await;
+        }
+        r
+    }
+
+    async fn verify_checked(&self, key: &str, from: Option<&str>) -> Result<VerifyReport> {
         let record = self.backup(key).await?;
         if record.status != "completed" {
             return Err(Error::invalid(format!(

@@ -373,8 +373,7 @@ impl Engine {
                 &rec.id,
                 problem,
             );
-            self.dispatch_alert(&alert, &crate::engine::notify::Delivery::default())
-                .await;
+            self.dispatch_alert(&alert, &self.delivery()).await;
         }
         let (id, ok, pid) = (rec.id.clone(), report.ok, rec.project_id.clone());
         let event = json!({"backup_id": id, "ok": ok, "failure": report.first_failure, "duration_ms": report.duration_ms});

@@ -101,13 +101,14 @@ fn parse(s: &str) -> Option<DateTime<Utc>> {
 
 impl Scheduler {
     pub fn new(engine: Engine, config: SchedulerConfig) -> Self {
+        let delivery = engine.delivery();
         Scheduler {
             engine,
             config,
             lease: None,
             running: Arc::new(Mutex::new(HashMap::new())),
             cancel: CancellationToken::new(),
-            delivery: Delivery::default(),
+            delivery,
         }
     }
 
