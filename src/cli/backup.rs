@@ -165,7 +165,7 @@ fn progress_line(p: &BackupProgress) -> String {
     };
     let eta = p
         .eta_secs
-        .map(|s| format!(" ETA {:.0}s", s))
+        .map(|s| format!(" ETA {}", crate::engine::units::duration_secs(s)))
         .unwrap_or_default();
     format!(
         "{phase} {} read, {} written, {}{eta} {}",
@@ -487,7 +487,10 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                     "Server:    PostgreSQL {} (pg_dump {})",
                     m.server_version, m.pg_dump.version
                 );
-                println!("Duration:  {:.1} s", m.timings.duration_ms as f64 / 1000.0);
+                println!(
+                    "Duration:  {}",
+                    crate::engine::units::duration_ms(m.timings.duration_ms as i64)
+                );
                 for f in &m.files {
                     println!(
                         "  {:<22} {:>10} plain {:>10} stored  sha256 {}",

@@ -388,7 +388,10 @@ fn print_preview(p: &RestorePreview) {
     if let Some(name) = &p.confirm_name {
         println!("  Confirmation:    type the target's name: --confirm '{name}'");
     }
-    println!("  Estimated time:  {:.0} s", p.estimated_seconds);
+    println!(
+        "  Estimated time:  {}",
+        crate::engine::units::duration_secs(p.estimated_seconds)
+    );
     println!(
         "  Safety snapshot: {}",
         if p.snapshot {

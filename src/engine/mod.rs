@@ -24,6 +24,7 @@ pub mod restore;
 pub mod schedule;
 pub mod supabase;
 pub mod transfer;
+pub mod units;
 pub mod vault;
 
 pub use api::{Engine, EngineOptions, ProjectPatch};

@@ -2,53 +2,12 @@
 
 use chrono::{DateTime, Utc};
 
-/// `1.5 GB`, `320 KB`, `12 B` (decimal units, like disk tools).
-pub fn bytes(n: i64) -> String {
-    let neg = n < 0;
-    let mut v = n.unsigned_abs() as f64;
-    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    let s = if i == 0 {
-        format!("{v:.0} {}", units[i])
-    } else if v < 10.0 {
-        format!("{v:.1} {}", units[i])
-    } else {
-        format!("{v:.0} {}", units[i])
-    };
-    if neg { format!("-{s}") } else { s }
-}
-
-/// `12.3 MB/s`.
-pub fn rate(bytes_per_sec: f64) -> String {
-    format!("{}/s", bytes(bytes_per_sec.max(0.0) as i64))
-}
-
-/// `850 ms`, `42 s`, `3 min 05 s`, `2 h 04 min`.
-pub fn duration_ms(ms: i64) -> String {
-    let ms = ms.max(0);
-    if ms < 1000 {
-        return format!("{ms} ms");
-    }
-    secs(ms as f64 / 1000.0)
-}
+// Sizes, rates and durations read as in the CLI (engine/units.rs).
+pub use crate::engine::units::{bytes, duration_ms, rate};
 
 /// Like [`duration_ms`] for seconds.
 pub fn secs(s: f64) -> String {
-    let s = s.max(0.0);
-    if s < 60.0 {
-        return format!("{s:.0} s");
-    }
-    let total = s.round() as i64;
-    let (h, m, sec) = (total / 3600, (total % 3600) / 60, total % 60);
-    if h > 0 {
-        format!("{h} h {m:02} min")
-    } else {
-        format!("{m} min {sec:02} s")
-    }
+    crate::engine::units::duration_secs(s)
 }
 
 /// Parses a catalog timestamp (RFC 3339).
@@ -140,9 +99,9 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(duration_ms(850), "850 ms");
-        assert_eq!(duration_ms(42_000), "42 s");
-        assert_eq!(duration_ms(185_000), "3 min 05 s");
-        assert_eq!(duration_ms(7_440_000), "2 h 04 min");
+        assert_eq!(duration_ms(42_000), "42s");
+        assert_eq!(duration_ms(185_000), "3m 05s");
+        assert_eq!(duration_ms(7_440_000), "2h 04m 00s");
     }
 
     #[test]
