@@ -1,5 +1,6 @@
 //! The headless front-end: `supabackup <command>`. Every command is a thin
 //! call into the engine; errors print as one sentence plus a hint on stderr
+//! (and, with `--json`, as a JSON object on stdout)
 //! and map to the exit codes listed in `--help`.
 
 pub mod alert;
@@ -34,6 +35,8 @@ Exit codes:
   9    integrity check failed (corrupt or tampered data)
   10   file-system error (disk full, permissions...)
   130  cancelled
+With --json, an error is also printed on stdout as
+  {\"error\": {\"kind\": \"not_found\", \"message\": \"...\", \"hint\": \"...\"}}
 
 Environment:
   SUPABACKUP_DATA_DIR           data directory (same as --data-dir)
@@ -278,13 +281,23 @@ async fn logs(data_dir: Option<PathBuf>, lines: usize, follow: bool, path: bool)
     }
 }
 
-/// Prints an error as one sentence plus a hint.
+/// Prints an error as one sentence plus a hint on stderr; when the command
+/// was asked for `--json`, also as `{"error": {"kind", "message", "hint"}}`
+/// on stdout, where a script reads the answer.
 pub fn report(e: &Error) {
     tracing::info!(kind = ?e.kind, "command failed: {}", e.message);
     eprintln!("error: {}", e.message);
     if let Some(h) = &e.hint {
         eprintln!("hint: {h}");
     }
+    if std::env::args().skip(1).any(|a| a == "--json") {
+        println!("{}", error_json(e));
+    }
+}
+
+/// The JSON form of an error (`--json`).
+pub fn error_json(e: &Error) -> serde_json::Value {
+    serde_json::json!({ "error": e })
 }
 
 async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {

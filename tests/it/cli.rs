@@ -393,3 +393,31 @@ fn logs_are_written_redacted_and_printed() {
     let _ = follow.wait();
     assert!(seen, "--follow did not print the new line");
 }
+
+/// With --json, an error is also a JSON object on stdout (kind, message,
+/// hint) and the exit code says its kind; without, stdout stays empty.
+#[test]
+fn errors_are_json_when_json_is_asked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = [("SUPABACKUP_PASSPHRASE", crate::support::engine::PASSPHRASE)];
+    let out = cli(
+        dir.path(),
+        &["project", "show", "Nope", "--json"],
+        &env,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(v["error"]["kind"], "not_found", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Nope")),
+        "{v}"
+    );
+    assert!(v["error"].get("hint").is_some(), "{v}");
+    assert!(stderr(&out).contains("error: "));
+    let out = cli(dir.path(), &["project", "show", "Nope"], &env, None);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
