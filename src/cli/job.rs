@@ -418,8 +418,7 @@ pub async fn daemon(engine: &Engine, interval: u64, max_concurrent: usize) -> Re
         ..Default::default()
     };
     let mut s = Scheduler::new(engine.clone(), cfg);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::internal(format!("cannot watch SIGTERM: {e}")))?;
+    let mut term = Terminate::watch()?;
     eprintln!("supabackup daemon: checking the schedule every {interval} s (stop with Ctrl-C).");
     let mut ticker = tokio::time::interval(Duration::from_secs(interval.max(1)));
     let mut warned = false;
@@ -593,4 +592,32 @@ pub struct PruneArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// SIGTERM (systemd's stop) where there is one; elsewhere only Ctrl-C
+/// stops the daemon.
+struct Terminate {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Terminate {
+    fn watch() -> Result<Terminate> {
+        Ok(Terminate {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| Error::internal(format!("cannot watch SIGTERM: {e}")))?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            std::future::pending::<()>().await;
+        }
+    }
 }
