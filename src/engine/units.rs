@@ -64,6 +64,7 @@ mod tests {
         assert_eq!(duration_ms(42_000), "42s");
         assert_eq!(duration_ms(185_000), "3m 05s");
         assert_eq!(duration_ms(3_725_000), "1h 02m 05s");
+        assert_eq!(duration_ms(7_440_000), "2h 04m 00s");
         assert_eq!(duration_secs(f64::NAN), "0 ms");
     }
 }

@@ -87,24 +87,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(999), "999 B");
-        assert_eq!(bytes(1_500), "1.5 KB");
-        assert_eq!(bytes(25_000_000), "25 MB");
-        assert_eq!(bytes(3_200_000_000), "3.2 GB");
-        assert_eq!(rate(12_345_678.0), "12 MB/s");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_ms(850), "850 ms");
-        assert_eq!(duration_ms(42_000), "42s");
-        assert_eq!(duration_ms(185_000), "3m 05s");
-        assert_eq!(duration_ms(7_440_000), "2h 04m 00s");
-    }
-
-    #[test]
     fn ages() {
         let now = parse_time("2024-05-10T12:00:00Z").expect("time");
         let at = |s| parse_time(s).expect("time");

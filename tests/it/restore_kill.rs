@@ -138,6 +138,24 @@ fn add_project(data: &Path, name: &str, db: &TestDb) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// A full backup of `project` by the CLI; its id.
+fn backup_id(data: &Path, project: &str) -> String {
+    let out = cli(data, &["backup", "run", project, "--json"], &ENV, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// The comparison of targets (roles are cluster-wide, shared by the tests).
+fn without_roles() -> CompareOptions {
+    CompareOptions {
+        include_roles: false,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn a_killed_replace_restore_leaves_the_target_before_or_after_and_can_be_rolled_back() {
     let src = new_project("kill_src");
@@ -157,21 +175,8 @@ fn a_killed_replace_restore_leaves_the_target_before_or_after_and_can_be_rolled_
     let data = tempfile::tempdir().expect("tmp");
     add_project(data.path(), "Source", &src);
     add_project(data.path(), "Target", &dst);
-    let out = cli(
-        data.path(),
-        &["backup", "run", "Source", "--json"],
-        &ENV,
-        None,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let opts = CompareOptions {
-        include_roles: false,
-        ..Default::default()
-    };
+    let id = backup_id(data.path(), "Source");
+    let opts = without_roles();
     let before = snapshot(&dst, &opts);
     let after = snapshot(&src, &opts);
     assert!(!same(&before, &after));
@@ -274,21 +279,8 @@ fn a_killed_parallel_restore_says_it_changed_the_target_and_rolls_back() {
     let data = tempfile::tempdir().expect("tmp");
     add_project(data.path(), "Source", &src);
     add_project(data.path(), "Target", &dst);
-    let out = cli(
-        data.path(),
-        &["backup", "run", "Source", "--json"],
-        &ENV,
-        None,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let opts = CompareOptions {
-        include_roles: false,
-        ..Default::default()
-    };
+    let id = backup_id(data.path(), "Source");
+    let opts = without_roles();
     let before = snapshot(&dst, &opts);
     let after = snapshot(&src, &opts);
     let args = [
@@ -366,17 +358,7 @@ fn a_killed_restore_test_leaves_no_scratch_database() {
     );
     let data = tempfile::tempdir().expect("tmp");
     add_project(data.path(), "Source", &src);
-    let out = cli(
-        data.path(),
-        &["backup", "run", "Source", "--json"],
-        &ENV,
-        None,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = backup_id(data.path(), "Source");
     let scratch = cluster().url("postgres");
     let args = ["verify", &id, "--restore-test", "--scratch-url", &scratch];
     let count_scratch = || {

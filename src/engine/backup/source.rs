@@ -207,17 +207,7 @@ pub(super) async fn inspect(info: &ConnInfo) -> Result<(Server, Vec<String>)> {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let free_connections = client
-        .query_one(
-            "SELECT current_setting('max_connections')::int8
-                    - current_setting('superuser_reserved_connections')::int8
-                    - COALESCE(current_setting('reserved_connections', true), '0')::int8
-                    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
-            &[],
-        )
-        .await
-        .ok()
-        .map(|r| r.get::<_, i64>(0));
+    let free_connections = crate::engine::pg::connect::free_connections(&client).await;
     let version_num: i32 = row.get(1);
     let unreadable = unreadable_platform_schemas(&client).await?;
     for s in &unreadable {

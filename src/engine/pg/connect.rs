@@ -199,6 +199,23 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Turns a tokio-postgres error from connecting into a readable error.
+/// Connections the server can still accept from ordinary roles (its
+/// `max_connections` less the reserved ones and the client backends now
+/// open); `None` when the role may not read it.
+pub async fn free_connections(client: &Client) -> Option<i64> {
+    client
+        .query_one(
+            "SELECT current_setting('max_connections')::int8
+                    - current_setting('superuser_reserved_connections')::int8
+                    - COALESCE(current_setting('reserved_connections', true), '0')::int8
+                    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+            &[],
+        )
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0))
+}
+
 pub fn describe(info: &ConnInfo, e: &tokio_postgres::Error) -> Error {
     let endpoint = info.endpoint();
     if let Some(db) = e.as_db_error() {

@@ -242,11 +242,10 @@ pub(super) fn run(
     on_xid: &XidSink,
     changed: &AtomicBool,
 ) -> Result<()> {
-    let empty = Waves {
-        indexes: Vec::new(),
-        rest: script.archives.clone(),
-    };
-    let waves = script.waves.as_ref().unwrap_or(&empty);
+    let waves = script
+        .waves
+        .as_ref()
+        .ok_or_else(|| Error::internal("a parallel load without its post-data lists"))?;
     // 1. Schema.
     let (xid_tx, xid_rx) = std::sync::mpsc::channel::<String>();
     conn.session(cancel, xid_lines(xid_tx), &mut |out| {

@@ -275,17 +275,7 @@ async fn load_jobs(
     if asked == 1 {
         return 1;
     }
-    let free = client
-        .query_one(
-            "SELECT current_setting('max_connections')::int8
-                    - current_setting('superuser_reserved_connections')::int8
-                    - COALESCE(current_setting('reserved_connections', true), '0')::int8
-                    - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
-            &[],
-        )
-        .await
-        .ok()
-        .map(|r| r.get::<_, i64>(0));
+    let free = crate::engine::pg::connect::free_connections(client).await;
     let jobs = match free {
         Some(free) => asked.min(usize::try_from(free - 2).unwrap_or(0)).max(1),
         None => asked,
