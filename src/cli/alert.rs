@@ -3,12 +3,29 @@
 use clap::{Args, Subcommand};
 
 use super::{output, prompt};
-use crate::engine::notify::{AlertRule, Channel, EmailChannel, SmtpSecurity};
+use crate::engine::notify::{
+    AlertRule, Channel, ChatChannel, ChatService, EmailChannel, RuleSecrets, SmtpSecurity,
+};
 use crate::engine::{Engine, Error, Result};
 
 /// Environment variables for the channels' secrets (or a prompt).
 pub const WEBHOOK_SECRET_ENV: &str = "SUPABACKUP_WEBHOOK_SECRET";
 pub const SMTP_PASSWORD_ENV: &str = "SUPABACKUP_SMTP_PASSWORD";
+/// The chat services' secrets: their incoming-webhook URLs are credentials,
+/// so they never go on the command line.
+pub const SLACK_URL_ENV: &str = "SUPABACKUP_SLACK_WEBHOOK_URL";
+pub const DISCORD_URL_ENV: &str = "SUPABACKUP_DISCORD_WEBHOOK_URL";
+pub const TEAMS_URL_ENV: &str = "SUPABACKUP_TEAMS_WEBHOOK_URL";
+pub const TELEGRAM_TOKEN_ENV: &str = "SUPABACKUP_TELEGRAM_BOT_TOKEN";
+
+fn chat_env(service: ChatService) -> &'static str {
+    match service {
+        ChatService::Slack => SLACK_URL_ENV,
+        ChatService::Discord => DISCORD_URL_ENV,
+        ChatService::Teams => TEAMS_URL_ENV,
+        ChatService::Telegram => TELEGRAM_TOKEN_ENV,
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AlertCmd {
@@ -27,6 +44,16 @@ pub enum AlertCmd {
     },
     /// Send a test alert through every channel of a rule.
     Test {
+        /// Rule id (`alert list` shows them).
+        id: String,
+    },
+    /// Turn a rule on.
+    Enable {
+        /// Rule id (`alert list` shows them).
+        id: String,
+    },
+    /// Turn a rule off (it is kept, and can still be tested).
+    Disable {
         /// Rule id (`alert list` shows them).
         id: String,
     },
@@ -49,6 +76,18 @@ pub struct AddArgs {
     /// Alert on failed verifications and restore tests.
     #[arg(long)]
     on_verification_failure: bool,
+    /// Alert on failed restores and rollbacks.
+    #[arg(long)]
+    on_restore_failure: bool,
+    /// Alert on completed restores and rollbacks.
+    #[arg(long)]
+    on_restore_success: bool,
+    /// Alert when a retention sweep (or the repository clean-up) fails.
+    #[arg(long)]
+    on_prune_failure: bool,
+    /// Alert when a scheduled run is missed (the machine was off) and skipped.
+    #[arg(long)]
+    on_missed_schedule: bool,
     /// Alert when the newest successful backup is older than this many hours.
     #[arg(long)]
     stale_hours: Option<u32>,
@@ -76,6 +115,21 @@ pub struct AddArgs {
     /// SMTP user (password from SUPABACKUP_SMTP_PASSWORD or a prompt).
     #[arg(long)]
     smtp_user: Option<String>,
+    /// Post to a Slack incoming webhook (its URL from SUPABACKUP_SLACK_WEBHOOK_URL or a prompt).
+    #[arg(long)]
+    slack: bool,
+    /// Post to a Discord webhook (URL from SUPABACKUP_DISCORD_WEBHOOK_URL or a prompt).
+    #[arg(long)]
+    discord: bool,
+    /// Post to a Microsoft Teams Workflows webhook (URL from SUPABACKUP_TEAMS_WEBHOOK_URL or a prompt).
+    #[arg(long)]
+    teams: bool,
+    /// Send to this Telegram chat id or @channel (bot token from SUPABACKUP_TELEGRAM_BOT_TOKEN or a prompt).
+    #[arg(long)]
+    telegram_chat: Option<String>,
+    /// Another Telegram Bot API server (default https://api.telegram.org).
+    #[arg(long, requires = "telegram_chat")]
+    telegram_api: Option<String>,
 }
 
 pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
@@ -119,9 +173,37 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                         prompt::passphrase(SMTP_PASSWORD_ENV, "SMTP password: ", false)?;
                 }
             }
+            let mut chat = Vec::new();
+            let chats = [
+                (a.slack, ChatService::Slack),
+                (a.discord, ChatService::Discord),
+                (a.teams, ChatService::Teams),
+                (a.telegram_chat.is_some(), ChatService::Telegram),
+            ];
+            for (wanted, service) in chats {
+                if !wanted {
+                    continue;
+                }
+                channels.push(Channel::Chat(ChatChannel {
+                    service,
+                    chat_id: (service == ChatService::Telegram)
+                        .then(|| a.telegram_chat.clone())
+                        .flatten(),
+                    api_base: (service == ChatService::Telegram)
+                        .then(|| a.telegram_api.clone())
+                        .flatten(),
+                }));
+                if let Some(secret) = prompt::passphrase(
+                    chat_env(service),
+                    &format!("{}: ", service.secret_name()),
+                    false,
+                )? {
+                    chat.push((service, secret));
+                }
+            }
             if channels.is_empty() {
                 return Err(Error::invalid(
-                    "an alert rule needs a channel: --desktop, --webhook URL or --email-to",
+                    "an alert rule needs a channel: --desktop, --webhook URL, --email-to, --slack, --discord, --teams or --telegram-chat",
                 ));
             }
             let rule = AlertRule {
@@ -130,12 +212,23 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                 on_failure: a.on_failure,
                 on_success: a.on_success,
                 on_verification_failure: a.on_verification_failure,
+                on_restore_failure: a.on_restore_failure,
+                on_restore_success: a.on_restore_success,
+                on_prune_failure: a.on_prune_failure,
+                on_missed_schedule: a.on_missed_schedule,
                 stale_after_hours: a.stale_hours,
                 channels,
                 ..Default::default()
             };
             let saved = engine
-                .save_alert_rule(rule, webhook_secret, smtp_password)
+                .save_alert_rule_with(
+                    rule,
+                    RuleSecrets {
+                        webhook: webhook_secret,
+                        smtp: smtp_password,
+                        chat,
+                    },
+                )
                 .await?;
             println!("{}", saved.id);
             Ok(0)
@@ -158,12 +251,25 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                     if r.on_verification_failure {
                         on.push("verification".into());
                     }
+                    if r.on_restore_failure {
+                        on.push("restore-failure".into());
+                    }
+                    if r.on_restore_success {
+                        on.push("restore-success".into());
+                    }
+                    if r.on_prune_failure {
+                        on.push("prune-failure".into());
+                    }
+                    if r.on_missed_schedule {
+                        on.push("missed".into());
+                    }
                     if let Some(h) = r.stale_after_hours {
                         on.push(format!("stale>{h}h"));
                     }
                     vec![
                         r.id.clone(),
                         r.project_id.clone().unwrap_or_else(|| "all".into()),
+                        if r.enabled { "yes" } else { "no" }.into(),
                         on.join(","),
                         r.channels
                             .iter()
@@ -173,7 +279,7 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                     ]
                 })
                 .collect();
-            output::table(&["ID", "PROJECT", "ON", "CHANNELS"], &rows);
+            output::table(&["ID", "PROJECT", "ENABLED", "ON", "CHANNELS"], &rows);
             Ok(0)
         }
         AlertCmd::Remove { id } => {
@@ -192,5 +298,18 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                 7
             })
         }
+        AlertCmd::Enable { id } => set_enabled(engine, &id, true).await,
+        AlertCmd::Disable { id } => set_enabled(engine, &id, false).await,
     }
+}
+
+async fn set_enabled(engine: &Engine, id: &str, enabled: bool) -> Result<i32> {
+    prompt::unlock(engine).await?;
+    let saved = engine.set_alert_rule_enabled(id, enabled).await?;
+    println!(
+        "Alert rule {} is {}.",
+        saved.id,
+        if saved.enabled { "on" } else { "off" }
+    );
+    Ok(0)
 }

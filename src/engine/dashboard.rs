@@ -53,6 +53,10 @@ pub struct ProjectSummary {
     /// The earliest `next_run_at` among its enabled schedules.
     pub next_run_at: Option<String>,
     pub enabled_jobs: u64,
+    /// After how many hours without a successful backup the project is
+    /// stale: the smallest threshold of the enabled alert rules covering it
+    /// (the same one `backup.stale` alerts use), or 48 without one.
+    pub stale_after_hours: u32,
 }
 
 impl ProjectSummary {
@@ -282,9 +286,12 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
         }
     }
 
+    let rules = crate::engine::notify::rules::list(conn)?;
     let projects = list
         .into_iter()
         .map(|p| {
+            let stale_after_hours = crate::engine::notify::stale_threshold(&rules, &p.id)
+                .unwrap_or(crate::engine::notify::DEFAULT_STALE_HOURS);
             let agg = aggs.get(&Some(p.id.clone()));
             let (next_run_at, enabled_jobs) = jobs.remove(&p.id).unwrap_or((None, 0));
             ProjectSummary {
@@ -297,6 +304,7 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
                 last_test: tests.remove(&p.id),
                 next_run_at,
                 enabled_jobs,
+                stale_after_hours,
                 project: p,
             }
         })

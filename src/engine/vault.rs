@@ -34,6 +34,12 @@ pub enum SecretKind {
     WebhookSecret,
     /// The passphrase backup files are encrypted with (global).
     BackupPassphrase,
+    /// Alert channels in chat services: the incoming-webhook URL (it is the
+    /// credential), or Telegram's bot token.
+    SlackWebhook,
+    DiscordWebhook,
+    TeamsWebhook,
+    TelegramBotToken,
 }
 
 impl SecretKind {
@@ -45,6 +51,10 @@ impl SecretKind {
             SecretKind::SmtpPassword => "smtp_password",
             SecretKind::WebhookSecret => "webhook_secret",
             SecretKind::BackupPassphrase => "backup_passphrase",
+            SecretKind::SlackWebhook => "slack_webhook",
+            SecretKind::DiscordWebhook => "discord_webhook",
+            SecretKind::TeamsWebhook => "teams_webhook",
+            SecretKind::TelegramBotToken => "telegram_bot_token",
         }
     }
     pub const PROJECT_KINDS: [SecretKind; 3] = [

@@ -75,7 +75,8 @@ pub enum Message {
     ScheduledJobDone(JobOutcome),
     SystemTheme(iced::theme::Mode),
     PrefsSaved(Result<(), Error>),
-    Notified(Result<(), String>),
+    /// The first-run desktop-notification rule was added (or was there).
+    DefaultRule(Result<Option<crate::engine::notify::AlertRule>, Error>),
     Lock,
     Screenshot(ScreenshotStep),
     /// The window's close button.
@@ -496,9 +497,13 @@ impl App {
                 self.push_notice(Notice::error(&e));
                 Task::none()
             }
-            Message::Notified(r) => {
-                if let Err(e) = r {
-                    tracing::info!("desktop notification not shown: {e}");
+            Message::DefaultRule(r) => {
+                match r {
+                    Ok(Some(rule)) => {
+                        tracing::info!("added the alert rule {} ({})", rule.id, rule.label())
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("the desktop notification rule was not added: {e}"),
                 }
                 Task::none()
             }
@@ -583,7 +588,18 @@ impl App {
         }
         let tab = self.tab;
         let load = self.load_tab(tab);
-        Task::batch([load, self.maybe_screenshot_soon()])
+        // The app's notifications are an alert rule, added the first time.
+        let default_rule = match &self.ctx {
+            Some(ctx) => {
+                let engine = ctx.engine.clone();
+                Task::perform(
+                    async move { engine.ensure_default_alert_rule().await },
+                    Message::DefaultRule,
+                )
+            }
+            None => Task::none(),
+        };
+        Task::batch([load, default_rule, self.maybe_screenshot_soon()])
     }
 
     fn lock(&mut self) -> Task<Message> {
@@ -891,25 +907,19 @@ impl App {
                 let mut job = self.jobs.remove(pos);
                 // The task is over: nothing to abort.
                 job.handle.take();
-                let prefs = self.prefs();
-                let (notice, notify) = match &result {
-                    Ok(rec) => (
-                        Notice::success(format!(
-                            "Backup of {} completed ({})",
-                            rec.project_name,
-                            crate::ui::format::bytes(rec.file_size.unwrap_or(0))
-                        )),
-                        prefs.notify_on_success,
-                    ),
-                    Err(e) if e.kind == crate::engine::ErrorKind::Cancelled => (
-                        Notice::warning(format!("Backup of {} cancelled", job.project)),
-                        false,
-                    ),
-                    Err(e) => (
-                        Notice::error(e)
-                            .with_title_prefix(&format!("Backup of {} failed: ", job.project)),
-                        prefs.notify_on_failure,
-                    ),
+                // Desktop notifications come from the alert rules (the
+                // engine raised backup.failed / backup.succeeded already).
+                let notice = match &result {
+                    Ok(rec) => Notice::success(format!(
+                        "Backup of {} completed ({})",
+                        rec.project_name,
+                        crate::ui::format::bytes(rec.file_size.unwrap_or(0))
+                    )),
+                    Err(e) if e.kind == crate::engine::ErrorKind::Cancelled => {
+                        Notice::warning(format!("Backup of {} cancelled", job.project))
+                    }
+                    Err(e) => Notice::error(e)
+                        .with_title_prefix(&format!("Backup of {} failed: ", job.project)),
                 };
                 let mut tasks = vec![self.effect(Effect::DataChanged)];
                 if let Some(ctx) = self.ctx.clone() {
@@ -918,13 +928,6 @@ impl App {
                             .job_finished(&result, &ctx)
                             .map(Message::Backups),
                     );
-                    if notify {
-                        tasks.push(Task::perform(
-                            ctx.platform
-                                .notify("supabackup".into(), notice.title.clone()),
-                            Message::Notified,
-                        ));
-                    }
                 }
                 self.push_notice(notice);
                 tasks.push(self.close_if_done());
@@ -1122,13 +1125,8 @@ impl App {
     }
 
     fn view_main(&self) -> Element<'_, Message> {
-        let prefs = self.ctx.as_ref().map(|c| &c.prefs);
-        let stale_hours = prefs.map(|p| p.stale_after_hours).unwrap_or(48);
         let content: Element<'_, Message> = match self.tab {
-            Tab::Dashboard => self
-                .dashboard
-                .view(&self.jobs, stale_hours)
-                .map(Message::Dashboard),
+            Tab::Dashboard => self.dashboard.view(&self.jobs).map(Message::Dashboard),
             Tab::Projects => self.projects.view().map(Message::Projects),
             Tab::Backups => self.backups.view(&self.jobs).map(Message::Backups),
             Tab::Restore => self.restore.view().map(Message::Restore),

@@ -1,5 +1,5 @@
 //! The desktop app's own preferences (`<data>/config/gui.json`): theme,
-//! notifications, the options the "Back up now" dialog starts from, the
+//! the options the "Back up now" dialog starts from, the
 //! scratch server for restore tests. Read and written in Tasks, never in
 //! `update`.
 
@@ -38,22 +38,17 @@ impl std::fmt::Display for ThemeChoice {
 #[serde(default)]
 pub struct Prefs {
     pub theme: ThemeChoice,
-    pub notify_on_success: bool,
-    pub notify_on_failure: bool,
     /// What "Back up now" proposes.
     pub default_backup: BackupOptions,
-    /// A project whose last good backup is older than this is "stale".
-    pub stale_after_hours: u32,
+    // Notifications and the "stale" threshold are alert rules (engine
+    // settings shared with the CLI and the daemon), not preferences.
 }
 
 impl Default for Prefs {
     fn default() -> Self {
         Prefs {
             theme: ThemeChoice::System,
-            notify_on_success: false,
-            notify_on_failure: true,
             default_backup: BackupOptions::default(),
-            stale_after_hours: 48,
         }
     }
 }
@@ -108,13 +103,19 @@ mod tests {
         assert_eq!(load(&file).expect("defaults"), Prefs::default());
         let p = Prefs {
             theme: ThemeChoice::Dark,
-            stale_after_hours: 12,
             ..Prefs::default()
         };
         save(&file, &p).expect("save");
         assert_eq!(load(&file).expect("load"), p);
         std::fs::write(&file, "{\"theme\":\"light\"}").expect("write");
         assert_eq!(load(&file).expect("partial").theme, ThemeChoice::Light);
+        // An older file with the notification fields still loads.
+        std::fs::write(
+            &file,
+            "{\"theme\":\"dark\",\"notify_on_failure\":true,\"stale_after_hours\":12}",
+        )
+        .expect("write");
+        assert_eq!(load(&file).expect("old").theme, ThemeChoice::Dark);
         std::fs::write(&file, "nope").expect("write");
         assert!(load(&file).is_err());
     }

@@ -15,15 +15,15 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use supabackup::engine::crypto::Secret;
 use supabackup::engine::notify::{
-    Alert, AlertKind, AlertRule, Channel, Delivery, DeliveryOutcome, EmailChannel,
-    RecordingNotifier, RetryPolicy, SmtpSecurity, SystemNotifier,
+    Alert, AlertKind, AlertRule, Channel, ChatChannel, ChatService, Delivery, DeliveryOutcome,
+    EmailChannel, RecordingNotifier, RetryPolicy, RuleSecrets, SmtpSecurity, SystemNotifier,
 };
 use supabackup::engine::{Engine, ErrorKind};
 
 use crate::support::engine::{TestEngine, files_containing, input, unlocked_engine};
 
 const URL: &str = "postgresql://postgres@db.abcdefghijklmnopqrst.supabase.co:5432/postgres";
-const WEBHOOK_SECRET: &str = "whsec-Global-0123456789abcdef";
+pub(crate) const WEBHOOK_SECRET: &str = "whsec-Global-0123456789abcdef";
 const SMTP_PASSWORD: &str = "SmtpS3cret-Passw0rd-xyz";
 /// Every delivery in these tests must end well within this.
 const BOUND: Duration = Duration::from_secs(30);
@@ -31,28 +31,42 @@ const BOUND: Duration = Duration::from_secs(30);
 // ----- a tiny HTTP server -------------------------------------------------
 
 #[derive(Debug, Clone)]
-struct Request {
-    method: String,
-    path: String,
+pub(crate) struct Request {
+    pub method: String,
+    pub path: String,
     /// Lower-case names.
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
+/// A scripted answer: a status and, maybe, a `Retry-After` value.
+type Answer = (u16, Option<String>);
+
 #[derive(Clone)]
-struct HttpServer {
+pub(crate) struct HttpServer {
     port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl HttpServer {
     /// Answers with `statuses` in turn, then 200; records every request.
-    fn start(statuses: &[u16]) -> HttpServer {
+    pub(crate) fn start(statuses: &[u16]) -> HttpServer {
+        let script: Vec<(u16, Option<&str>)> = statuses.iter().map(|s| (*s, None)).collect();
+        HttpServer::scripted(&script)
+    }
+
+    /// Answers with these statuses and `Retry-After` headers in turn, then 200.
+    pub(crate) fn scripted(answers: &[(u16, Option<&str>)]) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(
-            statuses.iter().copied().collect::<VecDeque<_>>(),
+            answers
+                .iter()
+                .map(|(s, r)| (*s, r.map(str::to_owned)))
+                .collect::<VecDeque<Answer>>(),
         ));
         let rec = requests.clone();
         std::thread::spawn(move || {
@@ -66,16 +80,16 @@ impl HttpServer {
         HttpServer { port, requests }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.requests.lock().expect("lock").clone()
     }
 }
 
-fn serve_http(stream: TcpStream, rec: &Mutex<Vec<Request>>, script: &Mutex<VecDeque<u16>>) {
+fn serve_http(stream: TcpStream, rec: &Mutex<Vec<Request>>, script: &Mutex<VecDeque<Answer>>) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -117,10 +131,18 @@ fn serve_http(stream: TcpStream, rec: &Mutex<Vec<Request>>, script: &Mutex<VecDe
             path,
             headers,
             body,
+            at: Instant::now(),
         });
-        let status = script.lock().expect("lock").pop_front().unwrap_or(200);
+        let (status, retry_after) = script
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .unwrap_or((200, None));
+        let extra = retry_after
+            .map(|r| format!("Retry-After: {r}\r\n"))
+            .unwrap_or_default();
         let reply = format!(
-            "HTTP/1.1 {status} Scripted\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+            "HTTP/1.1 {status} Scripted\r\n{extra}Content-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
         );
         if out.write_all(reply.as_bytes()).is_err() {
             return;
@@ -236,6 +258,7 @@ fn fast(recorder: &RecordingNotifier) -> Delivery {
         attempts: 4,
         base_delay: Duration::from_millis(10),
         timeout: Duration::from_secs(5),
+        max_retry_after: Duration::from_secs(5),
     };
     d.email_timeout = Duration::from_secs(5);
     d
@@ -247,7 +270,7 @@ async fn dispatch(engine: &Engine, alert: &Alert, d: &Delivery) -> Vec<DeliveryO
         .expect("the delivery ends in time")
 }
 
-fn webhook_rule(project: Option<&str>, url: &str) -> AlertRule {
+pub(crate) fn webhook_rule(project: Option<&str>, url: &str) -> AlertRule {
     AlertRule {
         project_id: project.map(str::to_owned),
         on_failure: true,
@@ -1099,14 +1122,21 @@ async fn a_test_alert_uses_every_channel_and_removal_drops_the_secret() {
     let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
-        vec!["alert.rule_remove", "alert.test", "alert.rule_save"]
+        vec![
+            "alert.rule_remove",
+            "alert.test",
+            "alert.sent",
+            "alert.sent",
+            "alert.rule_save"
+        ],
+        "each channel's send is audited"
     );
 }
 
 // ----- every front-end's outcomes reach the rules ----------------------------
 
 /// The signed `backup.failed` / `verification.failed` webhook a rule got.
-fn one_signed_event(server: &HttpServer, event: &str) -> serde_json::Value {
+pub(crate) fn one_signed_event(server: &HttpServer, event: &str) -> serde_json::Value {
     let reqs = server.requests();
     let hits: Vec<&Request> = reqs
         .iter()
@@ -1210,4 +1240,298 @@ async fn a_verify_that_finds_a_flipped_byte_raises_verification_failed() {
     let body = one_signed_event(&server, "verification.failed");
     assert_eq!(body["backup_id"], rec.id.as_str());
     assert_eq!(body["project"], "Checked");
+}
+
+// ----- chat formats, Retry-After, the audit of sends -------------------------
+
+const SLACK_PATH: &str = "/services/T0001/B0001/SlackS3cretPart";
+const TELEGRAM_TOKEN: &str = "123456789:TelegramS3cretToken_abcdefghijkl";
+
+fn chat_rule(service: ChatService, chat_id: Option<&str>, api: Option<String>) -> AlertRule {
+    AlertRule {
+        on_failure: true,
+        channels: vec![Channel::Chat(ChatChannel {
+            service,
+            chat_id: chat_id.map(str::to_owned),
+            api_base: api,
+        })],
+        ..AlertRule::default()
+    }
+}
+
+async fn save_chat(t: &TestEngine, rule: AlertRule, service: ChatService, secret: &str) {
+    t.engine
+        .save_alert_rule_with(
+            rule,
+            RuleSecrets {
+                chat: vec![(service, Secret::new(secret))],
+                ..RuleSecrets::default()
+            },
+        )
+        .await
+        .expect("save chat rule");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_channels_post_each_services_format_and_keep_their_urls_sealed() {
+    let (t, pid) = with_project("Shop").await;
+    let server = HttpServer::start(&[]);
+    // A chat rule needs its secret, and the secret must look right.
+    let err = t
+        .engine
+        .save_alert_rule(chat_rule(ChatService::Slack, None, None), None, None)
+        .await
+        .expect_err("no URL");
+    assert!(err.message.contains("Slack"), "{err}");
+    let err = t
+        .engine
+        .save_alert_rule_with(
+            chat_rule(ChatService::Telegram, Some("-10042"), None),
+            RuleSecrets {
+                chat: vec![(ChatService::Telegram, Secret::new("not a token"))],
+                ..RuleSecrets::default()
+            },
+        )
+        .await
+        .expect_err("bad token");
+    assert!(err.message.contains("token"), "{err}");
+    let err = t
+        .engine
+        .save_alert_rule_with(
+            chat_rule(ChatService::Telegram, None, None),
+            RuleSecrets::default(),
+        )
+        .await
+        .expect_err("no chat id");
+    assert!(err.message.contains("chat id"), "{err}");
+
+    save_chat(
+        &t,
+        chat_rule(ChatService::Slack, None, None),
+        ChatService::Slack,
+        &server.url(SLACK_PATH),
+    )
+    .await;
+    save_chat(
+        &t,
+        chat_rule(ChatService::Discord, None, None),
+        ChatService::Discord,
+        &server.url("/api/webhooks/42/DiscordS3cretPart"),
+    )
+    .await;
+    save_chat(
+        &t,
+        chat_rule(ChatService::Teams, None, None),
+        ChatService::Teams,
+        &server.url("/workflows/TeamsS3cretPart"),
+    )
+    .await;
+    save_chat(
+        &t,
+        chat_rule(ChatService::Telegram, Some("-10042"), Some(server.url(""))),
+        ChatService::Telegram,
+        TELEGRAM_TOKEN,
+    )
+    .await;
+
+    let alert = Alert::backup_failed(Some(&pid), "Shop", Some("backup-1"), "disk full");
+    let out = dispatch(&t.engine, &alert, &fast(&RecordingNotifier::new())).await;
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert!(out.iter().all(|o| o.ok), "{out:?}");
+    let mut kinds: Vec<&str> = out.iter().map(|o| o.channel.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["discord", "slack", "teams", "telegram"]);
+
+    let reqs = server.requests();
+    let body = |path: &str| -> serde_json::Value {
+        let r = reqs
+            .iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("nothing posted to {path}: {reqs:?}"));
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.headers["content-type"], "application/json");
+        assert!(
+            !r.headers.contains_key("x-supabackup-signature"),
+            "chat webhooks are not signed"
+        );
+        serde_json::from_slice(&r.body).expect("json")
+    };
+    let slack = body(SLACK_PATH);
+    assert!(
+        slack["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Backup of Shop failed") && t.contains("disk full")),
+        "{slack}"
+    );
+    let discord = body("/api/webhooks/42/DiscordS3cretPart");
+    assert_eq!(discord["embeds"][0]["title"], "Backup of Shop failed");
+    let teams = body("/workflows/TeamsS3cretPart");
+    assert_eq!(
+        teams["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    let tg = body(&format!("/bot{TELEGRAM_TOKEN}/sendMessage"));
+    assert_eq!(tg["chat_id"], "-10042");
+    assert!(tg["text"].as_str().is_some_and(|t| t.contains("disk full")));
+
+    // The URLs and the token are credentials: not in outcomes, rules, the
+    // audit log, analytics or any file of the data folder.
+    let shown = serde_json::to_string(&out).expect("json");
+    let rules = serde_json::to_string(&t.engine.alert_rules().await.expect("rules")).expect("json");
+    let audit = t
+        .engine
+        .audit_log(Some("alert.".into()), 50)
+        .await
+        .expect("audit");
+    let sent = audit.iter().filter(|a| a.action == "alert.sent").count();
+    assert_eq!(sent, 4, "every send is audited");
+    let audit_text = serde_json::to_string(&audit).expect("json");
+    for secret in [
+        "SlackS3cretPart",
+        "DiscordS3cretPart",
+        "TeamsS3cretPart",
+        "TelegramS3cretToken",
+    ] {
+        for (what, text) in [
+            ("outcomes", &shown),
+            ("rules", &rules),
+            ("audit", &audit_text),
+        ] {
+            assert!(!text.contains(secret), "{secret} in the {what}: {text}");
+        }
+        assert!(
+            files_containing(t.dir.path(), secret.as_bytes()).is_empty(),
+            "{secret} in clear in the data folder"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_is_waited_and_a_too_long_one_ends_the_retries() {
+    let (t, pid) = with_project("Shop").await;
+    let server = HttpServer::scripted(&[(429, Some("1")), (200, None)]);
+    t.engine
+        .save_alert_rule(
+            webhook_rule(None, &server.url("/hooks")),
+            Some(Secret::new(WEBHOOK_SECRET)),
+            None,
+        )
+        .await
+        .expect("rule");
+    let alert = Alert::backup_failed(Some(&pid), "Shop", None, "x");
+    let d = fast(&RecordingNotifier::new());
+    let out = dispatch(&t.engine, &alert, &d).await;
+    assert!(out[0].ok, "{out:?}");
+    assert_eq!(out[0].attempts, 2);
+    let reqs = server.requests();
+    assert!(
+        reqs[1].at - reqs[0].at >= Duration::from_millis(950),
+        "the second attempt waited for Retry-After: {:?}",
+        reqs[1].at - reqs[0].at
+    );
+    assert_eq!(
+        reqs[0].headers["x-supabackup-delivery"], reqs[1].headers["x-supabackup-delivery"],
+        "one delivery id for every attempt"
+    );
+
+    // Asked to wait an hour (more than the policy's 5 s): no more attempts.
+    let slow = HttpServer::scripted(&[(503, Some("3600"))]);
+    let (t2, pid2) = with_project("Other").await;
+    let rule = t2
+        .engine
+        .save_alert_rule(
+            webhook_rule(None, &slow.url("/hooks")),
+            Some(Secret::new(WEBHOOK_SECRET)),
+            None,
+        )
+        .await
+        .expect("rule");
+    let started = Instant::now();
+    let out = dispatch(
+        &t2.engine,
+        &Alert::backup_failed(Some(&pid2), "Other", None, "x"),
+        &d,
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!out[0].ok);
+    assert_eq!(out[0].attempts, 1);
+    let e = out[0].error.as_deref().unwrap_or_default();
+    assert!(e.contains("503") && e.contains("3600"), "{e}");
+    let audit = t2
+        .engine
+        .audit_log(Some("alert.failed".into()), 5)
+        .await
+        .expect("audit");
+    assert_eq!(audit.len(), 1, "the failed send is audited");
+    assert_eq!(audit[0].target.as_deref(), Some(rule.id.as_str()));
+    assert_eq!(audit[0].details["event"], "backup.failed");
+    assert!(
+        audit[0].details["error"]
+            .as_str()
+            .is_some_and(|x| x.contains("3600"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_cli_backup_of_an_unreachable_project_reaches_a_webhook_and_a_slack_rule() {
+    let t = unlocked_engine().await;
+    let p = t
+        .engine
+        .add_project(input("Down", "postgresql://postgres@127.0.0.1:9/postgres"))
+        .await
+        .expect("add");
+    let server = HttpServer::start(&[]);
+    t.engine
+        .save_alert_rule(
+            webhook_rule(None, &server.url("/hooks")),
+            Some(Secret::new(WEBHOOK_SECRET)),
+            None,
+        )
+        .await
+        .expect("rule");
+    drop(t.engine);
+    // The Slack rule is added through the CLI, its URL from the environment.
+    let slack_url = server.url(SLACK_PATH);
+    let env = [
+        ("SUPABACKUP_PASSPHRASE", crate::support::engine::PASSPHRASE),
+        ("SUPABACKUP_SLACK_WEBHOOK_URL", slack_url.as_str()),
+    ];
+    let out = crate::support::engine::cli(
+        t.dir.path(),
+        &["alert", "add", "--on-failure", "--slack", "--name", "ops"],
+        &env,
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = crate::support::engine::cli(
+        t.dir.path(),
+        &["backup", "run", "Down", "--no-encrypt"],
+        &env,
+        None,
+    );
+    assert!(!out.status.success(), "the backup cannot connect");
+    let body = one_signed_event(&server, "backup.failed");
+    assert_eq!(body["project_id"], p.id.as_str());
+    let slack: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == SLACK_PATH)
+        .collect();
+    assert_eq!(slack.len(), 1, "one Slack message");
+    let msg: serde_json::Value = serde_json::from_slice(&slack[0].body).expect("json");
+    assert!(
+        msg["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Backup of Down failed")),
+        "{msg}"
+    );
+    let list = crate::support::engine::cli(t.dir.path(), &["alert", "list"], &env, None);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("slack"), "{text}");
+    assert!(!text.contains("SlackS3cretPart"), "{text}");
 }

@@ -143,6 +143,7 @@ async fn preview_changes_nothing_and_a_non_empty_target_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
     let (t, _src, dst, b) = setup("atomic").await;
+    let server = restore_alerts(&t.engine).await;
     // The target refuses the rows of auth.users with a trigger that fires
     // whatever the replication role: the restore fails in its data section.
     dst.psql(
@@ -186,10 +187,38 @@ async fn a_restore_failing_half_way_leaves_the_target_as_it_was() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert_eq!(
-        t.engine.list_restores(1).await.expect("list")[0].status,
-        "failed"
+    let failed = t.engine.list_restores(1).await.expect("list")[0].clone();
+    assert_eq!(failed.status, "failed");
+    let alert = crate::notify::one_signed_event(&server, "restore.failed");
+    assert_eq!(alert["details"]["restore_id"], failed.id.as_str());
+    assert_eq!(alert["details"]["status"], "failed");
+    assert_eq!(alert["project"], "Target");
+    assert!(
+        alert["details"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no new users here")),
+        "{alert}"
     );
+}
+
+/// A webhook rule for restore and rollback outcomes, on a local server.
+async fn restore_alerts(e: &Engine) -> crate::notify::HttpServer {
+    let server = crate::notify::HttpServer::start(&[]);
+    e.save_alert_rule(
+        supabackup::engine::notify::AlertRule {
+            on_failure: false,
+            on_restore_failure: true,
+            on_restore_success: true,
+            ..crate::notify::webhook_rule(None, &server.url("/hooks"))
+        },
+        Some(supabackup::engine::crypto::Secret::new(
+            crate::notify::WEBHOOK_SECRET,
+        )),
+        None,
+    )
+    .await
+    .expect("rule");
+    server
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,6 +299,7 @@ async fn selective_restores_touch_nothing_else() {
 #[tokio::test(flavor = "multi_thread")]
 async fn replace_then_rollback_returns_the_target_exactly() {
     let (t, src, dst, b) = setup("rollback").await;
+    let server = restore_alerts(&t.engine).await;
     restore(
         &t.engine,
         req(
@@ -332,6 +362,22 @@ async fn replace_then_rollback_returns_the_target_exactly() {
         t.engine.restore_record(&rec.id).await.expect("rec").status,
         "rolled_back"
     );
+    let events: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.headers["x-supabackup-event"].clone())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "restore.succeeded",
+            "restore.succeeded",
+            "rollback.succeeded"
+        ],
+        "each restore and the rollback raised its event"
+    );
+    let rolled = crate::notify::one_signed_event(&server, "rollback.succeeded");
+    assert_eq!(rolled["details"]["restore_id"], back.id.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -188,10 +188,29 @@ async fn missed_runs_are_caught_up_once_within_the_grace_window() {
         .with(|c| Ok(c.query_row("SELECT count(*) FROM analytics WHERE event_type = 'job_decision' AND event_data LIKE '%caught_up%'", [], |r| r.get(0))?))
         .expect("count");
     assert_eq!(caught, 1, "the decision is recorded");
-    // Too late (beyond the grace window): skipped and recorded.
+    // Too late (beyond the grace window): skipped, recorded, and raised
+    // as schedule.missed to the rules that want it.
+    let server = crate::notify::HttpServer::start(&[]);
+    t.engine
+        .save_alert_rule(
+            supabackup::engine::notify::AlertRule {
+                on_failure: false,
+                on_missed_schedule: true,
+                ..crate::notify::webhook_rule(None, &server.url("/hooks"))
+            },
+            Some(supabackup::engine::crypto::Secret::new(
+                crate::notify::WEBHOOK_SECRET,
+            )),
+            None,
+        )
+        .await
+        .expect("rule");
     set_next(&t, &job.id, now - chrono::Duration::days(3));
     let report = s.tick(now).await.expect("tick");
     assert_eq!(report.missed, std::slice::from_ref(&job.id));
+    let alert = crate::notify::one_signed_event(&server, "schedule.missed");
+    assert_eq!(alert["details"]["job_id"], job.id.as_str());
+    assert_eq!(alert["project"], "Catch");
     assert!(report.started.is_empty());
     assert_eq!(
         t.engine

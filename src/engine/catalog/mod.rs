@@ -22,7 +22,7 @@ use rusqlite_migration::{M, Migrations};
 use crate::engine::error::{Error, Result};
 
 /// The catalog's schema steps, in order; each file is applied once.
-const MIGRATION_FILES: [&str; 7] = [
+const MIGRATION_FILES: [&str; 8] = [
     include_str!("../../../migrations/0001_initial.sql"),
     include_str!("../../../migrations/0002_restores.sql"),
     include_str!("../../../migrations/0003_restore_recovery.sql"),
@@ -30,6 +30,7 @@ const MIGRATION_FILES: [&str; 7] = [
     include_str!("../../../migrations/0005_project_ca.sql"),
     include_str!("../../../migrations/0006_destinations.sql"),
     include_str!("../../../migrations/0007_parallel_restores.sql"),
+    include_str!("../../../migrations/0008_chat_alert_secrets.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =

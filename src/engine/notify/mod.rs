@@ -9,6 +9,7 @@
 //! every channel reports a [`DeliveryOutcome`], failures are logged and an
 //! `alert` analytics event records what happened. See `docs/ALERTS.md`.
 
+pub mod chat;
 pub mod desktop;
 pub mod email;
 pub mod rules;
@@ -31,8 +32,14 @@ use crate::engine::error::Result;
 use crate::engine::vault::{self, SecretKind};
 
 pub use desktop::{DesktopNotifier, RecordingNotifier, SystemNotifier};
-pub use rules::{AlertRule, Channel, EmailChannel, SmtpSecurity};
+pub use rules::{
+    AlertRule, Channel, ChatChannel, ChatService, EmailChannel, RuleSecrets, SmtpSecurity,
+};
+pub use stale::threshold as stale_threshold;
 pub use webhook::RetryPolicy;
+
+/// The stale threshold where no alert rule sets one (the dashboard's).
+pub const DEFAULT_STALE_HOURS: u32 = 48;
 
 /// What an alert is about. Serialized as the payload's `event` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,6 +53,20 @@ pub enum AlertKind {
     BackupStale,
     #[serde(rename = "verification.failed")]
     VerificationFailed,
+    #[serde(rename = "restore.failed")]
+    RestoreFailed,
+    #[serde(rename = "restore.succeeded")]
+    RestoreSucceeded,
+    #[serde(rename = "rollback.failed")]
+    RollbackFailed,
+    #[serde(rename = "rollback.succeeded")]
+    RollbackSucceeded,
+    /// A retention sweep, or the repository clean-up after it, failed.
+    #[serde(rename = "prune.failed")]
+    PruneFailed,
+    /// A scheduled run came too late to catch up and was skipped.
+    #[serde(rename = "schedule.missed")]
+    ScheduleMissed,
     /// Sent by "send test alert"; matches no rule by itself.
     #[serde(rename = "test")]
     Test,
@@ -58,9 +79,34 @@ impl AlertKind {
             AlertKind::BackupSucceeded => "backup.succeeded",
             AlertKind::BackupStale => "backup.stale",
             AlertKind::VerificationFailed => "verification.failed",
+            AlertKind::RestoreFailed => "restore.failed",
+            AlertKind::RestoreSucceeded => "restore.succeeded",
+            AlertKind::RollbackFailed => "rollback.failed",
+            AlertKind::RollbackSucceeded => "rollback.succeeded",
+            AlertKind::PruneFailed => "prune.failed",
+            AlertKind::ScheduleMissed => "schedule.missed",
             AlertKind::Test => "test",
         }
     }
+}
+
+/// What a finished restore or rollback alert says about it.
+#[derive(Debug, Clone)]
+pub struct RestoreOutcome<'a> {
+    /// A rollback rather than a restore.
+    pub rollback: bool,
+    /// The target project's id and name, when the target is a project.
+    pub project_id: Option<&'a str>,
+    pub project: Option<&'a str>,
+    /// How the target is shown (a project's name or a redacted URL).
+    pub target: &'a str,
+    pub backup_id: &'a str,
+    /// The restore's id, when it got one.
+    pub restore_id: Option<&'a str>,
+    /// `None` when it completed.
+    pub error: Option<&'a str>,
+    /// `completed`, `failed (partly applied)`…
+    pub status: &'a str,
 }
 
 /// One alert. Its JSON form is the webhook payload (documented in
@@ -141,6 +187,95 @@ impl Alert {
             backup_id: Some(backup_id.to_owned()),
             at: now(),
             details: json!({ "error": problem }),
+        }
+    }
+
+    /// A restore or rollback that completed or failed.
+    pub fn restore_finished(o: &RestoreOutcome<'_>) -> Alert {
+        let what = if o.rollback { "Rollback" } else { "Restore" };
+        let (event, title, body) = match (o.error, o.rollback) {
+            (Some(e), rollback) => (
+                if rollback {
+                    AlertKind::RollbackFailed
+                } else {
+                    AlertKind::RestoreFailed
+                },
+                format!("{what} into {} failed", o.target),
+                format!(
+                    "The {} of backup {} into {} failed ({}): {e}",
+                    what.to_lowercase(),
+                    o.backup_id,
+                    o.target,
+                    o.status
+                ),
+            ),
+            (None, rollback) => (
+                if rollback {
+                    AlertKind::RollbackSucceeded
+                } else {
+                    AlertKind::RestoreSucceeded
+                },
+                format!("{what} into {} completed", o.target),
+                format!(
+                    "The {} of backup {} into {} completed.",
+                    what.to_lowercase(),
+                    o.backup_id,
+                    o.target
+                ),
+            ),
+        };
+        Alert {
+            event,
+            project: o.project.map(str::to_owned),
+            project_id: o.project_id.map(str::to_owned),
+            title,
+            body,
+            backup_id: Some(o.backup_id.to_owned()),
+            at: now(),
+            details: json!({
+                "restore_id": o.restore_id,
+                "target": o.target,
+                "status": o.status,
+                "error": o.error,
+            }),
+        }
+    }
+
+    /// A retention sweep of `project` (at `place`: `local` or a
+    /// destination) that failed.
+    pub fn prune_failed(project_id: &str, project: &str, place: &str, error: &str) -> Alert {
+        Alert {
+            event: AlertKind::PruneFailed,
+            project: Some(project.to_owned()),
+            project_id: Some(project_id.to_owned()),
+            title: format!("Pruning old backups of {project} failed"),
+            body: format!("Retention of {project}'s backups ({place}) failed: {error}"),
+            backup_id: None,
+            at: now(),
+            details: json!({ "at": place, "error": error }),
+        }
+    }
+
+    /// A scheduled run that was skipped because it came too late.
+    pub fn schedule_missed(
+        project_id: &str,
+        project: &str,
+        job_id: &str,
+        job: &str,
+        missed_runs: usize,
+        due_at: &str,
+    ) -> Alert {
+        Alert {
+            event: AlertKind::ScheduleMissed,
+            project: Some(project.to_owned()),
+            project_id: Some(project_id.to_owned()),
+            title: format!("Scheduled backup of {project} missed"),
+            body: format!(
+                "The schedule '{job}' of {project} was due at {due_at} but the scheduler was not running then; {missed_runs} run(s) were skipped. The next one runs as planned."
+            ),
+            backup_id: None,
+            at: now(),
+            details: json!({ "job_id": job_id, "job": job, "missed_runs": missed_runs, "due_at": due_at }),
         }
     }
 
@@ -266,6 +401,24 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
+/// The `settings` key saying the default desktop rule was offered once.
+const DEFAULT_RULE_KEY: &str = "alerts.default_rule_added";
+
+/// The rule the desktop app starts with.
+pub fn default_rule() -> AlertRule {
+    AlertRule {
+        name: "Desktop notifications".into(),
+        on_failure: true,
+        on_verification_failure: true,
+        on_restore_failure: true,
+        on_prune_failure: true,
+        on_missed_schedule: true,
+        stale_after_hours: Some(DEFAULT_STALE_HOURS),
+        channels: vec![Channel::Desktop],
+        ..AlertRule::default()
+    }
+}
+
 /// A channel to use once for an alert, with the scope its secrets live in.
 struct Target {
     rule_id: String,
@@ -278,6 +431,7 @@ struct Target {
 struct Secrets {
     webhook: BTreeMap<Option<String>, Secret>,
     smtp: BTreeMap<Option<String>, Secret>,
+    chat: BTreeMap<(Option<String>, ChatService), Secret>,
     locked: bool,
 }
 
@@ -337,9 +491,36 @@ impl Engine {
         webhook_secret: Option<Secret>,
         smtp_password: Option<Secret>,
     ) -> Result<AlertRule> {
-        let webhook_secret = webhook_secret.filter(|s| !s.is_empty());
-        let smtp_password = smtp_password.filter(|s| !s.is_empty());
-        let key = if webhook_secret.is_some() || smtp_password.is_some() {
+        self.save_alert_rule_with(
+            rule,
+            RuleSecrets {
+                webhook: webhook_secret,
+                smtp: smtp_password,
+                chat: Vec::new(),
+            },
+        )
+        .await
+    }
+
+    /// [`Engine::save_alert_rule`] with every kind of channel secret: a
+    /// chat channel needs its service's webhook URL or bot token, given
+    /// now or stored before for the rule's scope.
+    pub async fn save_alert_rule_with(
+        &self,
+        rule: AlertRule,
+        secrets: RuleSecrets,
+    ) -> Result<AlertRule> {
+        let secrets = RuleSecrets {
+            webhook: secrets.webhook.filter(|s| !s.is_empty()),
+            smtp: secrets.smtp.filter(|s| !s.is_empty()),
+            chat: secrets
+                .chat
+                .into_iter()
+                .filter(|(_, s)| !s.expose().trim().is_empty())
+                .collect(),
+        };
+        let key = if secrets.webhook.is_some() || secrets.smtp.is_some() || !secrets.chat.is_empty()
+        {
             Some(self.master_key()?)
         } else {
             None
@@ -348,13 +529,7 @@ impl Engine {
         self.catalog()
             .call(move |c| {
                 let tx = crate::engine::catalog::immediate(c)?;
-                let saved = rules::save(
-                    &tx,
-                    rule,
-                    key.as_ref(),
-                    webhook_secret.as_ref(),
-                    smtp_password.as_ref(),
-                )?;
+                let saved = rules::save(&tx, rule, key.as_ref(), &secrets)?;
                 audit::append(
                     &tx,
                     &actor,
@@ -366,15 +541,65 @@ impl Engine {
                         "on_failure": saved.rule.on_failure,
                         "on_success": saved.rule.on_success,
                         "on_verification_failure": saved.rule.on_verification_failure,
+                        "on_restore_failure": saved.rule.on_restore_failure,
+                        "on_restore_success": saved.rule.on_restore_success,
+                        "on_prune_failure": saved.rule.on_prune_failure,
+                        "on_missed_schedule": saved.rule.on_missed_schedule,
                         "stale_after_hours": saved.rule.stale_after_hours,
                         "channels": saved.rule.channels.iter().map(Channel::kind).collect::<Vec<_>>(),
                         "webhook_secret_changed": saved.webhook_secret_changed,
                         "smtp_password_changed": saved.smtp_password_changed,
+                        "chat_secrets_changed": saved.chat_secrets_changed.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                     }),
                 )?;
                 tx.commit()?;
                 Ok(saved.rule)
             })
+            .await
+    }
+
+    /// The desktop app's notifications are an ordinary rule: the first
+    /// time the app opens a catalog, it adds "Desktop notifications" (any
+    /// project: failed backups, verifications and restores, missed
+    /// schedules, no good backup for 48 hours) unless a rule with a
+    /// desktop channel exists. Edited, disabled or removed, it stays so.
+    /// Returns the rule added, if one was.
+    pub async fn ensure_default_alert_rule(&self) -> Result<Option<AlertRule>> {
+        let actor = self.actor().to_owned();
+        self.catalog()
+            .call(move |c| {
+                let tx = crate::engine::catalog::immediate(c)?;
+                if settings::get::<bool>(&tx, DEFAULT_RULE_KEY)?.unwrap_or(false) {
+                    return Ok(None);
+                }
+                settings::set(&tx, DEFAULT_RULE_KEY, &true)?;
+                let exists = rules::list(&tx)?
+                    .iter()
+                    .any(|r| r.channels.contains(&Channel::Desktop));
+                let added = if exists {
+                    None
+                } else {
+                    let saved = rules::save(&tx, default_rule(), None, &RuleSecrets::default())?;
+                    audit::append(
+                        &tx,
+                        &actor,
+                        "alert.rule_save",
+                        Some(&saved.rule.id),
+                        &json!({"default": true, "channels": ["desktop"]}),
+                    )?;
+                    Some(saved.rule)
+                };
+                tx.commit()?;
+                Ok(added)
+            })
+            .await
+    }
+
+    /// Turns a rule on or off (its secrets stay).
+    pub async fn set_alert_rule_enabled(&self, id: &str, enabled: bool) -> Result<AlertRule> {
+        let id = id.to_owned();
+        let rule = self.catalog().call(move |c| rules::get(c, &id)).await?;
+        self.save_alert_rule(AlertRule { enabled, ..rule }, None, None)
             .await
     }
 
@@ -535,14 +760,16 @@ impl Engine {
     async fn open_secrets(&self, targets: &[Target]) -> Secrets {
         let mut webhook_owners = Vec::new();
         let mut smtp_owners = Vec::new();
+        let mut chat_owners = Vec::new();
         for t in targets {
             match &t.channel {
                 Channel::Webhook { .. } => webhook_owners.push(t.owner.clone()),
                 Channel::Email(e) if e.username.is_some() => smtp_owners.push(t.owner.clone()),
+                Channel::Chat(c) => chat_owners.push((t.owner.clone(), c.service)),
                 _ => {}
             }
         }
-        if webhook_owners.is_empty() && smtp_owners.is_empty() {
+        if webhook_owners.is_empty() && smtp_owners.is_empty() && chat_owners.is_empty() {
             return Secrets::default();
         }
         let Ok(key) = self.master_key() else {
@@ -571,6 +798,17 @@ impl Engine {
                         }
                         Ok(None) => {}
                         Err(e) => tracing::warn!("the SMTP password could not be opened: {e}"),
+                    }
+                }
+                for (owner, service) in chat_owners {
+                    match vault::get_secret(c, &key, owner.as_deref(), service.secret_kind()) {
+                        Ok(Some(v)) => {
+                            s.chat.insert((owner, service), v);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!("the {} could not be opened: {e}", service.secret_name())
+                        }
                     }
                 }
                 Ok(s)
@@ -613,6 +851,25 @@ impl Engine {
             "outcomes": outcomes,
         });
         let project_id = alert.project_id.clone();
+        let actor = self.actor().to_owned();
+        let audited: Vec<(String, String, serde_json::Value)> = outcomes
+            .iter()
+            .map(|o| {
+                (
+                    if o.ok { "alert.sent" } else { "alert.failed" }.to_owned(),
+                    o.rule_id.clone(),
+                    json!({
+                        "event": alert.event.as_str(),
+                        "project_id": alert.project_id,
+                        "backup_id": alert.backup_id,
+                        "channel": o.channel,
+                        "target": o.target,
+                        "attempts": o.attempts,
+                        "error": o.error,
+                    }),
+                )
+            })
+            .collect();
         let recorded = self
             .catalog()
             .call(move |c| {
@@ -623,7 +880,12 @@ impl Engine {
                     }
                     _ => None,
                 };
-                analytics::record(c, pid.as_deref(), "alert", &data)
+                analytics::record(c, pid.as_deref(), "alert", &data)?;
+                // Every send, delivered or not, in the audit log too.
+                for (action, rule, details) in &audited {
+                    audit::append(c, &actor, action, Some(rule), details)?;
+                }
+                Ok(())
             })
             .await;
         if let Err(e) = recorded {
@@ -679,6 +941,18 @@ async fn send_one(
             };
             let r = email::send(e, password, alert, delivery.email_timeout).await;
             outcome(t, r.is_ok(), 1, r.err())
+        }
+        Channel::Chat(c) => {
+            let Some(secret) = secrets.chat.get(&(t.owner.clone(), c.service)) else {
+                return outcome(
+                    t,
+                    false,
+                    0,
+                    Some(missing_secret(secrets.locked, c.service.secret_name())),
+                );
+            };
+            let r = chat::send(c, secret, alert, &delivery.webhook).await;
+            outcome(t, r.error.is_none(), r.attempts, r.error)
         }
     }
 }

@@ -43,6 +43,20 @@ pub struct AlertRule {
     pub stale_after_hours: Option<u32>,
     #[serde(default)]
     pub on_verification_failure: bool,
+    /// A restore or a rollback that failed (`restore.failed`,
+    /// `rollback.failed`).
+    #[serde(default)]
+    pub on_restore_failure: bool,
+    /// A restore or a rollback that completed.
+    #[serde(default)]
+    pub on_restore_success: bool,
+    /// A retention sweep (or the repository clean-up after it) that failed.
+    #[serde(default)]
+    pub on_prune_failure: bool,
+    /// A scheduled run missed by more than the catch-up grace (the machine
+    /// was off or asleep) and therefore skipped.
+    #[serde(default)]
+    pub on_missed_schedule: bool,
     #[serde(default)]
     pub channels: Vec<Channel>,
 }
@@ -62,6 +76,10 @@ impl Default for AlertRule {
             on_success: false,
             stale_after_hours: None,
             on_verification_failure: false,
+            on_restore_failure: false,
+            on_restore_success: false,
+            on_prune_failure: false,
+            on_missed_schedule: false,
             channels: Vec::new(),
         }
     }
@@ -83,6 +101,10 @@ impl AlertRule {
             AlertKind::BackupFailed => self.on_failure,
             AlertKind::BackupSucceeded => self.on_success,
             AlertKind::VerificationFailed => self.on_verification_failure,
+            AlertKind::RestoreFailed | AlertKind::RollbackFailed => self.on_restore_failure,
+            AlertKind::RestoreSucceeded | AlertKind::RollbackSucceeded => self.on_restore_success,
+            AlertKind::PruneFailed => self.on_prune_failure,
+            AlertKind::ScheduleMissed => self.on_missed_schedule,
             AlertKind::BackupStale => match (self.stale_after_hours, alert.age_hours()) {
                 (Some(limit), Some(age)) => age >= u64::from(limit),
                 _ => false,
@@ -106,10 +128,47 @@ impl AlertRule {
         if self.on_verification_failure {
             on.push("verification failure".to_owned());
         }
+        if self.on_restore_failure {
+            on.push("restore failure".to_owned());
+        }
+        if self.on_restore_success {
+            on.push("restore success".to_owned());
+        }
+        if self.on_prune_failure {
+            on.push("prune failure".to_owned());
+        }
+        if self.on_missed_schedule {
+            on.push("missed schedule".to_owned());
+        }
         if let Some(h) = self.stale_after_hours {
             on.push(format!("no backup for {h} h"));
         }
         format!("on {}", on.join(", "))
+    }
+
+    /// Whether any event is chosen.
+    pub fn has_event(&self) -> bool {
+        self.on_failure
+            || self.on_success
+            || self.on_verification_failure
+            || self.on_restore_failure
+            || self.on_restore_success
+            || self.on_prune_failure
+            || self.on_missed_schedule
+            || self.stale_after_hours.is_some()
+    }
+
+    /// The chat services among its channels.
+    pub fn chat_services(&self) -> Vec<ChatService> {
+        let mut out: Vec<ChatService> = Vec::new();
+        for c in &self.channels {
+            if let Channel::Chat(chat) = c
+                && !out.contains(&chat.service)
+            {
+                out.push(chat.service);
+            }
+        }
+        out
     }
 
     fn needs_webhook_secret(&self) -> bool {
@@ -135,6 +194,9 @@ pub enum Channel {
     Webhook { url: String },
     /// An e-mail over SMTP.
     Email(EmailChannel),
+    /// A message in a chat service's own format (its incoming-webhook URL,
+    /// or Telegram's bot token, sealed in the vault).
+    Chat(ChatChannel),
 }
 
 impl Channel {
@@ -143,18 +205,141 @@ impl Channel {
             Channel::Desktop => "desktop",
             Channel::Webhook { .. } => "webhook",
             Channel::Email(_) => "email",
+            Channel::Chat(c) => c.service.as_str(),
         }
     }
 
-    /// The URL or the recipients; empty for the desktop.
+    /// The URL, the recipients or the chat; empty for the desktop. Never a
+    /// secret (a chat's webhook URL is one: it is not shown).
     pub fn target(&self) -> String {
         match self {
             Channel::Desktop => String::new(),
             Channel::Webhook { url } => url.clone(),
             Channel::Email(e) => e.to.join(", "),
+            Channel::Chat(c) => match (&c.chat_id, c.service) {
+                (Some(id), _) => format!("{} chat {id}", c.service.label()),
+                (None, s) => format!("{} incoming webhook", s.label()),
+            },
         }
     }
 }
+
+/// A chat service with incoming webhooks (or, for Telegram, a bot API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatService {
+    Slack,
+    Discord,
+    Teams,
+    Telegram,
+}
+
+impl ChatService {
+    pub const ALL: [ChatService; 4] = [
+        ChatService::Slack,
+        ChatService::Discord,
+        ChatService::Teams,
+        ChatService::Telegram,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatService::Slack => "slack",
+            ChatService::Discord => "discord",
+            ChatService::Teams => "teams",
+            ChatService::Telegram => "telegram",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ChatService::Slack => "Slack",
+            ChatService::Discord => "Discord",
+            ChatService::Teams => "Microsoft Teams",
+            ChatService::Telegram => "Telegram",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<ChatService> {
+        ChatService::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown chat service '{s}'; use slack, discord, teams or telegram"
+                ))
+            })
+    }
+
+    /// The vault entry its secret is sealed under (one per scope).
+    pub fn secret_kind(self) -> SecretKind {
+        match self {
+            ChatService::Slack => SecretKind::SlackWebhook,
+            ChatService::Discord => SecretKind::DiscordWebhook,
+            ChatService::Teams => SecretKind::TeamsWebhook,
+            ChatService::Telegram => SecretKind::TelegramBotToken,
+        }
+    }
+
+    /// What its secret is, for prompts and errors.
+    pub fn secret_name(self) -> &'static str {
+        match self {
+            ChatService::Telegram => "Telegram bot token",
+            ChatService::Slack => "Slack incoming-webhook URL",
+            ChatService::Discord => "Discord webhook URL",
+            ChatService::Teams => "Teams incoming-webhook (Workflows) URL",
+        }
+    }
+
+    /// Checks the secret's shape (a URL, or a bot token) before it is sealed.
+    pub fn check_secret(self, secret: &Secret) -> Result<()> {
+        let s = secret.expose().trim();
+        match self {
+            ChatService::Telegram => {
+                let ok = s.split_once(':').is_some_and(|(id, rest)| {
+                    !id.is_empty()
+                        && id.bytes().all(|b| b.is_ascii_digit())
+                        && rest.len() >= 20
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Error::invalid("the Telegram bot token is not valid")
+                        .with_hint("it looks like 123456789:AA…, as @BotFather gave it"))
+                }
+            }
+            _ => check_webhook_url(s).map(|_| ()).map_err(|e| {
+                // The URL is the secret: say what is wrong without it.
+                Error::invalid(format!(
+                    "the {} is not valid: {}",
+                    self.secret_name(),
+                    e.message.split(": ").next().unwrap_or("not a URL")
+                ))
+                .with_hint("paste the URL the service showed when the webhook was created")
+            }),
+        }
+    }
+}
+
+/// A chat channel. Its secret (webhook URL or bot token) is in the vault,
+/// one per service and scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatChannel {
+    pub service: ChatService,
+    /// Telegram: the chat to post to (a number, or @channelname).
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    /// Telegram: the bot API's address (default `https://api.telegram.org`;
+    /// another one for a local Bot API server).
+    #[serde(default)]
+    pub api_base: Option<String>,
+}
+
+/// Telegram's public Bot API.
+pub const TELEGRAM_API: &str = "https://api.telegram.org";
 
 /// An SMTP server and the message's addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +430,17 @@ pub(crate) struct Saved {
     pub rule: AlertRule,
     pub webhook_secret_changed: bool,
     pub smtp_password_changed: bool,
+    pub chat_secrets_changed: Vec<ChatService>,
+}
+
+/// The secrets a rule's channels need, given when it is saved (each
+/// replaces the one stored for the rule's scope; `None` keeps it).
+#[derive(Debug, Default)]
+pub struct RuleSecrets {
+    pub webhook: Option<Secret>,
+    pub smtp: Option<Secret>,
+    /// Per chat service: the incoming-webhook URL, or Telegram's bot token.
+    pub chat: Vec<(ChatService, Secret)>,
 }
 
 fn has_secret(conn: &Connection, owner: Option<&str>, kind: SecretKind) -> Result<bool> {
@@ -264,9 +460,10 @@ pub(crate) fn save(
     conn: &Connection,
     rule: AlertRule,
     key: Option<&Key>,
-    webhook_secret: Option<&Secret>,
-    smtp_password: Option<&Secret>,
+    secrets: &RuleSecrets,
 ) -> Result<Saved> {
+    let webhook_secret = secrets.webhook.as_ref();
+    let smtp_password = secrets.smtp.as_ref();
     let mut rule = validate(conn, rule)?;
     let mut all = load_all(conn)?;
     let previous = if rule.id.is_empty() {
@@ -314,6 +511,36 @@ pub(crate) fn save(
             None => {}
         }
     }
+    let mut chat_secrets_changed = Vec::new();
+    for (service, given) in &secrets.chat {
+        if !rule.chat_services().contains(service) {
+            return Err(Error::invalid(format!(
+                "a {} was given, but the rule has no {} channel",
+                service.secret_name(),
+                service.label()
+            )));
+        }
+        service.check_secret(given)?;
+    }
+    for service in rule.chat_services() {
+        match secrets.chat.iter().find(|(s, _)| *s == service) {
+            Some((_, given)) => {
+                let key = key.ok_or_else(|| Error::auth("the vault is locked"))?;
+                let value = Secret::new(given.expose().trim().to_owned());
+                vault::put_secret(conn, key, owner.as_deref(), service.secret_kind(), &value)?;
+                chat_secrets_changed.push(service);
+            }
+            None if !has_secret(conn, owner.as_deref(), service.secret_kind())? => {
+                return Err(Error::invalid(format!(
+                    "a {} channel needs its {}",
+                    service.label(),
+                    service.secret_name()
+                ))
+                .with_hint("it is sealed in the vault, never stored in the rule"));
+            }
+            None => {}
+        }
+    }
     all.push(rule.clone());
     let mut scopes = vec![owner];
     if let Some(prev) = previous {
@@ -325,6 +552,7 @@ pub(crate) fn save(
         rule,
         webhook_secret_changed,
         smtp_password_changed,
+        chat_secrets_changed,
     })
 }
 
@@ -351,6 +579,11 @@ fn prune_secrets(conn: &Connection, all: &[AlertRule], scopes: &[Option<String>]
         if !in_scope().any(AlertRule::needs_smtp_password) {
             vault::delete_secret(conn, scope.as_deref(), SecretKind::SmtpPassword)?;
         }
+        for service in ChatService::ALL {
+            if !in_scope().any(|r| r.chat_services().contains(&service)) {
+                vault::delete_secret(conn, scope.as_deref(), service.secret_kind())?;
+            }
+        }
     }
     Ok(())
 }
@@ -376,14 +609,10 @@ pub fn validate(conn: &Connection, rule: AlertRule) -> Result<AlertRule> {
             "the stale threshold must be between 1 and {MAX_STALE_HOURS} hours"
         )));
     }
-    if !(rule.on_failure
-        || rule.on_success
-        || rule.on_verification_failure
-        || rule.stale_after_hours.is_some())
-    {
+    if !rule.has_event() {
         return Err(
             Error::invalid("an alert rule needs at least one event").with_hint(
-                "choose backup failure, backup success, verification failure or a stale threshold",
+                "choose backup failure or success, verification failure, restore failure or success, prune failure, missed schedule, or a stale threshold",
             ),
         );
     }
@@ -409,7 +638,61 @@ fn validate_channel(c: Channel) -> Result<Channel> {
             url: check_webhook_url(&url)?,
         },
         Channel::Email(e) => Channel::Email(check_email(e)?),
+        Channel::Chat(c) => Channel::Chat(check_chat(c)?),
     })
+}
+
+fn check_chat(c: ChatChannel) -> Result<ChatChannel> {
+    let chat_id = c
+        .chat_id
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let api_base = c
+        .api_base
+        .map(|s| s.trim().trim_end_matches('/').to_owned())
+        .filter(|s| !s.is_empty());
+    match c.service {
+        ChatService::Telegram => {
+            let Some(id) = &chat_id else {
+                return Err(Error::invalid("a Telegram channel needs a chat id")
+                    .with_hint("the numeric id of the chat or group (e.g. -1001234567890), or @channelname"));
+            };
+            let digits = id.strip_prefix('-').unwrap_or(id);
+            let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            let named = id.len() > 1
+                && id.starts_with('@')
+                && id[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !numeric && !named {
+                return Err(Error::invalid(format!(
+                    "the Telegram chat id '{id}' is not a number or an @channelname"
+                )));
+            }
+            let api_base = match api_base {
+                Some(b) => Some(check_webhook_url(&b)?.trim_end_matches('/').to_owned()),
+                None => None,
+            };
+            Ok(ChatChannel {
+                service: c.service,
+                chat_id,
+                api_base,
+            })
+        }
+        _ => {
+            if chat_id.is_some() || api_base.is_some() {
+                return Err(Error::invalid(format!(
+                    "a {} channel takes only its webhook URL (chat id and API address are for Telegram)",
+                    c.service.label()
+                )));
+            }
+            Ok(ChatChannel {
+                service: c.service,
+                chat_id: None,
+                api_base: None,
+            })
+        }
+    }
 }
 
 fn is_local_host(host: &str) -> bool {
@@ -595,6 +878,38 @@ mod tests {
             Ok(())
         })
         .expect("flow");
+    }
+
+    #[test]
+    fn chat_channels_and_their_secrets() {
+        let tg = |id: &str| ChatChannel {
+            service: ChatService::Telegram,
+            chat_id: Some(id.into()),
+            api_base: None,
+        };
+        assert!(check_chat(tg("-1001234567890")).is_ok());
+        assert!(check_chat(tg("42")).is_ok());
+        assert!(check_chat(tg("@ops_alerts")).is_ok());
+        for bad in ["-", "@", "12a", "@with space", " "] {
+            assert!(check_chat(tg(bad)).is_err(), "{bad:?}");
+        }
+        let slack_with_id = ChatChannel {
+            service: ChatService::Slack,
+            chat_id: Some("1".into()),
+            api_base: None,
+        };
+        assert!(check_chat(slack_with_id).is_err());
+        let tok = |s: &str| ChatService::Telegram.check_secret(&Secret::new(s));
+        assert!(tok("123456789:AAEhBP0av28xNbRgR1SsKQk2rC7ZU-dAbc").is_ok());
+        assert!(tok("123456789").is_err());
+        assert!(tok("abc:AAEhBP0av28xNbRgR1SsKQk2rC7ZU-dAbc").is_err());
+        let url = |s: &str| ChatService::Slack.check_secret(&Secret::new(s));
+        assert!(url("https://hooks.slack.com/services/T0/B0/xyz").is_ok());
+        let e = url("http://hooks.slack.com/services/T0/B0/TOPSECRET").expect_err("plain http");
+        assert!(!e.message.contains("TOPSECRET"), "{e}");
+        assert!(url("not a url").is_err());
+        assert_eq!(ChatService::parse("Teams").ok(), Some(ChatService::Teams));
+        assert!(ChatService::parse("irc").is_err());
     }
 
     #[test]

@@ -57,17 +57,21 @@ fn last_success(conn: &Connection, project_id: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// The smallest stale threshold of the enabled rules covering the project.
+pub fn threshold(rules: &[AlertRule], project_id: &str) -> Option<u32> {
+    rules
+        .iter()
+        .filter(|r| r.enabled && r.project_id.as_ref().is_none_or(|id| id == project_id))
+        .filter_map(|r| r.stale_after_hours)
+        .min()
+}
+
 /// `backup.stale` alerts at `now` for every project past the smallest
 /// threshold of the enabled rules covering it.
 pub fn find(conn: &Connection, rules: &[AlertRule], now: DateTime<Utc>) -> Result<Vec<Alert>> {
     let mut out = Vec::new();
     for p in projects::list(conn)? {
-        let threshold = rules
-            .iter()
-            .filter(|r| r.enabled && r.project_id.as_ref().is_none_or(|id| *id == p.id))
-            .filter_map(|r| r.stale_after_hours)
-            .min();
-        let Some(threshold) = threshold else {
+        let Some(threshold) = threshold(rules, &p.id) else {
             continue;
         };
         let last = last_success(conn, &p.id)?;

@@ -120,9 +120,89 @@ impl Engine {
                 .unwrap_or_else(|_| "a URL".into()),
         };
         tracing::info!("restore of backup {} into {into} started", req.backup);
+        let started = now();
+        let (backup, target) = (req.backup.clone(), req.target.clone());
         let r = self.restore_inner(req, progress, cancel, None).await;
         log_outcome("restore", &r);
+        let project = match &target {
+            RestoreTarget::Project(p) => self.project(p).await.ok(),
+            RestoreTarget::Url(_) => None,
+        };
+        let shown = project.as_ref().map(|p| p.name.clone()).unwrap_or(into);
+        self.alert_restore(false, project.as_ref(), &shown, &backup, &started, &r)
+            .await;
         r
+    }
+
+    /// Raises `restore.*` or `rollback.*` for a finished run through the
+    /// alert rules (a cancelled one, or one refused before it started,
+    /// raises nothing). A failed run's record,
+    /// when it got one, says whether it changed the target.
+    async fn alert_restore(
+        &self,
+        rollback: bool,
+        project: Option<&Project>,
+        target: &str,
+        backup: &str,
+        started: &str,
+        r: &Result<RestoreRecord>,
+    ) {
+        let failed_record = match r {
+            Err(e) if e.kind == ErrorKind::Cancelled => return,
+            Ok(_) => None,
+            Err(_) => {
+                let (b, t) = (backup.to_owned(), started.to_owned());
+                self.catalog()
+                    .call(move |c| {
+                        Ok(c.query_row(
+                            &format!(
+                                "SELECT {RESTORE_COLUMNS} FROM restores
+                                 WHERE backup_id = ?1 AND started_at >= ?2
+                                 ORDER BY started_at DESC LIMIT 1"
+                            ),
+                            params![b, t],
+                            restore_from_row,
+                        )
+                        .optional()?)
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
+        // A request refused before anything ran (a typo, a missing
+        // confirmation) is the caller's to fix, not news for the channels.
+        if failed_record.is_none()
+            && let Err(e) = r
+            && matches!(
+                e.kind,
+                ErrorKind::Invalid | ErrorKind::NotFound | ErrorKind::Conflict
+            )
+        {
+            return;
+        }
+        let rec = r.as_ref().ok().or(failed_record.as_ref());
+        let status = rec.map(RestoreRecord::status_label).unwrap_or_else(|| {
+            if r.is_ok() {
+                "completed".into()
+            } else {
+                "failed before it started".into()
+            }
+        });
+        let error = r.as_ref().err().map(|e| e.message.as_str());
+        let alert = crate::engine::notify::Alert::restore_finished(
+            &crate::engine::notify::RestoreOutcome {
+                rollback,
+                project_id: project.map(|p| p.id.as_str()),
+                project: project.map(|p| p.name.as_str()),
+                target,
+                backup_id: rec.map(|r| r.backup_id.as_str()).unwrap_or(backup),
+                restore_id: rec.map(|r| r.id.as_str()),
+                error,
+                status: &status,
+            },
+        );
+        self.dispatch_alert(&alert, &self.delivery()).await;
     }
 
     /// Undoes a restore: its safety snapshot is restored exactly (what the
@@ -221,7 +301,7 @@ impl Engine {
         let scope: RestoreScope =
             serde_json::from_value(original.scope.clone()).unwrap_or_default();
         let req = RestoreRequest {
-            backup: snapshot,
+            backup: snapshot.clone(),
             target,
             scope: RestoreScope {
                 schemas: Vec::new(),
@@ -236,10 +316,24 @@ impl Engine {
             from: None,
             jobs: 1,
         };
+        let started = now();
         let rec = self
             .restore_inner(req, progress, cancel, Some(original.id.clone()))
             .await;
         log_outcome("rollback", &rec);
+        let project = match &original.target_project_id {
+            Some(id) => self.project(id).await.ok(),
+            None => None,
+        };
+        self.alert_restore(
+            true,
+            project.as_ref(),
+            &original.target,
+            &snapshot,
+            &started,
+            &rec,
+        )
+        .await;
         let rec = rec?;
         let id = original.id.clone();
         self.catalog()

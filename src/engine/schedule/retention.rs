@@ -147,7 +147,43 @@ impl Engine {
     /// Applies `rules` to the copies of one project's backups at a
     /// destination (`None`: the local folders). A backup whose last copy
     /// goes is deleted from the catalog too.
+    /// A failed sweep (not a dry run), or a failed repository clean-up
+    /// after it, raises `prune.failed` through the alert rules.
     pub async fn prune_at(
+        &self,
+        project: &str,
+        destination: Option<&str>,
+        rules: &Retention,
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Result<PruneReport> {
+        let r = self
+            .prune_at_inner(project, destination, rules, dry_run, now)
+            .await;
+        let problem = match &r {
+            _ if dry_run => None,
+            Err(e) if e.kind == crate::engine::ErrorKind::NotFound => None,
+            Err(e) => Some(e.message.clone()),
+            Ok(rep) => rep
+                .repo_gc_error
+                .as_ref()
+                .map(|e| format!("the repository clean-up after it failed: {e}")),
+        };
+        if let Some(problem) = problem
+            && let Ok(p) = self.project(project).await
+        {
+            let alert = crate::engine::notify::Alert::prune_failed(
+                &p.id,
+                &p.name,
+                destination.unwrap_or("local"),
+                &problem,
+            );
+            self.dispatch_alert(&alert, &self.delivery()).await;
+        }
+        r
+    }
+
+    async fn prune_at_inner(
         &self,
         project: &str,
         destination: Option<&str>,

@@ -192,6 +192,21 @@ impl Scheduler {
                 if claimed {
                     self.record(&job, "job_decision", json!({"decision": "missed", "missed_runs": missed_slots, "late_secs": late.num_seconds()})).await;
                     report.missed.push(job.id.clone());
+                    let project = self
+                        .engine
+                        .project(&job.project_id)
+                        .await
+                        .map(|p| p.name)
+                        .unwrap_or_else(|_| job.project_id.clone());
+                    let alert = Alert::schedule_missed(
+                        &job.project_id,
+                        &project,
+                        &job.id,
+                        &job.name,
+                        missed_slots,
+                        &rfc3339(next),
+                    );
+                    self.engine.dispatch_alert(&alert, &self.delivery).await;
                 }
                 continue;
             }

@@ -55,7 +55,10 @@ impl Health {
 }
 
 /// A project's health and the one-line reason for it.
-pub fn health(s: &ProjectSummary, now: DateTime<Utc>, stale_after_hours: u32) -> (Health, String) {
+/// A project is stale after its own threshold (`stale_after_hours`: the
+/// one its alert rules use).
+pub fn health(s: &ProjectSummary, now: DateTime<Utc>) -> (Health, String) {
+    let stale_after_hours = s.stale_after_hours;
     if let Some(b) = &s.last_backup
         && b.status == "failed"
     {
@@ -99,18 +102,11 @@ pub fn health(s: &ProjectSummary, now: DateTime<Utc>, stale_after_hours: u32) ->
 }
 
 /// Indices of `projects`, failing first, then stale, then by name.
-pub fn order(
-    projects: &[ProjectSummary],
-    now: DateTime<Utc>,
-    stale_after_hours: u32,
-) -> Vec<usize> {
+pub fn order(projects: &[ProjectSummary], now: DateTime<Utc>) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..projects.len()).collect();
     idx.sort_by_cached_key(|i| {
         let p = &projects[*i];
-        (
-            health(p, now, stale_after_hours).0,
-            p.project.name.to_lowercase(),
-        )
+        (health(p, now).0, p.project.name.to_lowercase())
     });
     idx
 }
@@ -170,7 +166,7 @@ impl Dashboard {
         }
     }
 
-    pub fn view<'a>(&'a self, jobs: &'a [Job], stale_after_hours: u32) -> Element<'a, Message> {
+    pub fn view<'a>(&'a self, jobs: &'a [Job]) -> Element<'a, Message> {
         let subtitle = match (&self.overview, self.loading) {
             (_, true) => Some("Refreshing…".to_owned()),
             (Some(o), false) => Some(format!(
@@ -207,10 +203,10 @@ impl Dashboard {
             return body.into();
         }
 
-        let order = order(&o.projects, self.now, stale_after_hours);
+        let order = order(&o.projects, self.now);
         let attention = order
             .iter()
-            .filter(|i| health(&o.projects[**i], self.now, stale_after_hours).0 != Health::Healthy)
+            .filter(|i| health(&o.projects[**i], self.now).0 != Health::Healthy)
             .count();
         let t = &o.totals;
         let recent = t.recent_completed + t.recent_failed;
@@ -288,7 +284,7 @@ impl Dashboard {
         .style(theme::table_header);
         let rows = column(order.iter().enumerate().map(|(n, i)| {
             let s = &o.projects[*i];
-            self.project_row(n, s, stale_after_hours)
+            self.project_row(n, s)
         }));
         body = body.push(widget::card(
             "Projects",
@@ -302,13 +298,8 @@ impl Dashboard {
         .into()
     }
 
-    fn project_row<'a>(
-        &'a self,
-        n: usize,
-        s: &'a ProjectSummary,
-        stale: u32,
-    ) -> Element<'a, Message> {
-        let (h, why) = health(s, self.now, stale);
+    fn project_row<'a>(&'a self, n: usize, s: &'a ProjectSummary) -> Element<'a, Message> {
+        let (h, why) = health(s, self.now);
         let last = match &s.last_backup {
             Some(b) => column![
                 widget::status_badge(&b.status),
@@ -412,6 +403,7 @@ mod tests {
             last_test: None,
             next_run_at: None,
             enabled_jobs: 0,
+            stale_after_hours: 48,
         }
     }
 
@@ -442,15 +434,19 @@ mod tests {
             error_message: Some("pg_dump 15 is too old".into()),
         });
         let list = vec![ok, old, never, failed];
-        assert_eq!(health(&list[0], now, 48).0, Health::Healthy);
-        assert!(health(&list[0], now, 48).1.contains("4 ms"));
+        assert_eq!(health(&list[0], now).0, Health::Healthy);
+        assert!(health(&list[0], now).1.contains("4 ms"));
         assert_eq!(
-            health(&list[1], now, 48),
+            health(&list[1], now),
             (Health::Stale, "last good backup 9 days ago".into())
         );
-        assert_eq!(health(&list[2], now, 48).1, "never backed up");
-        assert!(health(&list[3], now, 48).1.contains("too old"));
-        assert_eq!(order(&list, now, 48), [3, 1, 2, 0]);
+        assert_eq!(health(&list[2], now).1, "never backed up");
+        assert!(health(&list[3], now).1.contains("too old"));
+        assert_eq!(order(&list, now), [3, 1, 2, 0]);
+        // Each project's own threshold (its alert rules') decides.
+        let mut lenient = list[1].clone();
+        lenient.stale_after_hours = 24 * 30;
+        assert_eq!(health(&lenient, now).0, Health::Healthy);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! does no I/O and returns an [`Action`] (a task to run plus effects for the
 //! app), and a `view`.
 
+pub mod alerts;
 pub mod analytics;
 pub mod backup_dialog;
 pub mod backups;

@@ -1,5 +1,5 @@
-//! Settings: data folder, destinations, appearance, notifications, the options "Back up
-//! now" starts from, the scratch server for restore tests, the master and
+//! Settings: data folder, destinations, alert rules (the app's notifications
+//! among them), appearance, the options "Back up now" starts from, the scratch server for restore tests, the master and
 //! backup passphrases.
 
 use std::path::Path;
@@ -25,10 +25,6 @@ pub enum Message {
     OpenLogs,
     Opened(Result<(), String>),
     Theme(ThemeChoice),
-    NotifySuccess(bool),
-    NotifyFailure(bool),
-    TestNotification,
-    Notified(Result<(), String>),
     Kind(KindChoice),
     Codec(CodecChoice),
     Level(LevelChoice),
@@ -41,7 +37,6 @@ pub enum Message {
     ScratchSaved(Result<String, Error>),
     TestScratch,
     ScratchTested(Result<ConnectionReport, Error>),
-    StaleHours(String),
     Save,
     Revert,
     NewPassphrase(String),
@@ -53,6 +48,7 @@ pub enum Message {
     SetBackupPassphrase,
     BackupPassphraseSet(Result<(), Error>),
     Destinations(super::destinations::Message),
+    Alerts(super::alerts::Message),
 }
 
 #[derive(Debug, Default)]
@@ -61,7 +57,6 @@ pub struct Settings {
     pub draft: Prefs,
     pub schemas: String,
     pub exclude: String,
-    pub stale_hours: String,
     /// The engine's scratch server setting, as saved and as typed.
     pub scratch_saved: String,
     pub scratch_url: String,
@@ -77,6 +72,7 @@ pub struct Settings {
     pub backup_passphrase_error: Option<String>,
     pub backup_passphrase_busy: bool,
     pub destinations: super::destinations::Panel,
+    pub alerts: super::alerts::Panel,
 }
 
 impl Settings {
@@ -86,7 +82,6 @@ impl Settings {
         self.draft = prefs.clone();
         self.schemas = prefs.default_backup.schemas.join(", ");
         self.exclude = prefs.default_backup.exclude_tables.join(", ");
-        self.stale_hours = prefs.stale_after_hours.to_string();
         self.errors.clear();
     }
 
@@ -101,6 +96,7 @@ impl Settings {
                 Message::ScratchLoaded,
             ),
             self.destinations.load(ctx).map(Message::Destinations),
+            self.alerts.load(ctx).map(Message::Alerts),
         ])
     }
 
@@ -111,12 +107,6 @@ impl Settings {
         self.draft.default_backup.exclude_tables = format::split_list(&self.exclude);
         if let Err(e) = self.draft.default_backup.validate() {
             self.errors.push(("defaults", e.message));
-        }
-        match self.stale_hours.trim().parse::<u32>() {
-            Ok(h) if (1..=24 * 365).contains(&h) => self.draft.stale_after_hours = h,
-            _ => self
-                .errors
-                .push(("stale", "a number of hours between 1 and 8760".into())),
         }
         let url = self.scratch_url.trim();
         if url != self.scratch_saved {
@@ -146,6 +136,7 @@ impl Settings {
         match message {
             Message::Load => Action::task(self.load(ctx)),
             Message::Destinations(m) => self.destinations.update(m, ctx).map(Message::Destinations),
+            Message::Alerts(m) => self.alerts.update(m, ctx).map(Message::Alerts),
             Message::OpenDataDir => Action::task(Task::perform(
                 ctx.platform
                     .open_path(ctx.engine.data_dir().root().to_path_buf()),
@@ -155,7 +146,7 @@ impl Settings {
                 ctx.platform.open_path(ctx.engine.data_dir().logs()),
                 Message::Opened,
             )),
-            Message::Opened(r) | Message::Notified(r) => match r {
+            Message::Opened(r) => match r {
                 Ok(()) => Action::none(),
                 Err(e) => Action::notice(widget::Notice::warning(e)),
             },
@@ -164,19 +155,6 @@ impl Settings {
                 self.validate();
                 Action::none()
             }
-            Message::NotifySuccess(b) => {
-                self.draft.notify_on_success = b;
-                Action::none()
-            }
-            Message::NotifyFailure(b) => {
-                self.draft.notify_on_failure = b;
-                Action::none()
-            }
-            Message::TestNotification => Action::task(Task::perform(
-                ctx.platform
-                    .notify("supabackup".into(), "Notifications work.".into()),
-                Message::Notified,
-            )),
             Message::Kind(k) => {
                 self.draft.default_backup.kind = k.0;
                 self.validate();
@@ -247,11 +225,6 @@ impl Settings {
             Message::ScratchTested(r) => {
                 self.scratch_testing = false;
                 self.scratch_test = Some(r);
-                Action::none()
-            }
-            Message::StaleHours(s) => {
-                self.stale_hours = s;
-                self.validate();
                 Action::none()
             }
             Message::Save => {
@@ -406,35 +379,11 @@ impl Settings {
             .spacing(theme::S),
         );
         let look = widget::card(
-            "Appearance and notifications",
+            "Appearance",
             column![
                 row![
                     text("Theme").width(Length::Fixed(200.0)),
                     pick_list(ThemeChoice::ALL, Some(d.theme), Message::Theme).padding(theme::S),
-                ]
-                .align_y(Alignment::Center),
-                toggler(d.notify_on_failure)
-                    .label("Notify me when a backup fails")
-                    .on_toggle(Message::NotifyFailure),
-                toggler(d.notify_on_success)
-                    .label("Notify me when a backup completes")
-                    .on_toggle(Message::NotifySuccess),
-                row![
-                    widget::secondary_button("Send a test notification", Some(Message::TestNotification)),
-                    text("Notifications need a desktop notification service; without one they are skipped.")
-                        .size(theme::SMALL)
-                        .style(theme::muted),
-                ]
-                .spacing(theme::M)
-                .align_y(Alignment::Center),
-                row![
-                    text("Stale after (hours)").width(Length::Fixed(200.0)),
-                    widget::field(
-                        "",
-                        text_input("48", &self.stale_hours).on_input(Message::StaleHours).padding(theme::S).width(120),
-                        self.error("stale"),
-                        Some("the dashboard flags projects with no good backup for this long"),
-                    ),
                 ]
                 .align_y(Alignment::Center),
             ]
@@ -624,6 +573,7 @@ impl Settings {
         scrollable(
             column![
                 header,
+                self.alerts.view().map(Message::Alerts),
                 storage,
                 self.destinations.view().map(Message::Destinations),
                 look,
@@ -661,9 +611,6 @@ mod tests {
             "invalid drafts are not saved"
         );
         let _ = s.update(Message::Exclude("public.audit".into()), &ctx);
-        let _ = s.update(Message::StaleHours("0".into()), &ctx);
-        assert!(s.error("stale").is_some());
-        let _ = s.update(Message::StaleHours("24".into()), &ctx);
         let _ = s.update(Message::ScratchUrl("not a url".into()), &ctx);
         assert!(s.error("scratch").is_some());
         let _ = s.update(
@@ -676,7 +623,6 @@ mod tests {
         match a.effects.first() {
             Some(Effect::PrefsChanged(p)) => {
                 assert_eq!(p.theme, ThemeChoice::Light);
-                assert_eq!(p.stale_after_hours, 24);
                 assert_eq!(p.default_backup.exclude_tables, ["public.audit"]);
             }
             other => panic!("expected PrefsChanged, got {other:?}"),
@@ -686,10 +632,7 @@ mod tests {
         let _ = s.update(Message::NewPassphrase("short".into()), &ctx);
         assert!(!s.update(Message::ChangePassphrase, &ctx).has_task());
         assert!(s.passphrase_error.is_some());
-        // Notifications go through the platform, in a task.
-        let a = s.update(Message::TestNotification, &ctx);
-        let msgs = crate::ui::testing::run(a.task).await;
-        assert!(matches!(msgs.as_slice(), [Message::Notified(Ok(()))]));
-        assert_eq!(fake.calls().len(), 1);
+        // Nothing touched the platform (dialogs, openers).
+        assert!(fake.calls().is_empty());
     }
 }

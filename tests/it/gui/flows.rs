@@ -804,3 +804,95 @@ async fn the_versions_view_diffs_two_backups_and_restores_one_of_them() {
     assert_eq!(d.app.restore.backup.as_deref(), Some(a.id.as_str()));
     assert!(d.app.backups.history.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_rule_made_in_settings_hears_a_backup_started_in_the_gui_fail() {
+    use supabackup::engine::notify::{Channel, ChatService, Delivery, RecordingNotifier};
+    const SLACK_PATH: &str = "/services/T9/B9/GuiSlackS3cret";
+    let desktop = RecordingNotifier::new();
+    let recorder = desktop.clone();
+    let t = crate::support::engine::unlocked_engine_with(move |o| {
+        o.delivery = Delivery::with_desktop(std::sync::Arc::new(recorder));
+    })
+    .await;
+    // Nothing listens on the discard port.
+    t.engine
+        .add_project(input("Down", "postgresql://postgres@127.0.0.1:9/postgres"))
+        .await
+        .expect("project");
+    t.engine
+        .set_backup_passphrase(Secret::new("gui backup passphrase"))
+        .await
+        .expect("backup passphrase");
+    let server = crate::notify::HttpServer::start(&[]);
+    t.engine
+        .save_alert_rule(
+            crate::notify::webhook_rule(None, &server.url("/hooks")),
+            Some(Secret::new(crate::notify::WEBHOOK_SECRET)),
+            None,
+        )
+        .await
+        .expect("webhook rule");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.idle().await;
+    // The app's own notifications are a rule like any other.
+    let rules = t.engine.alert_rules().await.expect("rules");
+    assert!(
+        rules.iter().any(|r| r.name == "Desktop notifications"),
+        "{rules:?}"
+    );
+    d.click("Settings");
+    d.idle().await;
+    d.assert_text("Desktop notifications");
+    d.click("New alert rule");
+    d.assert_text("New alert rule");
+    d.type_into("alert-name", "Ops chat");
+    // Not the desktop (the default rule has it), a Slack webhook instead.
+    d.click("Desktop notification");
+    d.click("Chat: Slack, Discord, Microsoft Teams or Telegram");
+    d.type_into("alert-chat-secret", &server.url(SLACK_PATH));
+    d.click("Save rule");
+    d.until("the rule to be saved", |a| a.settings.alerts.form.is_none())
+        .await;
+    d.idle().await;
+    d.assert_text("Ops chat");
+    let rules = t.engine.alert_rules().await.expect("rules");
+    let ops = rules
+        .iter()
+        .find(|r| r.name == "Ops chat")
+        .expect("the rule made in the GUI");
+    assert!(ops.on_failure && ops.enabled);
+    assert!(
+        matches!(ops.channels.as_slice(), [Channel::Chat(c)] if c.service == ChatService::Slack),
+        "{ops:?}"
+    );
+
+    d.click("Backups");
+    d.idle().await;
+    d.click("Back up now");
+    d.until("the dialog to load", |a| {
+        a.backups.dialog.as_ref().is_some_and(|x| !x.loading)
+    })
+    .await;
+    d.click("Start backup");
+    d.until("the backup to fail", |a| a.jobs.is_empty()).await;
+    d.idle().await;
+    let body = crate::notify::one_signed_event(&server, "backup.failed");
+    assert_eq!(body["project"], "Down");
+    let slack: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == SLACK_PATH)
+        .collect();
+    assert_eq!(slack.len(), 1, "one Slack message");
+    let msg: serde_json::Value = serde_json::from_slice(&slack[0].body).expect("json");
+    assert!(
+        msg["text"]
+            .as_str()
+            .is_some_and(|x| x.contains("Backup of Down failed")),
+        "{msg}"
+    );
+    let shown = desktop.calls();
+    assert_eq!(shown.len(), 1, "one desktop notification: {shown:?}");
+    assert!(shown[0].0.contains("Backup of Down failed"), "{shown:?}");
+}

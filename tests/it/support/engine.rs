@@ -29,6 +29,11 @@ pub async fn engine_with(adjust: impl FnOnce(&mut EngineOptions)) -> TestEngine 
     let mut opts = EngineOptions::new(DataDir::at(dir.path()), "test");
     opts.keystore = std::sync::Arc::new(NoKeychain);
     opts.kdf = KdfParams::insecure_for_tests();
+    // Desktop alerts are recorded, never sent to the session's D-Bus (the
+    // real notifier has its own test in notify.rs).
+    opts.delivery = supabackup::engine::notify::Delivery::with_desktop(std::sync::Arc::new(
+        supabackup::engine::notify::RecordingNotifier::new(),
+    ));
     adjust(&mut opts);
     let engine = Engine::open(opts).await.expect("engine opens");
     TestEngine { engine, dir }
