@@ -245,7 +245,9 @@ mod tests {
                  VALUES ('j', 'p', 'nightly', '0 3 * * 1-5', 'utc', 'x', 'x');
                  INSERT INTO backups (id, project_id, project_name, project_ref, job_id,
                                       backup_type, status, started_at, created_at)
-                 VALUES ('b', 'p', 'P', 'r', 'j', 'full', 'completed', 'x', 'x');",
+                 VALUES ('b', 'p', 'P', 'r', 'j', 'full', 'completed', 'x', 'x');
+                 INSERT INTO secrets (id, project_id, kind, nonce, ciphertext, created_at, updated_at)
+                 VALUES ('s', 'p', 'db_password', x'01', x'02', 'x', 'x');",
             )
             .expect("old rows");
         }
@@ -272,6 +274,23 @@ mod tests {
                 [],
             )?;
             c.execute("UPDATE projects SET ca_cert = 'pem' WHERE id = 'p'", [])?;
+            // Rebuilding the secrets table (0008) kept the sealed rows, their
+            // project link, and admits the chat kinds.
+            let kept: (String, Vec<u8>) = c.query_row(
+                "SELECT kind, ciphertext FROM secrets WHERE id = 's' AND project_id = 'p'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            assert_eq!(kept, ("db_password".to_owned(), vec![2u8]));
+            c.execute(
+                "INSERT INTO secrets (id, project_id, kind, nonce, ciphertext, created_at, updated_at)
+                 VALUES ('t', NULL, 'slack_webhook', x'01', x'02', 'x', 'x')",
+                [],
+            )?;
+            c.execute("DELETE FROM projects WHERE id = 'p'", [])?;
+            let left: i64 =
+                c.query_row("SELECT count(*) FROM secrets WHERE id = 's'", [], |r| r.get(0))?;
+            assert_eq!(left, 0, "a project's secrets still go with it");
             Ok(())
         })
         .expect("new columns and values");
