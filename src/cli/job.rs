@@ -8,8 +8,8 @@ use super::{output, prompt};
 use crate::engine::backup::{BackupKind, BackupOptions, Codec};
 use crate::engine::destination::copies::StorePlan;
 use crate::engine::schedule::{
-    ChainPolicy, CronExpr, Gfs, Hook, HookPolicy, JobConfig, JobInput, JobTz, Retention, Scheduler,
-    SchedulerConfig,
+    ChainPolicy, CronExpr, Gfs, Hook, HookPolicy, JobConfig, JobInput, JobTz, RestoreTestPlan,
+    Retention, Scheduler, SchedulerConfig,
 };
 use crate::engine::{Engine, Error, Result};
 
@@ -40,6 +40,15 @@ pub enum JobCmd {
     Disable {
         /// Job id (`job list` shows them).
         id: String,
+    },
+    /// Show or set the scratch server restore tests use (scheduled ones and
+    /// `verify --restore-test` without --scratch-url): a PostgreSQL where a
+    /// throw-away database can be created and dropped. Without it, a local
+    /// server is used as libpq finds it.
+    ScratchServer {
+        /// postgresql://USER@HOST:PORT/DB, without a password (it comes
+        /// from ~/.pgpass).
+        url: Option<String>,
     },
     /// Run one scheduler tick: start the due jobs, wait for them, exit.
     RunDue {
@@ -136,6 +145,15 @@ pub struct AddArgs {
     /// Settings or `verify --scratch-url`); the run fails if it does not pass.
     #[arg(long, value_name = "NAME", requires = "destination")]
     drill_from: Option<String>,
+    /// Restore-test every Nth successful backup (1: every one) into a
+    /// throw-away database on the scratch server (Settings or
+    /// `settings set-scratch-url`); a failure raises verification.failed.
+    #[arg(long, value_name = "N")]
+    restore_test_every: Option<u32>,
+    /// Restore-test the newest backup of each project on this cron
+    /// schedule of its own (same zone as --tz), e.g. '0 4 * * 0'.
+    #[arg(long, value_name = "CRON")]
+    restore_test_cron: Option<String>,
     /// More projects backed up after this one, in order (comma-separated).
     #[arg(long, value_delimiter = ',')]
     chain: Vec<String>,
@@ -252,6 +270,10 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                         .map(|r| parse_retention_at(r))
                         .collect::<Result<_>>()?,
                     drill_from: a.drill_from.clone(),
+                    restore_test: RestoreTestPlan {
+                        every: a.restore_test_every,
+                        cron: a.restore_test_cron.clone(),
+                    },
                     pre_hook: hook(a.pre_hook.clone()),
                     post_hook: hook(a.post_hook.clone()),
                 },
@@ -311,11 +333,20 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                         if j.enabled { "yes".into() } else { "no".into() },
                         j.last_status.clone().unwrap_or_else(|| "-".into()),
                         j.next_run_at.clone().unwrap_or_else(|| "-".into()),
+                        j.config.restore_test.describe(),
                     ]
                 })
                 .collect();
             output::table(
-                &["ID", "NAME", "SCHEDULE", "ENABLED", "LAST", "NEXT RUN"],
+                &[
+                    "ID",
+                    "NAME",
+                    "SCHEDULE",
+                    "ENABLED",
+                    "LAST",
+                    "NEXT RUN",
+                    "RESTORE TEST",
+                ],
                 &rows,
             );
             Ok(0)
@@ -345,6 +376,23 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
             println!("Disabled '{}'.", j.name);
             Ok(0)
         }
+        JobCmd::ScratchServer { url: Some(url) } => {
+            engine.set_scratch_url(&url).await?;
+            println!(
+                "Restore tests use {}.",
+                crate::engine::conninfo::redact_url(&url)
+            );
+            Ok(0)
+        }
+        JobCmd::ScratchServer { url: None } => {
+            match engine.scratch_server_url().await? {
+                Some(u) => println!("{u}"),
+                None => println!(
+                    "No scratch server is set: restore tests use a local PostgreSQL (PGHOST/PGPORT/PGUSER, else the local socket)."
+                ),
+            }
+            Ok(0)
+        }
         JobCmd::RunDue { json } => {
             prompt::unlock(engine).await?;
             let mut s = Scheduler::new(engine.clone(), SchedulerConfig::default());
@@ -361,14 +409,19 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
             }
             if json {
                 output::json(
-                    &serde_json::json!({"started": report.started, "queued": report.queued, "missed": report.missed, "outcomes": outcomes}),
+                    &serde_json::json!({"started": report.started, "queued": report.queued, "missed": report.missed, "restore_tests": report.restore_tests, "outcomes": outcomes}),
                 )?;
             } else {
                 if outcomes.is_empty() {
                     println!("No job was due.");
                 }
                 for o in &outcomes {
-                    println!("job {}: {}", o.job_id, o.status);
+                    let what = if o.kind == "restore-test" {
+                        " (restore test)"
+                    } else {
+                        ""
+                    };
+                    println!("job {}{what}: {}", o.job_id, o.status);
                     for s in &o.steps {
                         println!(
                             "  {}: {}{}",

@@ -8,7 +8,8 @@ use clap::{Args, Subcommand};
 use super::{cancel_on_ctrl_c, output, prompt};
 use crate::engine::migrate::{CloneInput, CloneWhat};
 use crate::engine::restore::{
-    RestoreMode, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope, RestoreTarget,
+    RestoreMode, RestorePhase, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope,
+    RestoreTarget,
 };
 use crate::engine::{Engine, Error, ErrorKind, Result};
 
@@ -412,14 +413,20 @@ fn print_preview(p: &RestorePreview) {
 fn progress_fn() -> crate::engine::restore::RestoreProgressFn {
     let tty = std::io::stderr().is_terminal();
     Arc::new(move |p: RestoreProgress| {
-        if tty {
-            eprint!(
-                "\r\x1b[2K{:?} {} / {} applied, {}/s",
-                p.phase,
+        if !tty {
+            return;
+        }
+        match p.phase {
+            RestorePhase::Loading => eprint!(
+                "\r\x1b[2KLoading {} / {} applied, {}/s{}",
                 output::bytes(p.bytes_applied as i64),
                 output::bytes(p.total_bytes as i64),
-                output::bytes(p.rate as i64)
-            );
+                output::bytes(p.rate as i64),
+                p.eta_secs
+                    .map(|s| format!(", ETA {}", crate::engine::units::duration_secs(s)))
+                    .unwrap_or_default()
+            ),
+            phase => eprint!("\r\x1b[2K{phase:?}…"),
         }
     })
 }
@@ -590,8 +597,12 @@ pub async fn restore_test(
 ) -> Result<i32> {
     prompt::unlock(engine).await?;
     let report = engine
-        .restore_test_from(id, scratch, from, cancel_on_ctrl_c())
-        .await?;
+        .restore_test_from(id, scratch, from, progress_fn(), cancel_on_ctrl_c())
+        .await;
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let report = report?;
     if json {
         output::json(&report)?;
     } else {

@@ -35,6 +35,17 @@ pub struct HealthCheck {
     pub error: Option<String>,
 }
 
+/// The newest restore test of a project's backups (manual, scheduled or a
+/// drill), from the analytics it recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreTestBrief {
+    pub ok: bool,
+    pub at: String,
+    pub backup_id: Option<String>,
+    /// Why it failed (the first mismatching table, or the error).
+    pub failure: Option<String>,
+}
+
 /// One project with what an overview shows about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProjectSummary {
@@ -50,6 +61,7 @@ pub struct ProjectSummary {
     pub recent_completed: u64,
     pub recent_failed: u64,
     pub last_test: Option<HealthCheck>,
+    pub last_restore_test: Option<RestoreTestBrief>,
     /// The earliest `next_run_at` among its enabled schedules.
     pub next_run_at: Option<String>,
     pub enabled_jobs: u64,
@@ -154,6 +166,32 @@ fn json_str(v: &serde_json::Value, key: &str) -> Option<String> {
 }
 
 /// The overview, from one connection (blocking).
+/// The newest analytics event of a type per project: its data and time.
+fn latest_events(
+    conn: &Connection,
+    event_type: &str,
+) -> Result<HashMap<String, (serde_json::Value, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT a.project_id, a.event_data, a.created_at FROM analytics a
+         WHERE a.event_type = ?1 AND a.project_id IS NOT NULL AND a.id = (
+             SELECT MAX(x.id) FROM analytics x
+             WHERE x.project_id = a.project_id AND x.event_type = ?1)",
+    )?;
+    let rows = stmt.query_map([event_type], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (pid, data, at) = row?;
+        out.insert(pid, (serde_json::from_str(&data).unwrap_or_default(), at));
+    }
+    Ok(out)
+}
+
 pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
     let list = projects::list(conn)?;
     let mut totals = Totals {
@@ -226,45 +264,44 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
     }
 
     let mut tests: HashMap<String, HealthCheck> = HashMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT a.project_id, a.event_data, a.created_at FROM analytics a
-             WHERE a.event_type = 'connection_test' AND a.project_id IS NOT NULL AND a.id = (
-                 SELECT MAX(x.id) FROM analytics x
-                 WHERE x.project_id = a.project_id AND x.event_type = 'connection_test')",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (pid, data, at) = row?;
-            let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
-            let ok = v
-                .get("ok")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
-            let error = json_str(&v, "error").or_else(|| {
-                v.get("problems")
-                    .and_then(|p| p.as_array())
-                    .and_then(|a| a.first())
-                    .and_then(|p| p.as_str())
-                    .map(str::to_owned)
-            });
-            tests.insert(
-                pid,
-                HealthCheck {
-                    ok,
-                    at,
-                    latency_ms: json_f64(&v, "latency_ms"),
-                    server_version: json_str(&v, "server_version"),
-                    error: if ok { None } else { error },
-                },
-            );
-        }
+    for (pid, (v, at)) in latest_events(conn, "connection_test")? {
+        let ok = v
+            .get("ok")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let error = json_str(&v, "error").or_else(|| {
+            v.get("problems")
+                .and_then(|p| p.as_array())
+                .and_then(|a| a.first())
+                .and_then(|p| p.as_str())
+                .map(str::to_owned)
+        });
+        tests.insert(
+            pid,
+            HealthCheck {
+                ok,
+                at,
+                latency_ms: json_f64(&v, "latency_ms"),
+                server_version: json_str(&v, "server_version"),
+                error: if ok { None } else { error },
+            },
+        );
+    }
+    let mut restore_tests: HashMap<String, RestoreTestBrief> = HashMap::new();
+    for (pid, (v, at)) in latest_events(conn, "restore_test")? {
+        let ok = v
+            .get("ok")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        restore_tests.insert(
+            pid,
+            RestoreTestBrief {
+                ok,
+                at,
+                backup_id: json_str(&v, "backup_id"),
+                failure: json_str(&v, "failure"),
+            },
+        );
     }
 
     let mut jobs: HashMap<String, (Option<String>, u64)> = HashMap::new();
@@ -302,6 +339,7 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
                 recent_completed: agg.map(|a| a.recent_completed).unwrap_or(0),
                 recent_failed: agg.map(|a| a.recent_failed).unwrap_or(0),
                 last_test: tests.remove(&p.id),
+                last_restore_test: restore_tests.remove(&p.id),
                 next_run_at,
                 enabled_jobs,
                 stale_after_hours,

@@ -475,15 +475,24 @@ impl App {
                         .map(|s| format!("{}: {}", s.project, s.detail.clone().unwrap_or_default()))
                         .collect::<Vec<_>>()
                         .join("; ");
+                    let what = if outcome.kind == "restore-test" {
+                        "restore test"
+                    } else {
+                        "backup"
+                    };
                     self.push_notice(
                         Notice::error(&Error::new(
                             crate::engine::ErrorKind::Internal,
-                            format!("A scheduled backup failed ({failed} project(s))"),
+                            format!("A scheduled {what} failed ({failed} project(s))"),
                         ))
                         .with_detail(detail),
                     );
                 } else if outcome.status == "completed" {
-                    self.push_notice(Notice::success("A scheduled backup completed"));
+                    self.push_notice(Notice::success(if outcome.kind == "restore-test" {
+                        "A scheduled restore test passed"
+                    } else {
+                        "A scheduled backup completed"
+                    }));
                 }
                 self.effect(Effect::DataChanged)
             }

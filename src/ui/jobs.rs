@@ -112,6 +112,19 @@ pub fn restore(
     })
 }
 
+/// Runs a restore test of a backup on the Settings scratch server,
+/// streaming its progress as a restore's.
+pub fn restore_test(
+    engine: Engine,
+    backup: String,
+    cancel: CancellationToken,
+) -> impl Straw<crate::engine::restore::RestoreTestReport, RestoreProgress, Error> {
+    bridge(cancel, move |report, cancel| {
+        let report: RestoreProgressFn = report;
+        async move { engine.restore_test(&backup, None, report, cancel).await }
+    })
+}
+
 /// One running job: project, phase, current table, a progress bar, rate,
 /// ETA and a cancel button.
 pub fn view<'a, M: Clone + 'a>(job: &'a Job, on_cancel: M) -> iced::Element<'a, M> {

@@ -166,6 +166,7 @@ async fn a_backup_copied_to_s3_azure_and_a_folder_verifies_restores_and_detects_
             &b.id,
             scratch,
             Some("bucket".into()),
+            std::sync::Arc::new(|_| {}),
             CancellationToken::new(),
         )
         .await

@@ -463,6 +463,7 @@ async fn a_snapshot_restore_tests_and_a_damaged_chunk_fails_verify_and_repo_chec
             &b.id,
             Some(cluster().url("postgres")),
             None,
+            std::sync::Arc::new(|_| {}),
             tokio_util::sync::CancellationToken::new(),
         )
         .await

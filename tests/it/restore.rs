@@ -390,7 +390,12 @@ async fn the_restore_test_passes_and_names_a_table_that_does_not_match() {
     let scratch = Some(c.url("postgres"));
     let report = t
         .engine
-        .restore_test(&b.id, scratch.clone(), CancellationToken::new())
+        .restore_test(
+            &b.id,
+            scratch.clone(),
+            std::sync::Arc::new(|_| {}),
+            CancellationToken::new(),
+        )
         .await
         .expect("restore test");
     assert!(report.ok, "{report:?}");
@@ -429,7 +434,12 @@ async fn the_restore_test_passes_and_names_a_table_that_does_not_match() {
     std::fs::write(&path, serde_json::to_string_pretty(&m).expect("ser")).expect("write");
     let report = t
         .engine
-        .restore_test(&b.id, scratch, CancellationToken::new())
+        .restore_test(
+            &b.id,
+            scratch,
+            std::sync::Arc::new(|_| {}),
+            CancellationToken::new(),
+        )
         .await
         .expect("restore test runs");
     assert!(!report.ok);

@@ -106,7 +106,12 @@ async fn the_shared_application_over_the_real_platform_restores_identically() {
     let scratch = Some(crate::support::pg::cluster().url("postgres"));
     let r = t
         .engine
-        .restore_test(&b.id, scratch, CancellationToken::new())
+        .restore_test(
+            &b.id,
+            scratch,
+            std::sync::Arc::new(|_| {}),
+            CancellationToken::new(),
+        )
         .await
         .expect("restore test");
     assert!(r.ok, "{r:?}");

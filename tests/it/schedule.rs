@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use supabackup::engine::backup::BackupOptions;
 use supabackup::engine::schedule::ticker::run_job;
 use supabackup::engine::schedule::{
-    ChainPolicy, Hook, HookPolicy, JobConfig, JobInput, JobTz, Retention, Scheduler,
-    SchedulerConfig,
+    ChainPolicy, Hook, HookPolicy, JobConfig, JobInput, JobTz, RestoreTestPlan, Retention,
+    Scheduler, SchedulerConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -583,4 +583,254 @@ fn the_daemon_runs_a_minutely_job_and_prunes_to_keep_last_two() {
         deletions.as_array().is_some_and(|a| !a.is_empty()),
         "each deletion is audited"
     );
+}
+
+/// A job with both kinds of restore-test schedule, through `job run-due`
+/// as a server runs it: every 2nd backup is tested right after it is made
+/// (passing), then the job's own cron tests the newest backup, which was
+/// tampered with meanwhile: a failing record, `verification.failed` at the
+/// rule's webhook, and a failed restore test on the dashboard.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_restore_tests_pass_then_fail_on_a_tampered_backup_and_alert() {
+    let c = cluster();
+    let db = c.create_db("sch_rtest");
+    db.psql(
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL);
+         INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 2000) g;",
+    );
+    let t = with_project(&db, "Tested").await;
+    let e = &t.engine;
+    // The scratch server as a user sets it: the password in a passfile.
+    let out = cli(
+        t.dir.path(),
+        &[
+            "job",
+            "scratch-server",
+            &format!(
+                "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require",
+                c.port
+            ),
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let passfile = t.dir.path().join("scratch.pgpass");
+    std::fs::write(
+        &passfile,
+        format!("127.0.0.1:{}:*:postgres:{}\n", c.port, c.password),
+    )
+    .expect("passfile");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let server = crate::notify::HttpServer::start(&[]);
+    e.save_alert_rule(
+        supabackup::engine::notify::AlertRule {
+            on_failure: false,
+            on_verification_failure: true,
+            ..crate::notify::webhook_rule(None, &server.url("/hooks"))
+        },
+        Some(supabackup::engine::crypto::Secret::new(
+            crate::notify::WEBHOOK_SECRET,
+        )),
+        None,
+    )
+    .await
+    .expect("rule");
+    let full = BackupOptions {
+        encrypt: false,
+        ..Default::default()
+    };
+    // A plan the engine refuses: nothing to restore-test in schema backups.
+    let err = e
+        .add_job(job_input(
+            "Tested",
+            "0 3 * * *",
+            JobConfig {
+                backup: plain(),
+                restore_test: RestoreTestPlan {
+                    every: Some(1),
+                    cron: None,
+                },
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("schema backups cannot be restore-tested");
+    assert!(err.message.contains("schema and data"), "{err}");
+    let out = cli(
+        t.dir.path(),
+        &[
+            "job",
+            "add",
+            "Tested",
+            "--cron",
+            "0 3 * * *",
+            "--tz",
+            "utc",
+            "--no-encrypt",
+            "--restore-test-every",
+            "2",
+            "--restore-test-cron",
+            "bad cron",
+        ],
+        &[("SUPABACKUP_PASSPHRASE", PASSPHRASE)],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("restore-test schedule"),
+        "{}",
+        stderr(&out)
+    );
+    let job = e
+        .add_job(job_input(
+            "Tested",
+            "0 3 * * *",
+            JobConfig {
+                backup: full,
+                restore_test: RestoreTestPlan {
+                    every: Some(2),
+                    cron: Some("0 4 * * *".into()),
+                },
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("job");
+    // `run-due` exits 1 when something it ran failed.
+    let run_due = |ok: bool| {
+        let _roles = crate::support::pg::roles_lock();
+        let out = cli(
+            t.dir.path(),
+            &["job", "run-due", "--json"],
+            &[
+                ("SUPABACKUP_PASSPHRASE", PASSPHRASE),
+                ("PGPASSFILE", passfile.to_str().expect("utf-8")),
+            ],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(if ok { 0 } else { 1 }),
+            "{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("json")
+    };
+    let tests_of = |backup: &str| -> Vec<String> {
+        let b = backup.to_owned();
+        e.catalog()
+            .with(move |c| {
+                let mut s = c.prepare(
+                    "SELECT status FROM restore_tests WHERE backup_id = ?1 ORDER BY started_at",
+                )?;
+                let rows = s.query_map([b], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .expect("tests")
+    };
+    // Backup 1: counted, not tested. The first tick also only learns when
+    // the job's own restore-test schedule fires next.
+    set_next(&t, &job.id, Utc::now() - chrono::Duration::minutes(1));
+    let first = run_due(true);
+    assert_eq!(first["restore_tests"], serde_json::json!([]), "{first}");
+    let b1 = first["outcomes"][0]["steps"][0]["backup_id"]
+        .as_str()
+        .expect("backup 1")
+        .to_owned();
+    assert!(tests_of(&b1).is_empty(), "only every 2nd backup is tested");
+    // Backup 2: tested right after it is made, and passes.
+    set_next(&t, &job.id, Utc::now() - chrono::Duration::minutes(1));
+    let second = run_due(true);
+    let step = &second["outcomes"][0]["steps"][0];
+    let b2 = step["backup_id"].as_str().expect("backup 2").to_owned();
+    assert_eq!(step["status"], "completed", "{second}");
+    assert!(
+        step["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("restore test passed"),
+        "{second}"
+    );
+    assert_eq!(tests_of(&b2), ["passed"]);
+    assert!(
+        e.backup(&b2)
+            .await
+            .expect("b2")
+            .verified_restorable_at
+            .is_some()
+    );
+    let overview = e.overview(String::new()).await.expect("overview");
+    let rt = overview.projects[0]
+        .last_restore_test
+        .clone()
+        .expect("a restore test on the dashboard");
+    assert!(
+        rt.ok && rt.backup_id.as_deref() == Some(b2.as_str()),
+        "{rt:?}"
+    );
+    assert!(server.requests().is_empty(), "a pass alerts nobody");
+
+    // The newest backup is tampered with; the job's own schedule is due.
+    let m = e.backup_manifest(&b2).await.expect("manifest");
+    let data = m
+        .files
+        .iter()
+        .find(|f| f.name.starts_with("data"))
+        .expect("data file");
+    let path = std::path::Path::new(&e.backup(&b2).await.expect("b2").file_path.expect("dir"))
+        .join(&data.name);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&path, bytes).expect("write");
+    let (id, past) = (
+        job.id.clone(),
+        serde_json::to_string(&Some(
+            (Utc::now() - chrono::Duration::minutes(1))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ))
+        .expect("json"),
+    );
+    e.catalog()
+        .with(move |c| {
+            Ok(c.execute(
+                "UPDATE settings SET value = ?2 WHERE key = 'restore_test.next.' || ?1",
+                [id, past],
+            )?)
+        })
+        .expect("due");
+    let third = run_due(false);
+    assert_eq!(third["started"], serde_json::json!([]), "no backup was due");
+    assert_eq!(
+        third["restore_tests"],
+        serde_json::json!([job.id]),
+        "{third}"
+    );
+    let outcome = &third["outcomes"][0];
+    assert_eq!(outcome["status"], "failed", "{third}");
+    assert_eq!(outcome["steps"][0]["backup_id"], b2.as_str());
+    assert_eq!(tests_of(&b2), ["passed", "error"]);
+    let alert = crate::notify::one_signed_event(&server, "verification.failed");
+    assert_eq!(alert["backup_id"], b2.as_str());
+    assert!(
+        alert["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("restore test"),
+        "{alert}"
+    );
+    let overview = e.overview(String::new()).await.expect("overview");
+    let rt = overview.projects[0]
+        .last_restore_test
+        .clone()
+        .expect("restore test");
+    assert!(!rt.ok, "the dashboard shows the failure: {rt:?}");
+    // Its next time moved on: the next tick starts nothing.
+    let fourth = run_due(true);
+    assert_eq!(fourth["restore_tests"], serde_json::json!([]), "{fourth}");
 }

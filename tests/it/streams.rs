@@ -110,7 +110,12 @@ async fn parallel_streams_hold_the_same_rows_and_restore_identically() {
     assert!(v.ok, "{v:?}");
     let scratch = Some(crate::support::pg::cluster().url("postgres"));
     let r = e
-        .restore_test(&parallel.id, scratch, CancellationToken::new())
+        .restore_test(
+            &parallel.id,
+            scratch,
+            std::sync::Arc::new(|_| {}),
+            CancellationToken::new(),
+        )
         .await
         .expect("restore test");
     assert!(r.ok, "{r:?}");

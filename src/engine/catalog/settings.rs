@@ -32,3 +32,8 @@ pub fn set<T: Serialize>(conn: &Connection, key: &str, value: &T) -> Result<()> 
     )?;
     Ok(())
 }
+
+pub fn remove(conn: &Connection, key: &str) -> Result<()> {
+    conn.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+    Ok(())
+}

@@ -250,6 +250,8 @@ pub enum RestorePhase {
     Preparing,
     Snapshot,
     Loading,
+    /// A restore test compares what it restored with the manifest.
+    Checking,
 }
 
 /// A progress report of a restore.

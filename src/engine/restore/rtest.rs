@@ -22,7 +22,10 @@ use super::exec::secret_aad;
 use super::guard::{Policy, SqlGuard};
 use super::plan::quote;
 use super::prepare::{PrepareOptions, WorkDir};
-use super::{RestoreMode, RestoreRequest, RestoreScope, RestoreTarget, Target};
+use super::{
+    RestoreMode, RestorePhase, RestoreProgress, RestoreProgressFn, RestoreRequest, RestoreScope,
+    RestoreTarget, Target,
+};
 use crate::engine::Engine;
 use crate::engine::backup::dump::{PassFile, ToolRun, feed, stream};
 use crate::engine::backup::platform::{self, extension_schema, is_platform_schema};
@@ -145,27 +148,101 @@ impl Engine {
             .await
     }
 
-    /// Restores the backup into a throw-away database and checks it.
+    /// Restores the backup into a throw-away database and checks it,
+    /// reporting progress as a restore does.
     pub async fn restore_test(
         &self,
         backup: &str,
         scratch_url: Option<String>,
+        progress: RestoreProgressFn,
         cancel: CancellationToken,
     ) -> Result<RestoreTestReport> {
-        self.restore_test_from(backup, scratch_url, None, cancel)
+        self.restore_test_from(backup, scratch_url, None, progress, cancel)
             .await
     }
 
     /// [`Engine::restore_test`] reading the backup from a destination
-    /// (`from`), streaming: no full local copy is made.
+    /// (`from`), streaming: no full local copy is made. A test that fails,
+    /// or cannot run for a reason other than being cancelled or asked of
+    /// an unknown or untestable backup, raises `verification.failed`.
     pub async fn restore_test_from(
         &self,
         backup: &str,
         scratch_url: Option<String>,
         from: Option<String>,
+        progress: RestoreProgressFn,
+        cancel: CancellationToken,
+    ) -> Result<RestoreTestReport> {
+        let r = self
+            .restore_test_inner(backup, scratch_url, from, progress, cancel)
+            .await;
+        let problem = match &r {
+            Ok(rep) => rep.first_failure.clone(),
+            // Asked of nothing testable: the caller hears it, nobody else.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    ErrorKind::Cancelled | ErrorKind::NotFound | ErrorKind::Invalid
+                ) =>
+            {
+                None
+            }
+            Err(e) => Some(format!("the restore test did not complete: {}", e.message)),
+        };
+        if let Some(problem) = problem
+            && let Ok(rec) = self.backup(backup).await
+        {
+            // A test that could not finish is a failed one on the dashboard
+            // (a finished one recorded its own outcome).
+            if r.is_err() {
+                let (pid, event) = (
+                    rec.project_id.clone(),
+                    json!({"backup_id": rec.id, "ok": false, "failure": problem}),
+                );
+                let _ = self
+                    .catalog()
+                    .call(move |c| analytics::record(c, pid.as_deref(), "restore_test", &event))
+                    .await;
+            }
+            let alert = crate::engine::notify::Alert::verification_failed(
+                rec.project_id.as_deref(),
+                &rec.project_name,
+                &rec.id,
+                &problem,
+            );
+            self.dispatch_alert(&alert, &self.delivery()).await;
+        }
+        r
+    }
+
+    async fn restore_test_inner(
+        &self,
+        backup: &str,
+        scratch_url: Option<String>,
+        from: Option<String>,
+        progress: RestoreProgressFn,
         cancel: CancellationToken,
     ) -> Result<RestoreTestReport> {
         let started = std::time::Instant::now();
+        let test_id = new_id();
+        let tell = |phase, sent: u64, total: u64| {
+            let elapsed = started.elapsed().as_secs_f64();
+            let rate = if elapsed > 0.0 {
+                sent as f64 / elapsed
+            } else {
+                0.0
+            };
+            progress(RestoreProgress {
+                restore_id: test_id.clone(),
+                phase,
+                bytes_applied: sent,
+                total_bytes: total,
+                rate,
+                eta_secs: (rate > 0.0 && total > sent).then(|| (total - sent) as f64 / rate),
+                elapsed_secs: elapsed,
+            });
+        };
+        tell(RestorePhase::Preparing, 0, 0);
         let (rec, manifest, _) = self.backup_and_manifest(backup, from.as_deref()).await?;
         if manifest
             .file(crate::engine::backup::options::Artifact::Data)
@@ -204,7 +281,6 @@ impl Engine {
         let existing: Vec<String> = row.get(0);
         let superuser: bool = row.get::<_, Option<bool>>(1).unwrap_or(false);
         let available: HashSet<String> = row.get::<_, Vec<String>>(2).into_iter().collect();
-        let test_id = new_id();
         let db = format!("supabackup_rt_{}", &test_id.replace('-', "")[20..]);
         let temp = self.data_dir().temp();
         let work = WorkDir::create(temp.join(format!("rtest-{test_id}")))?;
@@ -299,7 +375,7 @@ impl Engine {
                 &info,
                 Box::new(|_| Ok(())),
                 Default::default(),
-                &|_, _, _| {},
+                &tell,
                 cancel.clone(),
             )
             .await
@@ -310,6 +386,7 @@ impl Engine {
                 _ => e,
             })?;
             drop(prepared);
+            tell(RestorePhase::Checking, 0, 0);
             let tables = compare_tables(&manifest, &info).await;
             failpoint::pause_async("rtest.compared").await;
             tables
@@ -366,15 +443,6 @@ impl Engine {
         )
         .await?;
         drop(work);
-        if let Some(problem) = &report.first_failure {
-            let alert = crate::engine::notify::Alert::verification_failed(
-                rec.project_id.as_deref(),
-                &rec.project_name,
-                &rec.id,
-                problem,
-            );
-            self.dispatch_alert(&alert, &self.delivery()).await;
-        }
         let (id, ok, pid) = (rec.id.clone(), report.ok, rec.project_id.clone());
         let event = json!({"backup_id": id, "ok": ok, "failure": report.first_failure, "duration_ms": report.duration_ms});
         self.catalog()

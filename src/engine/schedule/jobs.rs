@@ -10,7 +10,7 @@ use super::cron::{CronExpr, JobTz};
 use super::retention::Retention;
 use crate::engine::Engine;
 use crate::engine::backup::BackupOptions;
-use crate::engine::catalog::{audit, new_id, now};
+use crate::engine::catalog::{audit, new_id, now, settings};
 use crate::engine::error::{Error, Result};
 
 /// What to do when a hook fails.
@@ -47,6 +47,42 @@ pub enum ChainPolicy {
     Stop,
 }
 
+/// When a job restore-tests its backups: into a throw-away database on the
+/// scratch server of Settings (dropped afterwards), by the path a real
+/// restore takes. Either, both or neither may be set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RestoreTestPlan {
+    /// After every Nth successful backup of each of the job's projects
+    /// (1: after every backup), testing the backup just made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<u32>,
+    /// On its own cron schedule, in the job's timezone: the newest
+    /// testable backup of each of the job's projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+}
+
+impl RestoreTestPlan {
+    pub fn is_off(&self) -> bool {
+        self.every.is_none() && self.cron.is_none()
+    }
+
+    /// How the job list and the schedule form say it.
+    pub fn describe(&self) -> String {
+        let every = self.every.map(|n| match n {
+            1 => "after every backup".to_owned(),
+            n => format!("after every {n} backups"),
+        });
+        let cron = self.cron.as_ref().map(|c| format!("on '{c}'"));
+        match (every, cron) {
+            (None, None) => "off".into(),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (Some(a), Some(b)) => format!("{a} and {b}"),
+        }
+    }
+}
+
 /// Everything a job does besides its schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct JobConfig {
@@ -79,6 +115,9 @@ pub struct JobConfig {
     /// of Settings); the run fails when it does not pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_from: Option<String>,
+    /// Scheduled restore tests.
+    #[serde(default, skip_serializing_if = "RestoreTestPlan::is_off")]
+    pub restore_test: RestoreTestPlan,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +237,31 @@ impl Engine {
         let cron = CronExpr::parse(&input.cron)?;
         input.config.backup.validate()?;
         Engine::check_plan_for(input.config.backup.kind, &input.config.store)?;
+        let plan = &input.config.restore_test;
+        if plan.every == Some(0) || plan.every.is_some_and(|n| n > 10_000) {
+            return Err(Error::invalid(
+                "restore-test every N backups: N must be between 1 and 10000",
+            ));
+        }
+        if let Some(c) = &plan.cron {
+            CronExpr::parse(c).map_err(|e| {
+                Error::invalid(format!("the restore-test schedule: {}", e.message))
+                    .with_hint("five fields, e.g. `0 4 * * 0` for Sundays at 04:00")
+            })?;
+        }
+        if !plan.is_off()
+            && !matches!(
+                input.config.backup.kind,
+                crate::engine::backup::BackupKind::Full
+                    | crate::engine::backup::BackupKind::Incremental
+            )
+        {
+            return Err(Error::invalid(format!(
+                "a restore test needs schema and data; this job makes {} backups",
+                input.config.backup.kind.as_str()
+            ))
+            .with_hint("use --type full or incremental, or turn the restore test off"));
+        }
         for h in [&input.config.pre_hook, &input.config.post_hook]
             .into_iter()
             .flatten()
@@ -325,6 +389,8 @@ impl Engine {
                         backup_config = ?6, retention = ?7, enabled = ?8, next_run_at = ?9, updated_at = ?10 WHERE id = ?1",
                     params![id2, project.id, name, src, tz, cfg, ret, enabled, next, now()],
                 )?;
+                // A changed restore-test schedule starts afresh.
+                settings::remove(&tx, &super::ticker::rtest_next_key(&id2))?;
                 audit::append(&tx, &actor, "job.edit", Some(&name), &json!({"job_id": id2}))?;
                 tx.commit()?;
                 Ok(())
@@ -361,6 +427,14 @@ impl Engine {
             .call(move |c| {
                 let tx = crate::engine::catalog::immediate(c)?;
                 tx.execute("DELETE FROM backup_jobs WHERE id = ?1", [&id2])?;
+                // Its restore-test state (next time, counters) goes too.
+                tx.execute(
+                    "DELETE FROM settings WHERE key = ?1 OR key LIKE ?2",
+                    params![
+                        super::ticker::rtest_next_key(&id2),
+                        format!("restore_test.count.{id2}.%")
+                    ],
+                )?;
                 audit::append(
                     &tx,
                     &actor,

@@ -9,6 +9,6 @@ pub mod retention;
 pub mod ticker;
 
 pub use cron::{CronExpr, JobTz};
-pub use jobs::{ChainPolicy, Hook, HookPolicy, Job, JobConfig, JobInput};
+pub use jobs::{ChainPolicy, Hook, HookPolicy, Job, JobConfig, JobInput, RestoreTestPlan};
 pub use retention::{Gfs, PruneReport, Retention};
 pub use ticker::{JobOutcome, Scheduler, SchedulerConfig, TickReport};

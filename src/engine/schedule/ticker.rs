@@ -52,6 +52,9 @@ impl Default for SchedulerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobOutcome {
     pub job_id: String,
+    /// What ran: `backup` (the job's run) or `restore-test` (its own
+    /// restore-test schedule).
+    pub kind: String,
     /// completed, failed, skipped (per project: see `steps`).
     pub status: String,
     pub steps: Vec<StepOutcome>,
@@ -79,6 +82,9 @@ pub struct TickReport {
     pub queued: Vec<String>,
     /// Missed by more than the grace window: skipped, recorded.
     pub missed: Vec<String>,
+    /// Jobs whose own restore-test schedule fired (their outcomes are
+    /// among `handles`, one step per project, status passed/failed/skipped).
+    pub restore_tests: Vec<String>,
     pub handles: Vec<tokio::task::JoinHandle<JobOutcome>>,
 }
 
@@ -158,6 +164,11 @@ impl Scheduler {
             tracing::warn!("stale-backup check failed: {e}");
         }
         let jobs = self.engine.list_jobs().await?;
+        let tested: Vec<Job> = jobs
+            .iter()
+            .filter(|j| j.enabled && j.config.restore_test.cron.is_some())
+            .cloned()
+            .collect();
         for job in jobs.into_iter().filter(|j| j.enabled) {
             let Some(next) = job.next_run_at.as_deref().and_then(parse) else {
                 continue;
@@ -268,7 +279,112 @@ impl Scheduler {
                 outcome
             }));
         }
+        // Restore tests on their own schedules, after the backups: one that
+        // is due while its project's backup runs waits for a later tick.
+        for job in tested {
+            self.restore_test_due(job, now, &mut report).await?;
+        }
         Ok(report)
+    }
+
+    /// Starts a job's own-schedule restore test when it is due. The first
+    /// tick that sees the schedule only sets its next time; a test missed
+    /// by more than the catch-up grace is skipped and recorded.
+    async fn restore_test_due(
+        &mut self,
+        job: Job,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<()> {
+        let Some(expr) = job.config.restore_test.cron.as_deref() else {
+            return Ok(());
+        };
+        let cron = match CronExpr::parse(expr) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("job {} has an invalid restore-test schedule: {e}", job.id);
+                return Ok(());
+            }
+        };
+        let key = rtest_next_key(&job.id);
+        let following = cron.next_run(job.timezone, now).map(rfc3339);
+        // When it fires next; the first sighting only sets that.
+        let (k, f) = (key.clone(), following.clone());
+        let seen = self
+            .engine
+            .catalog()
+            .call(move |c| {
+                let raw = settings::get::<Option<String>>(c, &k)?.flatten();
+                if raw.as_deref().and_then(parse).is_none() {
+                    settings::set(c, &k, &f)?;
+                    return Ok(None);
+                }
+                Ok(raw)
+            })
+            .await?;
+        let Some(seen) = seen.filter(|s| parse(s).is_some_and(|n| n <= now)) else {
+            return Ok(());
+        };
+        // Due, but over the limits (its project's backup runs): it stays
+        // due for a later tick.
+        let run_key = rtest_running_key(&job.id);
+        let (busy, total, for_project) = {
+            let r = self
+                .running
+                .lock()
+                .map_err(|_| Error::internal("scheduler state poisoned"))?;
+            (
+                r.contains_key(&run_key),
+                r.len(),
+                r.values().filter(|p| **p == job.project_id).count(),
+            )
+        };
+        if busy || total >= self.config.max_concurrent || for_project >= self.config.per_project {
+            return Ok(());
+        }
+        // Claimed with a compare-and-set, as job runs are.
+        let (k, f, s2) = (key, following, seen.clone());
+        let claimed = self
+            .engine
+            .catalog()
+            .call(move |c| {
+                let tx = crate::engine::catalog::immediate(c)?;
+                let now_seen = settings::get::<Option<String>>(&tx, &k)?.flatten();
+                if now_seen.as_deref() != Some(s2.as_str()) {
+                    return Ok(false);
+                }
+                settings::set(&tx, &k, &f)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await?;
+        if !claimed {
+            return Ok(());
+        }
+        if parse(&seen).is_some_and(|n| now - n > self.config.catch_up_grace) {
+            self.record(
+                &job,
+                "job_decision",
+                json!({"decision": "restore_test_missed", "due": seen}),
+            )
+            .await;
+            return Ok(());
+        }
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(run_key.clone(), job.project_id.clone());
+        }
+        let engine = self.engine.clone();
+        let running = self.running.clone();
+        let cancel = self.cancel.child_token();
+        report.restore_tests.push(job.id.clone());
+        report.handles.push(tokio::spawn(async move {
+            let outcome = run_restore_tests(&engine, &job, cancel).await;
+            if let Ok(mut r) = running.lock() {
+                r.remove(&run_key);
+            }
+            outcome
+        }));
+        Ok(())
     }
 
     async fn record(&self, job: &Job, event: &str, data: serde_json::Value) {
@@ -310,6 +426,116 @@ async fn change_state(engine: &Engine, project_id: &str) -> Result<ChangeState> 
 
 fn state_key(job: &str, project: &str) -> String {
     format!("job_state.{job}.{project}")
+}
+
+/// When a job's own restore-test schedule fires next (a settings key).
+pub(crate) fn rtest_next_key(job: &str) -> String {
+    format!("restore_test.next.{job}")
+}
+
+/// Successful backups of a project by a job since its last restore test.
+fn rtest_count_key(job: &str, project: &str) -> String {
+    format!("restore_test.count.{job}.{project}")
+}
+
+/// A scheduled restore test in the scheduler's table of running work.
+fn rtest_running_key(job: &str) -> String {
+    format!("{job}#restore-test")
+}
+
+/// Restore-tests a backup for a job and records the outcome with the
+/// job's id (analytics `job_restore_test`). `Ok(text)` when it passed,
+/// `Err(text)` when it failed or could not run (the test itself raised
+/// `verification.failed`).
+async fn scheduled_restore_test(
+    engine: &Engine,
+    job: &Job,
+    project_id: &str,
+    backup_id: &str,
+    trigger: &str,
+    cancel: CancellationToken,
+) -> std::result::Result<String, String> {
+    let r = engine
+        .restore_test(backup_id, None, Arc::new(|_| {}), cancel)
+        .await;
+    let (ok, text) = match &r {
+        Ok(rep) if rep.ok => (
+            true,
+            format!("its restore test passed ({} tables)", rep.tables.len()),
+        ),
+        Ok(rep) => (
+            false,
+            format!(
+                "its restore test failed: {}",
+                rep.first_failure.as_deref().unwrap_or("a table differs")
+            ),
+        ),
+        Err(e) => (false, format!("its restore test failed: {}", e.message)),
+    };
+    tracing::info!("job '{}': backup {backup_id}: {text}", job.name);
+    let event = json!({"job_id": job.id, "backup_id": backup_id, "trigger": trigger, "ok": ok, "detail": text});
+    let pid = project_id.to_owned();
+    let _ = engine
+        .catalog()
+        .call(move |c| analytics::record(c, Some(&pid), "job_restore_test", &event))
+        .await;
+    if ok { Ok(text) } else { Err(text) }
+}
+
+/// A job's own-schedule restore test: the newest backup of each of its
+/// projects that holds schema and data.
+async fn run_restore_tests(engine: &Engine, job: &Job, cancel: CancellationToken) -> JobOutcome {
+    let mut projects = vec![job.project_id.clone()];
+    projects.extend(job.config.chain.iter().cloned());
+    let mut steps = Vec::new();
+    for pid in projects {
+        let name = engine
+            .project(&pid)
+            .await
+            .map(|p| p.name)
+            .unwrap_or_else(|_| pid.clone());
+        let newest = engine
+            .list_backups(Some(&pid), 200)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|b| {
+                b.status == "completed" && matches!(b.backup_type.as_str(), "full" | "incremental")
+            });
+        let step = |status: &str, backup_id: Option<String>, detail: String| StepOutcome {
+            project: name.clone(),
+            status: status.into(),
+            backup_id,
+            detail: Some(detail),
+            failover: None,
+        };
+        let Some(b) = newest else {
+            steps.push(step(
+                "skipped",
+                None,
+                "no completed full or incremental backup to test yet".into(),
+            ));
+            continue;
+        };
+        let r = scheduled_restore_test(engine, job, &pid, &b.id, "schedule", cancel.clone()).await;
+        steps.push(match r {
+            Ok(t) => step("passed", Some(b.id), t),
+            Err(t) => step("failed", Some(b.id), t),
+        });
+    }
+    let status = if steps.iter().any(|s| s.status == "failed") {
+        "failed"
+    } else if steps.iter().all(|s| s.status == "skipped") {
+        "skipped"
+    } else {
+        "completed"
+    };
+    JobOutcome {
+        job_id: job.id.clone(),
+        kind: "restore-test".into(),
+        status: status.into(),
+        steps,
+    }
 }
 
 /// Runs one job now: for each project of its chain, the skip condition,
@@ -393,6 +619,7 @@ pub async fn run_job(
     };
     JobOutcome {
         job_id: job.id.clone(),
+        kind: "backup".into(),
         status: status.into(),
         steps,
     }
@@ -555,7 +782,13 @@ async fn run_step(
                 Err(_) => from.clone(),
             };
             match engine
-                .restore_test_from(&rec.id, None, Some(source.clone()), cancel.clone())
+                .restore_test_from(
+                    &rec.id,
+                    None,
+                    Some(source.clone()),
+                    Arc::new(|_| {}),
+                    cancel.clone(),
+                )
                 .await
             {
                 Ok(r) if r.ok => tracing::info!(
@@ -577,6 +810,33 @@ async fn run_step(
                         e.message
                     ));
                 }
+            }
+        }
+    }
+    // Every Nth successful backup is restore-tested; a failure is said in
+    // the run's detail and alerted (verification.failed), while the backup
+    // itself stays completed.
+    if let (Ok(rec), Some(n)) = (&result, job.config.restore_test.every)
+        && step.status == "completed"
+    {
+        let key = rtest_count_key(&job.id, project_id);
+        let k = key.clone();
+        let count = engine
+            .catalog()
+            .call(move |c| Ok(settings::get::<u32>(c, &k)?.unwrap_or(0)))
+            .await
+            .unwrap_or(0)
+            + 1;
+        let due = count >= n;
+        let _ = engine
+            .catalog()
+            .call(move |c| settings::set(c, &key, &if due { 0 } else { count }))
+            .await;
+        if due {
+            match scheduled_restore_test(engine, job, project_id, &rec.id, "backup", cancel.clone())
+                .await
+            {
+                Ok(t) | Err(t) => warnings.push(t),
             }
         }
     }

@@ -77,6 +77,20 @@ pub fn health(s: &ProjectSummary, now: DateTime<Utc>) -> (Health, String) {
             .unwrap_or_else(|| "see the test report".into());
         return (Health::Failing, format!("connection test failed: {why}"));
     }
+    if let Some(t) = &s.last_restore_test
+        && !t.ok
+    {
+        return (
+            Health::Failing,
+            format!(
+                "restore test failed {}: {}",
+                format::age_of(Some(&t.at), now),
+                t.failure
+                    .as_deref()
+                    .unwrap_or("see the backup's restore tests")
+            ),
+        );
+    }
     match s.last_success_at.as_deref().and_then(format::parse_time) {
         None => (Health::Stale, "never backed up".into()),
         Some(t) if (now - t).num_hours() >= i64::from(stale_after_hours) => (
@@ -98,6 +112,18 @@ pub fn health(s: &ProjectSummary, now: DateTime<Utc>) -> (Health, String) {
                 format!("backed up {} · {tested}", format::age(t, now)),
             )
         }
+    }
+}
+
+/// "restore-tested 3 days ago: passed", or that it never was.
+pub fn restore_tested(s: &ProjectSummary, now: DateTime<Utc>) -> String {
+    match &s.last_restore_test {
+        Some(t) => format!(
+            "restore-tested {}: {}",
+            format::age_of(Some(&t.at), now),
+            if t.ok { "passed" } else { "failed" }
+        ),
+        None => "never restore-tested".into(),
     }
 }
 
@@ -335,14 +361,20 @@ impl Dashboard {
             ]
             .spacing(theme::XS)
             .width(Length::FillPortion(4)),
-            row![
-                widget::badge(h.label(), h.tone()),
-                text(why)
+            column![
+                row![
+                    widget::badge(h.label(), h.tone()),
+                    text(why)
+                        .size(theme::SMALL)
+                        .wrapping(iced::widget::text::Wrapping::WordOrGlyph),
+                ]
+                .spacing(theme::S)
+                .align_y(Alignment::Center),
+                text(restore_tested(s, self.now))
                     .size(theme::SMALL)
-                    .wrapping(iced::widget::text::Wrapping::WordOrGlyph),
+                    .style(theme::muted),
             ]
-            .spacing(theme::S)
-            .align_y(Alignment::Center)
+            .spacing(2)
             .width(Length::FillPortion(6)),
             container(last).width(Length::FillPortion(3)),
             text(next).size(theme::SMALL).width(Length::FillPortion(2)),
@@ -401,6 +433,7 @@ mod tests {
             recent_completed: 0,
             recent_failed: 0,
             last_test: None,
+            last_restore_test: None,
             next_run_at: None,
             enabled_jobs: 0,
             stale_after_hours: 48,
@@ -447,6 +480,34 @@ mod tests {
         let mut lenient = list[1].clone();
         lenient.stale_after_hours = 24 * 30;
         assert_eq!(health(&lenient, now).0, Health::Healthy);
+    }
+
+    #[test]
+    fn the_newest_restore_test_is_shown_and_a_failed_one_fails_the_project() {
+        use crate::engine::dashboard::RestoreTestBrief;
+        let now = format::parse_time("2024-05-10T12:00:00Z").expect("now");
+        let mut p = summary("p");
+        p.last_success_at = Some("2024-05-10T10:00:00Z".into());
+        assert_eq!(restore_tested(&p, now), "never restore-tested");
+        assert_eq!(health(&p, now).0, Health::Healthy);
+        p.last_restore_test = Some(RestoreTestBrief {
+            ok: true,
+            at: "2024-05-07T12:00:00Z".into(),
+            backup_id: Some("b1".into()),
+            failure: None,
+        });
+        assert_eq!(restore_tested(&p, now), "restore-tested 3 days ago: passed");
+        assert_eq!(health(&p, now).0, Health::Healthy);
+        p.last_restore_test = Some(RestoreTestBrief {
+            ok: false,
+            at: "2024-05-10T11:00:00Z".into(),
+            backup_id: Some("b2".into()),
+            failure: Some("table public.t: 3 rows restored, the backup recorded 4".into()),
+        });
+        assert_eq!(restore_tested(&p, now), "restore-tested 60 min ago: failed");
+        let (h, why) = health(&p, now);
+        assert_eq!(h, Health::Failing);
+        assert!(why.contains("3 rows restored"), "{why}");
     }
 
     #[tokio::test]

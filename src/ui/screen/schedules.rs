@@ -27,6 +27,8 @@ use crate::ui::{format, widget};
 
 pub const CRON_ID: &str = "schedule-cron";
 pub const NAME_ID: &str = "schedule-name";
+pub const RESTORE_EVERY_ID: &str = "schedule-restore-every";
+pub const RESTORE_CRON_ID: &str = "schedule-restore-cron";
 
 /// Common schedules, one click away.
 pub const PRESETS: [(&str, &str); 4] = [
@@ -108,6 +110,10 @@ pub enum Message {
     Drill(FailoverChoice),
     /// "keep last N" at a destination.
     DestKeep(String, String),
+    /// Restore-test every Nth backup (as typed; empty: off).
+    RestoreEvery(String),
+    /// Restore tests on their own cron (as typed; empty: off).
+    RestoreCron(String),
     Save,
     Saved(Result<Job, Error>),
     CancelForm,
@@ -172,6 +178,9 @@ pub struct JobForm {
     pub weekly: String,
     pub monthly: String,
     pub skip_if_unchanged: bool,
+    /// Scheduled restore tests, as typed (empty: off).
+    pub restore_every: String,
+    pub restore_cron: String,
     pub enabled: bool,
     pub pre_hook: String,
     pub post_hook: String,
@@ -220,6 +229,8 @@ impl JobForm {
             weekly: String::new(),
             monthly: String::new(),
             skip_if_unchanged: false,
+            restore_every: String::new(),
+            restore_cron: String::new(),
             enabled: true,
             pre_hook: String::new(),
             post_hook: String::new(),
@@ -251,6 +262,8 @@ impl JobForm {
             weekly: opt_num(g.map(|g| g.weekly)),
             monthly: opt_num(g.map(|g| g.monthly)),
             skip_if_unchanged: job.config.skip_if_unchanged,
+            restore_every: opt_num(job.config.restore_test.every),
+            restore_cron: job.config.restore_test.cron.clone().unwrap_or_default(),
             enabled: job.enabled,
             pre_hook: job
                 .config
@@ -342,6 +355,15 @@ impl JobForm {
         let mut config = self.config.clone();
         config.backup = backup;
         config.skip_if_unchanged = self.skip_if_unchanged;
+        config.restore_test.every = Self::number("restore-test every", &self.restore_every)?;
+        config.restore_test.cron = match self.restore_cron.trim() {
+            "" => None,
+            c => {
+                next_runs(c, self.tz, Utc::now(), 1)
+                    .map_err(|e| format!("the restore-test schedule: {e}"))?;
+                Some(c.to_owned())
+            }
+        };
         config.pre_hook = Self::hook(&self.pre_hook, self.config.pre_hook.as_ref());
         config.post_hook = Self::hook(&self.post_hook, self.config.post_hook.as_ref());
         let mut per_dest = std::collections::BTreeMap::new();
@@ -608,6 +630,8 @@ impl Schedules {
             Message::DestKeep(name, v) => self.edit_form(|f| {
                 f.dest_keep.insert(name, v);
             }),
+            Message::RestoreEvery(v) => self.edit_form(|f| f.restore_every = v),
+            Message::RestoreCron(v) => self.edit_form(|f| f.restore_cron = v),
             Message::Save => {
                 let Some(form) = &mut self.form else {
                     return Action::none();
@@ -834,9 +858,14 @@ impl Schedules {
                 .wrap(),
                 row![
                     text(format!(
-                        "{} backup · {} · last run",
+                        "{} backup · {}{} · last run",
                         j.config.backup.kind.as_str(),
-                        retention_summary(&j.retention)
+                        retention_summary(&j.retention),
+                        if j.config.restore_test.is_off() {
+                            String::new()
+                        } else {
+                            format!(" · restore test {}", j.config.restore_test.describe())
+                        }
                     ))
                     .size(theme::SMALL)
                     .style(theme::muted),
@@ -1132,6 +1161,38 @@ impl Schedules {
             }
         }
         col = col
+            .push(text("Restore tests").font(theme::BOLD))
+            .push(
+                row![
+                    widget::field(
+                        "After every Nth backup",
+                        text_input("off", &f.restore_every)
+                            .id(RESTORE_EVERY_ID)
+                            .on_input(Message::RestoreEvery)
+                            .padding(theme::S),
+                        None,
+                        Some("1: test every backup just made")
+                    ),
+                    widget::field(
+                        "On a schedule of their own (cron)",
+                        text_input("off, e.g. 0 4 * * 0", &f.restore_cron)
+                            .id(RESTORE_CRON_ID)
+                            .on_input(Message::RestoreCron)
+                            .padding(theme::S),
+                        None,
+                        Some("tests the newest backup, in the job's time zone")
+                    ),
+                ]
+                .spacing(theme::M),
+            )
+            .push(
+                text(
+                    "Restored into a throw-away database on the scratch server (Settings), \
+                     compared table by table, then dropped; a failure raises verification.failed.",
+                )
+                .size(theme::SMALL)
+                .style(theme::muted),
+            )
             .push(text("Options").font(theme::BOLD))
             .push(
                 toggler(f.skip_if_unchanged)

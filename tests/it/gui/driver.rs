@@ -161,6 +161,32 @@ impl Driver {
         });
     }
 
+    /// Scrolls the view (the mouse wheel at the input's column, half-way
+    /// down the window) until the input with `id` is visible, then types
+    /// `text` into it.
+    pub fn scroll_and_type_into(&mut self, id: &'static str, text: &str) {
+        use iced::mouse::{Event as Mouse, ScrollDelta};
+        let t = text.to_owned();
+        self.interact(|s| {
+            for _ in 0..60 {
+                match s.find(iced_test::selector::id(id)) {
+                    Ok(target) if target.visible_bounds().is_some() => break,
+                    Ok(target) => {
+                        s.point_at(iced::Point::new(target.bounds().center_x(), SIZE.1 / 2.0));
+                    }
+                    Err(e) => panic!("no input {id}: {e}"),
+                }
+                let _ = s.simulate([iced::Event::Mouse(Mouse::WheelScrolled {
+                    delta: ScrollDelta::Pixels { x: 0.0, y: -120.0 },
+                })]);
+            }
+            if let Err(e) = s.click(iced_test::selector::id(id)) {
+                panic!("cannot click input {id} after scrolling: {e}");
+            }
+            let _ = s.typewrite(&t);
+        });
+    }
+
     /// Types into the input with `id`, then presses `key`.
     pub fn type_and_press(
         &mut self,

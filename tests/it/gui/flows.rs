@@ -323,6 +323,9 @@ async fn creating_a_schedule_with_an_invalid_then_a_valid_cron() {
     for r in &runs {
         d.assert_text(&run_time(*r, JobTz::Local));
     }
+    // Scheduled restore tests: every 3rd backup, and Sundays at 04:00.
+    d.scroll_and_type_into(schedules::RESTORE_EVERY_ID, "3");
+    d.scroll_and_type_into(schedules::RESTORE_CRON_ID, "0 4 * * 0");
     d.click("Create schedule");
     d.until("the schedule to be saved", |a| a.schedules.form.is_none())
         .await;
@@ -332,8 +335,16 @@ async fn creating_a_schedule_with_an_invalid_then_a_valid_cron() {
     assert_eq!(jobs[0].cron, "30 2 * * *");
     assert!(jobs[0].enabled && jobs[0].next_run_at.is_some());
     assert_eq!(jobs[0].retention.keep_last, Some(14));
+    assert_eq!(jobs[0].config.restore_test.every, Some(3));
+    assert_eq!(
+        jobs[0].config.restore_test.cron.as_deref(),
+        Some("0 4 * * 0")
+    );
     d.assert_text(&format!("Created the schedule “{}”", jobs[0].name));
     d.assert_text("30 2 * * *");
+    d.assert_text(
+        "full backup · keep last 14 · restore test after every 3 backups and on '0 4 * * 0' · last run",
+    );
     // Disable it from the list.
     let id = jobs[0].id.clone();
     d.send(supabackup::ui::app::Message::Schedules(

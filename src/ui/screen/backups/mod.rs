@@ -146,6 +146,7 @@ pub enum Message {
     Verify(String),
     Verified(String, Result<VerifyReport, Error>),
     RestoreTest(String),
+    RestoreTestProgress(String, crate::engine::restore::RestoreProgress),
     RestoreTested(String, Result<RestoreTestReport, Error>),
     Restore(String),
     OpenFolder(String),
@@ -181,6 +182,8 @@ pub struct Backups {
     pub confirm_delete: Option<BackupRecord>,
     /// What is happening to a backup now ("verifying", "deleting").
     pub busy: HashMap<String, &'static str>,
+    /// How far each running restore test is.
+    pub rtest_progress: HashMap<String, crate::engine::restore::RestoreProgress>,
 }
 
 impl Default for Backups {
@@ -205,6 +208,7 @@ impl Default for Backups {
             history: None,
             confirm_delete: None,
             busy: HashMap::new(),
+            rtest_progress: HashMap::new(),
         }
     }
 }
@@ -536,20 +540,24 @@ impl Backups {
                     return Action::none();
                 }
                 self.busy.insert(id.clone(), "restore testing");
-                let engine = ctx.engine.clone();
-                let key = id.clone();
-                Action::task(Task::perform(
-                    async move {
-                        // Leaving the app cancels the test (and its scratch database goes).
-                        let cancel = tokio_util::sync::CancellationToken::new();
-                        let _guard = cancel.clone().drop_guard();
-                        engine.restore_test(&key, None, cancel).await
-                    },
-                    move |r| Message::RestoreTested(id.clone(), r),
+                // Leaving the app cancels the test (and its scratch database goes).
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let (a, b) = (id.clone(), id.clone());
+                Action::task(Task::sip(
+                    crate::ui::jobs::restore_test(ctx.engine.clone(), id, cancel),
+                    move |p| Message::RestoreTestProgress(a.clone(), p),
+                    move |r| Message::RestoreTested(b.clone(), r),
                 ))
+            }
+            Message::RestoreTestProgress(id, p) => {
+                if self.busy.contains_key(&id) {
+                    self.rtest_progress.insert(id, p);
+                }
+                Action::none()
             }
             Message::RestoreTested(id, r) => {
                 self.busy.remove(&id);
+                self.rtest_progress.remove(&id);
                 let short = format::short_id(&id);
                 match r {
                     Ok(rep) if rep.ok => Action::task(self.load(ctx))

@@ -200,7 +200,11 @@ impl Backups {
             checks = checks.push(widget::badge("✓ restores", Tone::Success));
         }
         if let Some(what) = self.busy.get(&b.id) {
-            checks = checks.push(widget::badge(*what, Tone::Info));
+            let label = match self.rtest_progress.get(&b.id) {
+                Some(p) => rtest_label(p),
+                None => (*what).to_owned(),
+            };
+            checks = checks.push(widget::badge(label, Tone::Info));
         }
         let stored = r.copies.iter().filter(|c| c.status == "stored").count();
         if stored > 0 {
@@ -354,5 +358,19 @@ impl Backups {
             .width(Length::Fill)
             .style(theme::card)
             .into()
+    }
+}
+
+/// A running restore test's badge: its phase and, while loading, how much.
+pub(super) fn rtest_label(p: &crate::engine::restore::RestoreProgress) -> String {
+    use crate::engine::restore::RestorePhase;
+    match p.phase {
+        RestorePhase::Loading if p.total_bytes > 0 => format!(
+            "restore test: loading {}%",
+            (p.bytes_applied.saturating_mul(100) / p.total_bytes).min(100)
+        ),
+        RestorePhase::Loading => "restore test: loading".into(),
+        RestorePhase::Checking => "restore test: checking tables".into(),
+        RestorePhase::Preparing | RestorePhase::Snapshot => "restore test: preparing".into(),
     }
 }

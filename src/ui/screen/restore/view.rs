@@ -522,6 +522,7 @@ impl Restore {
             Some(RestorePhase::Preparing) => "Preparing",
             Some(RestorePhase::Snapshot) => "Taking the safety snapshot",
             Some(RestorePhase::Loading) => "Loading",
+            Some(RestorePhase::Checking) => "Checking",
         };
         let (fraction, detail) = match &r.progress {
             Some(p) if p.total_bytes > 0 => (
