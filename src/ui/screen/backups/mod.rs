@@ -815,6 +815,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_restore_test_shows_its_progress_until_it_ends() {
+        use crate::engine::restore::{RestorePhase, RestoreProgress};
+        let (ctx, _dir, _fake) = crate::ui::testing::ctx().await;
+        let mut s = Backups::default();
+        let id = "0000000001-backup".to_owned();
+        let a = s.update(Message::RestoreTest(id.clone()), &ctx);
+        assert!(a.has_task(), "the test runs as a task");
+        assert_eq!(s.busy.get(&id), Some(&"restore testing"));
+        let progress = |phase, applied| RestoreProgress {
+            restore_id: "t".into(),
+            phase,
+            bytes_applied: applied,
+            total_bytes: 200,
+            rate: 0.0,
+            eta_secs: None,
+            elapsed_secs: 1.0,
+        };
+        let _ = s.update(
+            Message::RestoreTestProgress(id.clone(), progress(RestorePhase::Loading, 50)),
+            &ctx,
+        );
+        assert_eq!(
+            view::rtest_label(&s.rtest_progress[&id]),
+            "restore test: loading 25%"
+        );
+        let _ = s.update(
+            Message::RestoreTestProgress(id.clone(), progress(RestorePhase::Checking, 200)),
+            &ctx,
+        );
+        assert_eq!(
+            view::rtest_label(&s.rtest_progress[&id]),
+            "restore test: checking tables"
+        );
+        let _ = s.update(
+            Message::RestoreTested(id.clone(), Err(Error::connection("scratch down"))),
+            &ctx,
+        );
+        assert!(s.busy.is_empty() && s.rtest_progress.is_empty());
+        // A late report of a finished test is dropped.
+        let _ = s.update(
+            Message::RestoreTestProgress(id.clone(), progress(RestorePhase::Loading, 10)),
+            &ctx,
+        );
+        assert!(s.rtest_progress.is_empty());
+    }
+
+    #[tokio::test]
     async fn ten_thousand_rows_filter_quickly() {
         let (ctx, _dir, _fake) = crate::ui::testing::ctx().await;
         let mut s = Backups::default();
