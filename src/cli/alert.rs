@@ -88,6 +88,16 @@ pub struct AddArgs {
     /// Alert when a scheduled run is missed (the machine was off) and skipped.
     #[arg(long)]
     on_missed_schedule: bool,
+    /// Alert when a health probe cannot reach the project (once per outage).
+    #[arg(long)]
+    on_unreachable: bool,
+    /// Alert when no pg_dump on this machine can dump the project's server.
+    #[arg(long)]
+    on_pg_dump_missing: bool,
+    /// Alert when the database grew by at least this many percent within a
+    /// day (measured by the health probes).
+    #[arg(long, value_name = "PERCENT")]
+    size_growth: Option<u32>,
     /// Alert when the newest successful backup is older than this many hours.
     #[arg(long)]
     stale_hours: Option<u32>,
@@ -216,6 +226,9 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                 on_restore_success: a.on_restore_success,
                 on_prune_failure: a.on_prune_failure,
                 on_missed_schedule: a.on_missed_schedule,
+                on_unreachable: a.on_unreachable,
+                on_pg_dump_missing: a.on_pg_dump_missing,
+                size_growth_percent: a.size_growth,
                 stale_after_hours: a.stale_hours,
                 channels,
                 ..Default::default()
@@ -265,6 +278,15 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                     }
                     if let Some(h) = r.stale_after_hours {
                         on.push(format!("stale>{h}h"));
+                    }
+                    if r.on_unreachable {
+                        on.push("unreachable".into());
+                    }
+                    if r.on_pg_dump_missing {
+                        on.push("pg-dump-missing".into());
+                    }
+                    if let Some(p) = r.size_growth_percent {
+                        on.push(format!("growth>{p}%"));
                     }
                     vec![
                         r.id.clone(),

@@ -407,9 +407,13 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
             for h in report.handles {
                 outcomes.push(h.await.map_err(|e| Error::internal(e.to_string()))?);
             }
+            // The health probes of this tick finish (and alert) too.
+            for h in report.probes {
+                let _ = h.await;
+            }
             if json {
                 output::json(
-                    &serde_json::json!({"started": report.started, "queued": report.queued, "missed": report.missed, "restore_tests": report.restore_tests, "outcomes": outcomes}),
+                    &serde_json::json!({"started": report.started, "queued": report.queued, "missed": report.missed, "restore_tests": report.restore_tests, "probed": report.probed, "outcomes": outcomes}),
                 )?;
             } else {
                 if outcomes.is_empty() {

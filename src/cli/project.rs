@@ -48,6 +48,30 @@ pub enum ProjectCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Live health: probe the project now, show its probe history, or set
+    /// how often the scheduler (desktop app or daemon) probes it.
+    ///
+    /// A probe measures reachability, latency, server version, database
+    /// size, connections in use against max_connections, cache hit ratio,
+    /// the longest running transaction and the pg_dump a backup would use;
+    /// every probe is kept. Without flags: probe now.
+    Health {
+        /// The project: name, id or ref.
+        name: String,
+        /// Show the probes kept (newest first) instead of probing.
+        #[arg(long)]
+        history: bool,
+        /// With --history: at most this many probes.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Set the minutes between probes (0: no probes; `default` goes
+        /// back to the default of 15).
+        #[arg(long, value_name = "MINUTES|default")]
+        interval: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Import projects from a .json or .csv file.
     ///
     /// Every bad row is reported with its line; nothing is imported unless
@@ -360,6 +384,13 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
             println!("Removed project '{}'. Its backups were kept.", p.name);
             Ok(0)
         }
+        ProjectCmd::Health {
+            name,
+            history,
+            limit,
+            interval,
+            json,
+        } => health(engine, &name, history, limit, interval, json).await,
         ProjectCmd::Test { name, json } => {
             let p = engine.project(&name).await?;
             if p.has_db_password {
@@ -556,4 +587,129 @@ fn print_report(name: &str, r: &ConnectionReport) {
     for p in &r.problems {
         println!("  problem: {p}");
     }
+}
+
+/// `supabackup project health NAME [--history] [--interval M] [--json]`
+async fn health(
+    engine: &Engine,
+    name: &str,
+    history: bool,
+    limit: usize,
+    interval: Option<String>,
+    json: bool,
+) -> Result<i32> {
+    let p = engine.project(name).await?;
+    if let Some(text) = interval {
+        let minutes = match text.trim() {
+            "default" => None,
+            t => Some(t.parse::<u32>().map_err(|_| {
+                Error::invalid(format!("--interval '{t}' is not a number of minutes"))
+                    .with_hint("e.g. --interval 15, --interval 0 (off) or --interval default")
+            })?),
+        };
+        engine.set_probe_interval(&p.id, minutes).await?;
+        let now = engine.probe_interval(&p.id).await?;
+        match now {
+            0 => println!("{} is no longer probed.", p.name),
+            m => println!("{} is probed every {m} min.", p.name),
+        }
+        return Ok(0);
+    }
+    if history {
+        let list = engine.probe_history(&p.id, None, limit).await?;
+        if json {
+            return output::json(&list).map(|_| 0);
+        }
+        if list.is_empty() {
+            println!(
+                "No probes of {} yet: the scheduler probes every {} min, or run `supabackup project health {}`.",
+                p.name,
+                engine.probe_interval(&p.id).await?,
+                p.name
+            );
+            return Ok(0);
+        }
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|r| {
+                let x = &r.probe;
+                vec![
+                    r.at.clone(),
+                    if x.ok { "ok".into() } else { "DOWN".into() },
+                    x.latency_ms
+                        .map(|l| format!("{l:.0} ms"))
+                        .unwrap_or_else(|| "-".into()),
+                    x.database_size_bytes
+                        .map(output::bytes)
+                        .unwrap_or_else(|| "-".into()),
+                    match (x.connections, x.max_connections) {
+                        (Some(c), Some(m)) => format!("{c}/{m}"),
+                        _ => "-".into(),
+                    },
+                    x.error
+                        .clone()
+                        .or_else(|| x.pg_dump_problem.clone())
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["AT", "STATUS", "LATENCY", "SIZE", "CONNECTIONS", "PROBLEM"],
+            &rows,
+        );
+        return Ok(0);
+    }
+    if p.has_db_password {
+        prompt::unlock(engine).await?;
+    }
+    let probe = engine.probe_project(&p.id, &engine.delivery()).await?;
+    if json {
+        output::json(&probe)?;
+    } else if probe.ok {
+        println!("{}: reachable", p.name);
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        println!(
+            "  latency          {}",
+            opt(probe.latency_ms.map(|l| format!("{l:.0} ms")))
+        );
+        println!(
+            "  server           PostgreSQL {}",
+            opt(probe.server_version.clone())
+        );
+        println!(
+            "  database size    {}",
+            opt(probe.database_size_bytes.map(output::bytes))
+        );
+        println!(
+            "  connections      {} of {}",
+            opt(probe.connections.map(|c| c.to_string())),
+            opt(probe.max_connections.map(|c| c.to_string()))
+        );
+        println!(
+            "  cache hit ratio  {}",
+            opt(probe.cache_hit_ratio.map(|r| format!("{:.1}%", r * 100.0)))
+        );
+        println!(
+            "  longest xact     {}",
+            opt(probe
+                .longest_transaction_secs
+                .map(crate::engine::units::duration_secs))
+        );
+        match (&probe.pg_dump, &probe.pg_dump_problem) {
+            (Some(t), _) => println!("  pg_dump          {t}"),
+            (None, Some(why)) => println!("  pg_dump          MISSING: {why}"),
+            _ => {}
+        }
+    }
+    if !probe.ok {
+        return Err(Error::connection(format!(
+            "{} is not reachable: {}",
+            p.name,
+            probe.error.unwrap_or_default()
+        )));
+    }
+    if let Some(why) = probe.pg_dump_problem {
+        return Err(Error::tool(why));
+    }
+    Ok(0)
 }

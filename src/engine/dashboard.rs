@@ -287,6 +287,28 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
             },
         );
     }
+    // The health column follows the newest look at the server: a live
+    // probe or a connection test, whichever came last.
+    for (pid, (v, at)) in latest_events(conn, crate::engine::health::EVENT)? {
+        if tests.get(&pid).is_some_and(|t| t.at >= at) {
+            continue;
+        }
+        let ok = v
+            .get("ok")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let error = json_str(&v, "error").or_else(|| json_str(&v, "pg_dump_problem"));
+        tests.insert(
+            pid,
+            HealthCheck {
+                ok: ok && v.get("pg_dump_problem").is_none_or(|p| p.is_null()),
+                at,
+                latency_ms: json_f64(&v, "latency_ms"),
+                server_version: json_str(&v, "server_version"),
+                error,
+            },
+        );
+    }
     let mut restore_tests: HashMap<String, RestoreTestBrief> = HashMap::new();
     for (pid, (v, at)) in latest_events(conn, "restore_test")? {
         let ok = v

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod destination;
 pub mod error;
 pub mod failpoint;
+pub mod health;
 pub mod history;
 pub mod ident;
 pub mod logging;

@@ -9,6 +9,7 @@ mod connection;
 mod destinations;
 mod gui;
 mod harness;
+mod health;
 mod kdf;
 mod names;
 mod notify;

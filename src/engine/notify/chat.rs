@@ -36,6 +36,9 @@ fn is_failure(kind: AlertKind) -> bool {
             | AlertKind::RollbackFailed
             | AlertKind::PruneFailed
             | AlertKind::ScheduleMissed
+            | AlertKind::HealthUnreachable
+            | AlertKind::HealthSizeGrew
+            | AlertKind::HealthPgDumpMissing
     )
 }
 

@@ -67,6 +67,16 @@ pub enum AlertKind {
     /// A scheduled run came too late to catch up and was skipped.
     #[serde(rename = "schedule.missed")]
     ScheduleMissed,
+    /// A health probe found the project's server not answering (once per
+    /// outage).
+    #[serde(rename = "health.unreachable")]
+    HealthUnreachable,
+    /// The database grew by more than a rule's percentage within a day.
+    #[serde(rename = "health.size_grew")]
+    HealthSizeGrew,
+    /// No pg_dump on this machine can dump the server's major version.
+    #[serde(rename = "health.pg_dump_missing")]
+    HealthPgDumpMissing,
     /// Sent by "send test alert"; matches no rule by itself.
     #[serde(rename = "test")]
     Test,
@@ -85,6 +95,9 @@ impl AlertKind {
             AlertKind::RollbackSucceeded => "rollback.succeeded",
             AlertKind::PruneFailed => "prune.failed",
             AlertKind::ScheduleMissed => "schedule.missed",
+            AlertKind::HealthUnreachable => "health.unreachable",
+            AlertKind::HealthSizeGrew => "health.size_grew",
+            AlertKind::HealthPgDumpMissing => "health.pg_dump_missing",
             AlertKind::Test => "test",
         }
     }
@@ -256,6 +269,63 @@ impl Alert {
         }
     }
 
+    /// What a health probe found (`health.*`); `details` are the probe's
+    /// facts (the error, the growth, the missing tool).
+    pub fn health(
+        kind: AlertKind,
+        project_id: &str,
+        project: &str,
+        details: serde_json::Value,
+    ) -> Alert {
+        let error = details
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("no reason given")
+            .to_owned();
+        let (title, body) = match kind {
+            AlertKind::HealthUnreachable => (
+                format!("{project} is not reachable"),
+                format!(
+                    "The health probe could not reach the database of {project}: {error}. Backups of it will fail until it answers again."
+                ),
+            ),
+            AlertKind::HealthSizeGrew => (
+                format!("The database of {project} grew fast"),
+                format!(
+                    "The database of {project} grew by {}% within {} hours, to {}.",
+                    details
+                        .get("growth_percent")
+                        .and_then(|v| v.as_f64())
+                        .unwrap_or(0.0),
+                    details
+                        .get("window_hours")
+                        .and_then(|v| v.as_i64())
+                        .unwrap_or(24),
+                    crate::engine::units::bytes(
+                        details
+                            .get("size_bytes")
+                            .and_then(|v| v.as_i64())
+                            .unwrap_or(0)
+                    )
+                ),
+            ),
+            _ => (
+                format!("No pg_dump can back up {project}"),
+                format!("Backups of {project} will fail: {error}."),
+            ),
+        };
+        Alert {
+            event: kind,
+            project: Some(project.to_owned()),
+            project_id: Some(project_id.to_owned()),
+            title,
+            body,
+            backup_id: None,
+            at: now(),
+            details,
+        }
+    }
+
     /// A scheduled run that was skipped because it came too late.
     pub fn schedule_missed(
         project_id: &str,
@@ -413,6 +483,8 @@ pub fn default_rule() -> AlertRule {
         on_restore_failure: true,
         on_prune_failure: true,
         on_missed_schedule: true,
+        on_unreachable: true,
+        on_pg_dump_missing: true,
         stale_after_hours: Some(DEFAULT_STALE_HOURS),
         channels: vec![Channel::Desktop],
         ..AlertRule::default()

@@ -57,6 +57,16 @@ pub struct AlertRule {
     /// was off or asleep) and therefore skipped.
     #[serde(default)]
     pub on_missed_schedule: bool,
+    /// A health probe found the project unreachable (`health.unreachable`).
+    #[serde(default)]
+    pub on_unreachable: bool,
+    /// No pg_dump can dump the server (`health.pg_dump_missing`).
+    #[serde(default)]
+    pub on_pg_dump_missing: bool,
+    /// The database grew by at least this many percent within a day
+    /// (`health.size_grew`).
+    #[serde(default)]
+    pub size_growth_percent: Option<u32>,
     #[serde(default)]
     pub channels: Vec<Channel>,
 }
@@ -80,6 +90,9 @@ impl Default for AlertRule {
             on_restore_success: false,
             on_prune_failure: false,
             on_missed_schedule: false,
+            on_unreachable: false,
+            on_pg_dump_missing: false,
+            size_growth_percent: None,
             channels: Vec::new(),
         }
     }
@@ -105,6 +118,15 @@ impl AlertRule {
             AlertKind::RestoreSucceeded | AlertKind::RollbackSucceeded => self.on_restore_success,
             AlertKind::PruneFailed => self.on_prune_failure,
             AlertKind::ScheduleMissed => self.on_missed_schedule,
+            AlertKind::HealthUnreachable => self.on_unreachable,
+            AlertKind::HealthPgDumpMissing => self.on_pg_dump_missing,
+            AlertKind::HealthSizeGrew => match (
+                self.size_growth_percent,
+                alert.details.get("growth_percent").and_then(|v| v.as_f64()),
+            ) {
+                (Some(limit), Some(grew)) => grew >= f64::from(limit),
+                _ => false,
+            },
             AlertKind::BackupStale => match (self.stale_after_hours, alert.age_hours()) {
                 (Some(limit), Some(age)) => age >= u64::from(limit),
                 _ => false,
@@ -143,6 +165,15 @@ impl AlertRule {
         if let Some(h) = self.stale_after_hours {
             on.push(format!("no backup for {h} h"));
         }
+        if self.on_unreachable {
+            on.push("unreachable".to_owned());
+        }
+        if self.on_pg_dump_missing {
+            on.push("pg_dump missing".to_owned());
+        }
+        if let Some(p) = self.size_growth_percent {
+            on.push(format!("growth over {p}% a day"));
+        }
         format!("on {}", on.join(", "))
     }
 
@@ -156,6 +187,9 @@ impl AlertRule {
             || self.on_prune_failure
             || self.on_missed_schedule
             || self.stale_after_hours.is_some()
+            || self.on_unreachable
+            || self.on_pg_dump_missing
+            || self.size_growth_percent.is_some()
     }
 
     /// The chat services among its channels.
@@ -609,10 +643,17 @@ pub fn validate(conn: &Connection, rule: AlertRule) -> Result<AlertRule> {
             "the stale threshold must be between 1 and {MAX_STALE_HOURS} hours"
         )));
     }
+    if let Some(p) = rule.size_growth_percent
+        && !(1..=10_000).contains(&p)
+    {
+        return Err(Error::invalid(
+            "the size-growth threshold must be between 1 and 10000 percent",
+        ));
+    }
     if !rule.has_event() {
         return Err(
             Error::invalid("an alert rule needs at least one event").with_hint(
-                "choose backup failure or success, verification failure, restore failure or success, prune failure, missed schedule, or a stale threshold",
+                "choose backup failure or success, verification failure, restore failure or success, prune failure, missed schedule, unreachable, pg_dump missing, a size-growth percentage, or a stale threshold",
             ),
         );
     }

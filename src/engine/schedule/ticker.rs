@@ -86,6 +86,9 @@ pub struct TickReport {
     /// among `handles`, one step per project, status passed/failed/skipped).
     pub restore_tests: Vec<String>,
     pub handles: Vec<tokio::task::JoinHandle<JobOutcome>>,
+    /// Health probes started (project ids) and their tasks.
+    pub probed: Vec<String>,
+    pub probes: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// One per process: holds the lease and knows what it runs.
@@ -94,6 +97,8 @@ pub struct Scheduler {
     pub config: SchedulerConfig,
     lease: Option<std::fs::File>,
     running: Arc<Mutex<HashMap<String, String>>>,
+    /// Projects being probed (one probe at a time each).
+    probing: Arc<Mutex<std::collections::HashSet<String>>>,
     cancel: CancellationToken,
     /// How alerts go out (desktop notifier, retries).
     pub delivery: Delivery,
@@ -113,6 +118,7 @@ impl Scheduler {
             config,
             lease: None,
             running: Arc::new(Mutex::new(HashMap::new())),
+            probing: Arc::new(Mutex::new(std::collections::HashSet::new())),
             cancel: CancellationToken::new(),
             delivery,
         }
@@ -162,6 +168,36 @@ impl Scheduler {
         // Projects whose newest backup is too old (each alerted once).
         if let Err(e) = self.engine.check_stale(now, &self.delivery).await {
             tracing::warn!("stale-backup check failed: {e}");
+        }
+        // Health probes of the projects due, in the background.
+        match self.engine.probes_due(now).await {
+            Ok(due) => {
+                for pid in due {
+                    let fresh = self
+                        .probing
+                        .lock()
+                        .map(|mut p| p.insert(pid.clone()))
+                        .unwrap_or(false);
+                    if !fresh {
+                        continue;
+                    }
+                    let (engine, delivery, probing) = (
+                        self.engine.clone(),
+                        self.delivery.clone(),
+                        self.probing.clone(),
+                    );
+                    report.probed.push(pid.clone());
+                    report.probes.push(tokio::spawn(async move {
+                        if let Err(e) = engine.probe_project(&pid, &delivery).await {
+                            tracing::warn!("health probe of {pid} failed: {e}");
+                        }
+                        if let Ok(mut p) = probing.lock() {
+                            p.remove(&pid);
+                        }
+                    }));
+                }
+            }
+            Err(e) => tracing::warn!("could not list the projects due for a health probe: {e}"),
         }
         let jobs = self.engine.list_jobs().await?;
         let tested: Vec<Job> = jobs

@@ -29,10 +29,12 @@ pub enum Event {
     RestoreSuccess,
     PruneFailure,
     MissedSchedule,
+    Unreachable,
+    PgDumpMissing,
 }
 
 impl Event {
-    pub const ALL: [Event; 7] = [
+    pub const ALL: [Event; 9] = [
         Event::BackupFailure,
         Event::BackupSuccess,
         Event::VerificationFailure,
@@ -40,6 +42,8 @@ impl Event {
         Event::RestoreSuccess,
         Event::PruneFailure,
         Event::MissedSchedule,
+        Event::Unreachable,
+        Event::PgDumpMissing,
     ];
 
     pub fn label(self) -> &'static str {
@@ -51,6 +55,8 @@ impl Event {
             Event::RestoreSuccess => "Restore or rollback completed",
             Event::PruneFailure => "Pruning old backups failed",
             Event::MissedSchedule => "A scheduled run was missed",
+            Event::Unreachable => "A health probe cannot reach the project",
+            Event::PgDumpMissing => "No pg_dump here can back the project up",
         }
     }
 
@@ -63,6 +69,8 @@ impl Event {
             Event::RestoreSuccess => r.on_restore_success,
             Event::PruneFailure => r.on_prune_failure,
             Event::MissedSchedule => r.on_missed_schedule,
+            Event::Unreachable => r.on_unreachable,
+            Event::PgDumpMissing => r.on_pg_dump_missing,
         }
     }
 
@@ -75,6 +83,8 @@ impl Event {
             Event::RestoreSuccess => r.on_restore_success = on,
             Event::PruneFailure => r.on_prune_failure = on,
             Event::MissedSchedule => r.on_missed_schedule = on,
+            Event::Unreachable => r.on_unreachable = on,
+            Event::PgDumpMissing => r.on_pg_dump_missing = on,
         }
     }
 }
@@ -141,6 +151,8 @@ pub enum Message {
     Event(Event, bool),
     Stale(bool),
     StaleHours(String),
+    Growth(bool),
+    GrowthPercent(String),
     Desktop(bool),
     UseWebhook(bool),
     WebhookUrl(String),
@@ -178,6 +190,9 @@ pub struct Form {
     pub scope: Scope,
     pub stale: bool,
     pub stale_hours: String,
+    /// Alert when the database grows by this percentage within a day.
+    pub growth: bool,
+    pub growth_percent: String,
     pub desktop: bool,
     pub webhook: bool,
     pub webhook_url: String,
@@ -208,6 +223,8 @@ impl Default for Form {
             scope: all_projects(),
             stale: false,
             stale_hours: "48".into(),
+            growth: false,
+            growth_percent: "20".into(),
             desktop: true,
             webhook: false,
             webhook_url: String::new(),
@@ -242,6 +259,8 @@ impl Form {
                 .unwrap_or_else(all_projects),
             stale: rule.stale_after_hours.is_some(),
             stale_hours: rule.stale_after_hours.unwrap_or(48).to_string(),
+            growth: rule.size_growth_percent.is_some(),
+            growth_percent: rule.size_growth_percent.unwrap_or(20).to_string(),
             desktop: false,
             ..Form::default()
         };
@@ -281,6 +300,19 @@ impl Form {
             match self.stale_hours.trim().parse::<u32>() {
                 Ok(h) if h >= 1 => Some(h),
                 _ => return Err("the stale threshold is a number of hours (1 or more)".into()),
+            }
+        } else {
+            None
+        };
+        rule.size_growth_percent = if self.growth {
+            match self
+                .growth_percent
+                .trim()
+                .trim_end_matches('%')
+                .parse::<u32>()
+            {
+                Ok(p) if (1..=10_000).contains(&p) => Some(p),
+                _ => return Err("the size growth is a percentage between 1 and 10000".into()),
             }
         } else {
             None
@@ -435,6 +467,8 @@ impl Panel {
             Message::Event(e, on) => self.edit(|f| e.set(&mut f.rule, on)),
             Message::Stale(b) => self.edit(|f| f.stale = b),
             Message::StaleHours(s) => self.edit(|f| f.stale_hours = s),
+            Message::Growth(b) => self.edit(|f| f.growth = b),
+            Message::GrowthPercent(s) => self.edit(|f| f.growth_percent = s),
             Message::Desktop(b) => self.edit(|f| f.desktop = b),
             Message::UseWebhook(b) => self.edit(|f| f.webhook = b),
             Message::WebhookUrl(s) => self.edit(|f| f.webhook_url = s),
@@ -669,6 +703,23 @@ impl Panel {
             );
         }
         events = events.push(stale);
+        let mut growth = row![
+            checkbox(f.growth)
+                .label("The database grew within a day by more than (%)")
+                .on_toggle(Message::Growth)
+        ]
+        .spacing(theme::S)
+        .align_y(Alignment::Center);
+        if f.growth {
+            growth = growth.push(
+                text_input("20", &f.growth_percent)
+                    .id("alert-growth-percent")
+                    .on_input(Message::GrowthPercent)
+                    .padding(theme::S)
+                    .width(100),
+            );
+        }
+        events = events.push(growth);
         events = events.push(
             text("The stale threshold is also when the dashboard calls a project stale.")
                 .size(theme::SMALL)
@@ -907,6 +958,20 @@ mod tests {
         assert!(!a.has_task());
         assert_eq!(p.form_error.as_deref(), Some("choose at least one event"));
         let _ = p.update(Message::Event(Event::RestoreFailure, true), &ctx);
+        let _ = p.update(Message::Event(Event::Unreachable, true), &ctx);
+        // Size growth: a percentage.
+        let _ = p.update(Message::Growth(true), &ctx);
+        let _ = p.update(Message::GrowthPercent("lots".into()), &ctx);
+        let a = p.update(Message::Save, &ctx);
+        assert!(!a.has_task());
+        assert!(
+            p.form_error
+                .as_deref()
+                .is_some_and(|e| e.contains("percentage")),
+            "{:?}",
+            p.form_error
+        );
+        let _ = p.update(Message::GrowthPercent("25%".into()), &ctx);
         let _ = p.update(Message::Name("Restores".into()), &ctx);
         // A webhook without its secret: the engine says so, the form stays.
         let _ = p.update(Message::UseWebhook(true), &ctx);
@@ -928,6 +993,8 @@ mod tests {
         let saved = ctx.engine.alert_rules().await.expect("rules");
         assert_eq!(saved.len(), 1);
         assert!(saved[0].on_restore_failure && !saved[0].on_failure);
+        assert!(saved[0].on_unreachable && !saved[0].on_pg_dump_missing);
+        assert_eq!(saved[0].size_growth_percent, Some(25));
         assert_eq!(saved[0].channels, vec![Channel::Desktop]);
         let id = saved[0].id.clone();
 

@@ -75,7 +75,7 @@ pub fn health(s: &ProjectSummary, now: DateTime<Utc>) -> (Health, String) {
             .error
             .clone()
             .unwrap_or_else(|| "see the test report".into());
-        return (Health::Failing, format!("connection test failed: {why}"));
+        return (Health::Failing, format!("health check failed: {why}"));
     }
     if let Some(t) = &s.last_restore_test
         && !t.ok
@@ -100,7 +100,7 @@ pub fn health(s: &ProjectSummary, now: DateTime<Utc>) -> (Health, String) {
         Some(t) => {
             let tested = match &s.last_test {
                 Some(t) => format!(
-                    "connection ok{}",
+                    "reachable{}",
                     t.latency_ms
                         .map(|l| format!(", {l:.0} ms"))
                         .unwrap_or_default()

@@ -38,6 +38,7 @@ pub enum Message {
     ShowBackups(String),
     BackUp(String),
     Schedules(String),
+    Health(super::health::Message),
     Escape,
 }
 
@@ -55,6 +56,8 @@ pub struct Projects {
     pub confirm_remove: Option<Project>,
     pub removing: bool,
     pub transfer: Option<Transfer>,
+    /// The selected project's live health (probes and their charts).
+    pub health: super::health::Panel,
 }
 
 /// Does `p` match the search text (name, ref, description, environment)?
@@ -86,6 +89,16 @@ impl Projects {
     pub fn select(&mut self, id: String) {
         self.form = None;
         self.selected = Some(id);
+    }
+
+    /// Loads the selected project's probe history when it is not shown yet.
+    fn load_health(&mut self, ctx: &Ctx) -> Task<Message> {
+        match self.selected.clone() {
+            Some(id) if self.health.project_id.as_deref() != Some(id.as_str()) => {
+                self.health.load(ctx, &id).map(Message::Health)
+            }
+            _ => Task::none(),
+        }
     }
 
     pub fn selected_project(&self) -> Option<&Project> {
@@ -128,7 +141,7 @@ impl Projects {
                 if self.selected.is_none() {
                     self.selected = self.list.first().map(|p| p.id.clone());
                 }
-                Action::none()
+                Action::task(self.load_health(ctx))
             }
             Message::Loaded(Err(e)) => {
                 self.loading = false;
@@ -141,8 +154,9 @@ impl Projects {
             }
             Message::Select(id) => {
                 self.select(id);
-                Action::none()
+                Action::task(self.load_health(ctx))
             }
+            Message::Health(m) => self.health.update(m, ctx).map(Message::Health),
             Message::New => Action::task(self.open_new()),
             Message::Edit(id) => {
                 if let Some(p) = self.list.iter().find(|p| p.id == id) {
@@ -475,6 +489,9 @@ impl Projects {
                 ))
             }
             _ => {}
+        }
+        if self.health.project_id.as_deref() == Some(p.id.as_str()) {
+            col = col.push(self.health.view().map(Message::Health));
         }
         scrollable(container(col).padding(theme::L).style(theme::card))
             .height(Length::Fill)

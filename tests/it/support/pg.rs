@@ -70,6 +70,13 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
+/// A cluster of the calling test's own, for tests that stop the server
+/// (the shared one must keep running). Like the shared one it is removed
+/// when the test process exits.
+pub fn own_cluster() -> Cluster {
+    start_cluster().unwrap_or_else(|e| panic!("a test PostgreSQL cluster could not start:\n{e}"))
+}
+
 /// `supabase_like.sql` in the fixtures folder (`SUPABACKUP_FIXTURES_DIR` or
 /// `../shared/fixtures`), or `$SUPABACKUP_FIXTURE`.
 pub fn fixture_path() -> PathBuf {
@@ -87,6 +94,29 @@ pub fn fixture_path() -> PathBuf {
 }
 
 impl Cluster {
+    /// Stops the server (fast shutdown) and waits until it is down.
+    pub fn stop(&self) {
+        let server = ServerUser {
+            as_root: current_uid().is_ok_and(|u| u == 0),
+            dir: self.dir.clone(),
+        };
+        let data = self.dir.join("data");
+        let out = server
+            .run(
+                &self.bin("pg_ctl"),
+                &[
+                    OsStr::new("-D"),
+                    data.as_os_str(),
+                    OsStr::new("-m"),
+                    OsStr::new("fast"),
+                    OsStr::new("-w"),
+                    OsStr::new("stop"),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("pg_ctl stop: {e}"));
+        assert!(out.status.success(), "pg_ctl stop: {}", output_text(&out));
+    }
+
     /// `postgresql://postgres:<pw>@127.0.0.1:<port>/<db>?sslmode=require`
     pub fn url(&self, db: &str) -> String {
         self.url_for("postgres", &self.password, db)
