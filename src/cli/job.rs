@@ -8,8 +8,8 @@ use super::{output, prompt};
 use crate::engine::backup::{BackupKind, BackupOptions, Codec};
 use crate::engine::destination::copies::StorePlan;
 use crate::engine::schedule::{
-    ChainPolicy, CronExpr, Gfs, Hook, HookPolicy, JobConfig, JobInput, JobTz, RestoreTestPlan,
-    Retention, Scheduler, SchedulerConfig,
+    ChainPolicy, Condition, CronExpr, Gfs, Hook, HookPolicy, JobConfig, JobInput, JobTz,
+    RestoreTestPlan, Retention, Scheduler, SchedulerConfig,
 };
 use crate::engine::{Engine, Error, Result};
 
@@ -160,7 +160,15 @@ pub struct AddArgs {
     /// Stop the chain at the first failed project (default: continue).
     #[arg(long)]
     chain_stop_on_failure: bool,
-    /// Skip when the database has not changed since the last successful backup.
+    /// Run only when one of these holds since the job's last successful
+    /// backup of the project (comma-separated or repeated): `changed` (rows
+    /// were written), `size:+10%` or `size:+50MB` (the size grew or shrank
+    /// by that much), `schema` (the schema fingerprint changed). Each
+    /// decision is recorded (`job_decision`).
+    #[arg(long, value_name = "CONDITION", value_delimiter = ',')]
+    when: Vec<String>,
+    /// Skip when the database has not changed since the last successful
+    /// backup (the same as --when changed,size:+1B).
     #[arg(long)]
     skip_if_unchanged: bool,
     /// Command run before each backup (sh -c).
@@ -257,6 +265,11 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                     } else {
                         ChainPolicy::Continue
                     },
+                    when: a
+                        .when
+                        .iter()
+                        .map(|w| Condition::parse(w))
+                        .collect::<Result<_>>()?,
                     skip_if_unchanged: a.skip_if_unchanged,
                     min_size_change: 0,
                     store: StorePlan {

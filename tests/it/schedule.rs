@@ -834,3 +834,129 @@ async fn scheduled_restore_tests_pass_then_fail_on_a_tampered_backup_and_alert()
     let fourth = run_due(true);
     assert_eq!(fourth["restore_tests"], serde_json::json!([]), "{fourth}");
 }
+
+/// Each kind of condition against a real database: rows written, the size
+/// moving by megabytes, the schema changing; the first run always runs,
+/// a run with nothing new is skipped with its reason, and every decision
+/// is recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_condition_kind_skips_and_runs_as_documented() {
+    use supabackup::engine::schedule::Condition;
+    let db = cluster().create_db("sch_when");
+    db.psql("CREATE TABLE t (id int, note text); INSERT INTO t VALUES (1, 'a');");
+    let t = with_project(&db, "When").await;
+    let job = |when: Vec<Condition>| JobConfig {
+        backup: plain(),
+        when,
+        ..Default::default()
+    };
+    let mut jobs = Vec::new();
+    for when in [
+        vec![Condition::Changed],
+        vec![Condition::Size {
+            percent: None,
+            bytes: Some(4 * 1024 * 1024),
+        }],
+        vec![Condition::Schema],
+    ] {
+        jobs.push(
+            t.engine
+                .add_job(job_input("When", "0 3 * * *", job(when)))
+                .await
+                .expect("job"),
+        );
+    }
+    let writes = || {
+        db.psql(
+            "SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .parse::<i64>()
+        .unwrap_or(0)
+    };
+    // Backends report their counters on their own schedule: wait until
+    // they stop moving.
+    let settle = || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let a = writes();
+            std::thread::sleep(Duration::from_millis(1200));
+            if a == writes() || Instant::now() > deadline {
+                return;
+            }
+        }
+    };
+    let run_all = || async {
+        let mut out = Vec::new();
+        for j in &jobs {
+            let o = run_job(&t.engine, j, CancellationToken::new(), &quiet()).await;
+            out.push((
+                o.status.clone(),
+                o.steps[0].detail.clone().unwrap_or_default(),
+            ));
+        }
+        out
+    };
+    settle();
+    let first = run_all().await;
+    assert!(first.iter().all(|(s, _)| s == "completed"), "{first:?}");
+    settle();
+    let idle = run_all().await;
+    assert!(idle.iter().all(|(s, _)| s == "skipped"), "{idle:?}");
+    assert!(idle[0].1.contains("no row writes"), "{idle:?}");
+    assert!(idle[2].1.contains("schema is unchanged"), "{idle:?}");
+
+    // A few rows: only "changed" runs.
+    db.psql("INSERT INTO t SELECT g, 'b' FROM generate_series(2, 50) g;");
+    settle();
+    let rows = run_all().await;
+    assert_eq!(
+        rows.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["completed", "skipped", "skipped"],
+        "{rows:?}"
+    );
+    assert!(rows[1].1.contains("less than 4.2 MB"), "{rows:?}");
+
+    // A schema change: "schema" runs.
+    db.psql("ALTER TABLE t ADD COLUMN added_later int;");
+    settle();
+    let schema = run_all().await;
+    assert_eq!(schema[2].0, "completed", "{schema:?}");
+    assert_eq!(schema[1].0, "skipped", "{schema:?}");
+
+    // Megabytes of new rows: "size" runs.
+    db.psql(
+        "INSERT INTO t SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 120000) g;",
+    );
+    settle();
+    let grown = run_all().await;
+    assert_eq!(grown[1].0, "completed", "{grown:?}");
+    assert_eq!(grown[0].0, "completed", "{grown:?}");
+    assert_eq!(grown[2].0, "skipped", "{grown:?}");
+
+    let decisions: Vec<(String, String)> = t
+        .engine
+        .catalog()
+        .with(|c| {
+            let mut s = c.prepare(
+                "SELECT json_extract(event_data, '$.decision'), json_extract(event_data, '$.reason')
+                 FROM analytics WHERE event_type = 'job_decision' ORDER BY id",
+            )?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .expect("decisions");
+    assert_eq!(
+        decisions.len(),
+        15,
+        "every decision is recorded: {decisions:?}"
+    );
+    assert_eq!(
+        decisions.iter().filter(|(d, _)| d == "skipped").count(),
+        7,
+        "{decisions:?}"
+    );
+    assert!(
+        decisions[0].1.contains("no earlier successful backup"),
+        "{decisions:?}"
+    );
+}

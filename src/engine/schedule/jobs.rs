@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::conditions::Condition;
 use super::cron::{CronExpr, JobTz};
 use super::retention::Retention;
 use crate::engine::Engine;
@@ -62,6 +63,27 @@ pub struct RestoreTestPlan {
     pub cron: Option<String>,
 }
 
+impl JobConfig {
+    /// The conditions a run is decided on: `when`, or what the older
+    /// `skip_if_unchanged` meant (rows written, or the size moved by more
+    /// than `min_size_change`).
+    pub fn conditions(&self) -> Vec<Condition> {
+        if !self.when.is_empty() {
+            return self.when.clone();
+        }
+        if self.skip_if_unchanged {
+            return vec![
+                Condition::Changed,
+                Condition::Size {
+                    percent: None,
+                    bytes: Some(self.min_size_change + 1),
+                },
+            ];
+        }
+        Vec::new()
+    }
+}
+
 impl RestoreTestPlan {
     pub fn is_off(&self) -> bool {
         self.every.is_none() && self.cron.is_none()
@@ -92,7 +114,12 @@ pub struct JobConfig {
     pub chain: Vec<String>,
     #[serde(default)]
     pub chain_policy: ChainPolicy,
-    /// Skip when the database has not changed since the last successful backup.
+    /// Run only when one of these holds since the job's last successful
+    /// backup of the project (none: always run). See `conditions.rs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<Condition>,
+    /// The older form of `when: [changed]`: skip when the database has not
+    /// changed since the last successful backup (still read).
     #[serde(default)]
     pub skip_if_unchanged: bool,
     /// With `skip_if_unchanged`: a size change below this many bytes with

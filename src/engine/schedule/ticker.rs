@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::conditions::{ChangeState, Condition, decide};
 use super::cron::CronExpr;
 use super::hooks::{HookEnv, run_hook};
 use super::jobs::{self, ChainPolicy, HookPolicy, Job, rfc3339};
@@ -22,7 +23,6 @@ use crate::engine::backup::BackupRequest;
 use crate::engine::catalog::{analytics, settings};
 use crate::engine::error::{Error, Result};
 use crate::engine::notify::{Alert, Delivery};
-use crate::engine::pg::connect;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerConfig {
@@ -434,32 +434,6 @@ impl Scheduler {
     }
 }
 
-/// Change counters of a database: rows written and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChangeState {
-    pub writes: i64,
-    pub size: i64,
-}
-
-async fn change_state(engine: &Engine, project_id: &str) -> Result<ChangeState> {
-    let p = engine.project(project_id).await?;
-    let info = engine.connection_info(&p).await?;
-    let client = connect::connect(&info, None).await?;
-    let row = client
-        .query_one(
-            "SELECT (COALESCE(tup_inserted, 0) + COALESCE(tup_updated, 0) + COALESCE(tup_deleted, 0))::int8,
-                    pg_database_size(current_database())
-             FROM pg_stat_database WHERE datname = current_database()",
-            &[],
-        )
-        .await
-        .map_err(|e| Error::connection(format!("could not read change counters: {e}")))?;
-    Ok(ChangeState {
-        writes: row.get(0),
-        size: row.get(1),
-    })
-}
-
 fn state_key(job: &str, project: &str) -> String {
     format!("job_state.{job}.{project}")
 }
@@ -683,16 +657,17 @@ async fn run_step(
         Ok(p) => p,
         Err(e) => return fail(e.message),
     };
-    // Skip when nothing changed since the last successful backup.
-    let state = if job.config.skip_if_unchanged {
-        match change_state(engine, project_id).await {
+    // Conditions: run only when one holds since the last successful backup.
+    let conditions = job.config.conditions();
+    let state = if conditions.is_empty() {
+        None
+    } else {
+        match engine.change_state(project_id).await {
             Ok(s) => Some(s),
             Err(e) => return fail(e.message),
         }
-    } else {
-        None
     };
-    if let Some(now_state) = state {
+    if let Some(now_state) = &state {
         let key = state_key(&job.id, project_id);
         let last: Option<ChangeState> = engine
             .catalog()
@@ -700,18 +675,26 @@ async fn run_step(
             .await
             .ok()
             .flatten();
-        if let Some(last) = last
-            && last.writes == now_state.writes
-            && (last.size - now_state.size).unsigned_abs() <= job.config.min_size_change
-        {
+        let d = decide(&conditions, last.as_ref(), now_state);
+        let event = json!({
+            "job_id": job.id,
+            "decision": if d.run { "ran" } else { "skipped" },
+            "reason": d.reason,
+            "conditions": conditions.iter().map(Condition::describe).collect::<Vec<_>>(),
+            "writes": now_state.writes,
+            "size": now_state.size,
+        });
+        let pid = project_id.to_owned();
+        let _ = engine
+            .catalog()
+            .call(move |c| analytics::record(c, Some(&pid), "job_decision", &event))
+            .await;
+        if !d.run {
             return StepOutcome {
                 project: project.name,
                 status: "skipped".into(),
                 backup_id: None,
-                detail: Some(format!(
-                    "unchanged since the last successful backup ({} row writes, size {} bytes)",
-                    now_state.writes, now_state.size
-                )),
+                detail: Some(d.reason),
                 failover: None,
             };
         }

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod destinations;
 pub mod health;
 pub mod history;
+pub mod job_options;
 pub mod migrate;
 pub mod project_form;
 pub mod projects;

@@ -19,9 +19,7 @@ use super::{Action, Ctx, Effect};
 use crate::engine::Error;
 use crate::engine::backup::BackupOptions;
 use crate::engine::project::Project;
-use crate::engine::schedule::{
-    CronExpr, Gfs, Hook, HookPolicy, Job, JobConfig, JobInput, JobTz, Retention,
-};
+use crate::engine::schedule::{CronExpr, Gfs, Job, JobConfig, JobInput, JobTz, Retention};
 use crate::ui::theme::{self, Tone};
 use crate::ui::{format, widget};
 
@@ -97,10 +95,9 @@ pub enum Message {
     Schemas(String),
     Exclude(String),
     Retention(Retain, String),
-    SkipUnchanged(bool),
     Enabled(bool),
-    PreHook(String),
-    PostHook(String),
+    /// Conditions, chain and hooks.
+    Options(super::job_options::Message),
     Destinations(Result<Vec<crate::engine::destination::Destination>, Error>),
     /// Copy (or not) each run's backup to this destination.
     CopyTo(String, bool),
@@ -177,13 +174,12 @@ pub struct JobForm {
     pub daily: String,
     pub weekly: String,
     pub monthly: String,
-    pub skip_if_unchanged: bool,
     /// Scheduled restore tests, as typed (empty: off).
     pub restore_every: String,
     pub restore_cron: String,
     pub enabled: bool,
-    pub pre_hook: String,
-    pub post_hook: String,
+    /// Conditions, chain and hooks, as typed.
+    pub options: super::job_options::Options,
     /// What is not edited here (chain, hook timeouts…) is kept as it was.
     pub config: JobConfig,
     /// The next five runs, or why the expression is invalid.
@@ -228,12 +224,10 @@ impl JobForm {
             daily: String::new(),
             weekly: String::new(),
             monthly: String::new(),
-            skip_if_unchanged: false,
             restore_every: String::new(),
             restore_cron: String::new(),
             enabled: true,
-            pre_hook: String::new(),
-            post_hook: String::new(),
+            options: Default::default(),
             config: JobConfig::default(),
             preview: Ok(Vec::new()),
             touched_cron: false,
@@ -245,7 +239,7 @@ impl JobForm {
         f
     }
 
-    pub fn edit(job: &Job, project: Option<ProjectChoice>) -> Self {
+    pub fn edit(job: &Job, project: Option<ProjectChoice>, projects: &[ProjectChoice]) -> Self {
         let g = job.retention.gfs;
         let mut f = JobForm {
             editing: Some(job.clone()),
@@ -261,22 +255,10 @@ impl JobForm {
             daily: opt_num(g.map(|g| g.daily)),
             weekly: opt_num(g.map(|g| g.weekly)),
             monthly: opt_num(g.map(|g| g.monthly)),
-            skip_if_unchanged: job.config.skip_if_unchanged,
             restore_every: opt_num(job.config.restore_test.every),
             restore_cron: job.config.restore_test.cron.clone().unwrap_or_default(),
             enabled: job.enabled,
-            pre_hook: job
-                .config
-                .pre_hook
-                .as_ref()
-                .map(|h| h.command.clone())
-                .unwrap_or_default(),
-            post_hook: job
-                .config
-                .post_hook
-                .as_ref()
-                .map(|h| h.command.clone())
-                .unwrap_or_default(),
+            options: super::job_options::Options::from_config(&job.config, projects),
             config: job.config.clone(),
             preview: Ok(Vec::new()),
             touched_cron: true,
@@ -330,15 +312,6 @@ impl JobForm {
         })
     }
 
-    fn hook(command: &str, old: Option<&Hook>) -> Option<Hook> {
-        let command = command.trim();
-        (!command.is_empty()).then(|| Hook {
-            command: command.to_owned(),
-            timeout_secs: old.map(|h| h.timeout_secs).unwrap_or(300),
-            on_failure: old.map(|h| h.on_failure).unwrap_or(HookPolicy::Abort),
-        })
-    }
-
     /// The job as typed, checked the way the engine checks it.
     pub fn input(&self) -> Result<JobInput, String> {
         let project = self.project.as_ref().ok_or("choose a project")?;
@@ -354,7 +327,6 @@ impl JobForm {
         backup.validate().map_err(|e| e.message)?;
         let mut config = self.config.clone();
         config.backup = backup;
-        config.skip_if_unchanged = self.skip_if_unchanged;
         config.restore_test.every = Self::number("restore-test every", &self.restore_every)?;
         config.restore_test.cron = match self.restore_cron.trim() {
             "" => None,
@@ -364,8 +336,8 @@ impl JobForm {
                 Some(c.to_owned())
             }
         };
-        config.pre_hook = Self::hook(&self.pre_hook, self.config.pre_hook.as_ref());
-        config.post_hook = Self::hook(&self.post_hook, self.config.post_hook.as_ref());
+        self.options
+            .apply(self.project.as_ref().map(|p| p.id.as_str()), &mut config)?;
         let mut per_dest = std::collections::BTreeMap::new();
         for name in crate::engine::destination::copies::plan_names(&config.store) {
             let mut r = config
@@ -522,7 +494,9 @@ impl Schedules {
             Message::Edit(id) => {
                 if let Some(job) = self.jobs.iter().find(|j| j.id == id) {
                     let choice = self.choice(&job.project_id);
-                    self.form = Some(JobForm::edit(job, choice));
+                    let all: Vec<ProjectChoice> =
+                        self.projects.iter().map(ProjectChoice::from).collect();
+                    self.form = Some(JobForm::edit(job, choice, &all));
                 }
                 Action::none()
             }
@@ -608,10 +582,8 @@ impl Schedules {
                 Retain::Weekly => f.weekly = s,
                 Retain::Monthly => f.monthly = s,
             }),
-            Message::SkipUnchanged(b) => self.edit_form(|f| f.skip_if_unchanged = b),
             Message::Enabled(b) => self.edit_form(|f| f.enabled = b),
-            Message::PreHook(s) => self.edit_form(|f| f.pre_hook = s),
-            Message::PostHook(s) => self.edit_form(|f| f.post_hook = s),
+            Message::Options(m) => self.edit_form(|f| f.options.update(m)),
             Message::Destinations(r) => {
                 self.destinations = r
                     .map(|l| l.into_iter().map(|d| d.name).collect())
@@ -858,9 +830,23 @@ impl Schedules {
                 .wrap(),
                 row![
                     text(format!(
-                        "{} backup · {}{} · last run",
+                        "{} backup · {}{}{} · last run",
                         j.config.backup.kind.as_str(),
                         retention_summary(&j.retention),
+                        {
+                            let c = j.config.conditions();
+                            if c.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " · only when {}",
+                                    c.iter()
+                                        .map(|c| c.describe())
+                                        .collect::<Vec<_>>()
+                                        .join(" or ")
+                                )
+                            }
+                        },
                         if j.config.restore_test.is_off() {
                             String::new()
                         } else {
@@ -1195,35 +1181,20 @@ impl Schedules {
             )
             .push(text("Options").font(theme::BOLD))
             .push(
-                toggler(f.skip_if_unchanged)
-                    .label("Skip when the database has not changed since the last backup")
-                    .on_toggle(Message::SkipUnchanged),
-            )
-            .push(
                 toggler(f.enabled)
                     .label("Enabled")
                     .on_toggle(Message::Enabled),
             )
             .push(
-                row![
-                    widget::field(
-                        "Before (shell command)",
-                        text_input("optional", &f.pre_hook)
-                            .on_input(Message::PreHook)
-                            .padding(theme::S),
-                        None,
-                        None
-                    ),
-                    widget::field(
-                        "After (shell command)",
-                        text_input("optional", &f.post_hook)
-                            .on_input(Message::PostHook)
-                            .padding(theme::S),
-                        None,
-                        None
-                    ),
-                ]
-                .spacing(theme::S),
+                f.options
+                    .view(
+                        self.projects
+                            .iter()
+                            .filter(|c| f.project.as_ref().is_none_or(|p| p.id != c.id))
+                            .map(ProjectChoice::from)
+                            .collect(),
+                    )
+                    .map(Message::Options),
             );
         col.into()
     }

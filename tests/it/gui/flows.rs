@@ -907,3 +907,95 @@ async fn an_alert_rule_made_in_settings_hears_a_backup_started_in_the_gui_fail()
     assert_eq!(shown.len(), 1, "one desktop notification: {shown:?}");
     assert!(shown[0].0.contains("Backup of Down failed"), "{shown:?}");
 }
+
+/// A chain made in the schedule form through `update()` messages — three
+/// projects, the order changed once, stop at the first failure, a
+/// pre-hook with its own timeout that only warns, "run only when the
+/// schema changed" — is saved as such and runs the projects in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_made_in_the_schedule_form_runs_in_order() {
+    use supabackup::engine::schedule::{ChainPolicy, Condition, HookPolicy, ticker::run_job};
+    use supabackup::ui::app::Message as M;
+    use supabackup::ui::screen::choices::ProjectChoice;
+    use supabackup::ui::screen::job_options::Message as O;
+    use supabackup::ui::screen::schedules::Message as S;
+    let t = unlocked_engine().await;
+    let mut ids = Vec::new();
+    for name in ["Alpha", "Beta", "Gamma"] {
+        let db = cluster().create_db(&format!("gui_chain_{}", name.to_lowercase()));
+        db.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+        let mut i = input(name, &db.url());
+        i.project_ref = name.to_lowercase();
+        ids.push(t.engine.add_project(i).await.expect("project").id);
+    }
+    let choice = |i: usize, name: &str| ProjectChoice {
+        id: ids[i].clone(),
+        name: name.into(),
+    };
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Schedules");
+    d.idle().await;
+    d.click("New schedule");
+    for m in [
+        S::Project(choice(0, "Alpha")),
+        S::Encrypt(false),
+        S::Options(O::ChainAdd(choice(2, "Gamma"))),
+        S::Options(O::ChainAdd(choice(1, "Beta"))),
+        S::Options(O::ChainUp(1)),
+        S::Options(O::ChainStop(true)),
+        S::Options(O::PreHook("echo checking".into())),
+        S::Options(O::HookTimeout("30".into())),
+        S::Options(O::HookWarn(true)),
+        S::Options(O::WhenSchema(true)),
+    ] {
+        d.send(M::Schedules(m));
+    }
+    d.assert_text("1. Beta");
+    d.assert_text("2. Gamma");
+    d.click("Create schedule");
+    d.until("the schedule to be saved", |a| a.schedules.form.is_none())
+        .await;
+    d.idle().await;
+    let jobs = t.engine.list_jobs().await.expect("jobs");
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.project_id, ids[0]);
+    assert_eq!(job.config.chain, [ids[1].clone(), ids[2].clone()]);
+    assert_eq!(job.config.chain_policy, ChainPolicy::Stop);
+    let hook = job.config.pre_hook.clone().expect("pre-hook");
+    assert_eq!((hook.timeout_secs, hook.on_failure), (30, HookPolicy::Warn));
+    assert_eq!(job.config.when, [Condition::Schema]);
+    d.assert_text("full backup · keep last 14 · only when the schema changed · last run");
+    let delivery = supabackup::engine::notify::Delivery::with_desktop(std::sync::Arc::new(
+        supabackup::engine::notify::RecordingNotifier::new(),
+    ));
+    let out = run_job(
+        &t.engine,
+        job,
+        tokio_util::sync::CancellationToken::new(),
+        &delivery,
+    )
+    .await;
+    assert_eq!(
+        out.steps
+            .iter()
+            .map(|s| (s.project.as_str(), s.status.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("Alpha", "completed"),
+            ("Beta", "completed"),
+            ("Gamma", "completed")
+        ],
+        "{out:?}"
+    );
+    // Backed up in that order.
+    let mut backups = t.engine.list_backups(None, 10).await.expect("backups");
+    backups.reverse();
+    assert_eq!(
+        backups
+            .iter()
+            .map(|b| b.project_name.as_str())
+            .collect::<Vec<_>>(),
+        ["Alpha", "Beta", "Gamma"]
+    );
+}
