@@ -147,6 +147,9 @@ pub struct RunArgs {
     /// and verified (it stays when one failed).
     #[arg(long, requires = "destination")]
     no_local: bool,
+    /// Do not run the project's hooks (`project hooks`) around this backup.
+    #[arg(long)]
+    no_hooks: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -239,6 +242,7 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
             let result = engine
                 .run_backup(
                     BackupRequest {
+                        no_hooks: a.no_hooks,
                         project: a.project,
                         options,
                         job_id: None,

@@ -72,6 +72,29 @@ pub enum ProjectCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show or set the hooks run around the project's backups started by
+    /// hand (GUI "Back up now", `backup run`; a schedule runs its own).
+    ///
+    /// Without options: show them. `backup run --no-hooks` skips them once.
+    Hooks {
+        /// The project: name, id or ref.
+        name: String,
+        /// Command run before each manual backup (sh -c); "" removes it.
+        #[arg(long)]
+        pre: Option<String>,
+        /// Command run after each manual backup (sh -c); "" removes it.
+        #[arg(long)]
+        post: Option<String>,
+        /// Timeout of each hook, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// A failing pre-hook only warns (default: the backup does not run).
+        #[arg(long)]
+        warn_only: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Import projects from a .json or .csv file.
     ///
     /// Every bad row is reported with its line; nothing is imported unless
@@ -382,6 +405,55 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
             }
             engine.remove_project(&p.id).await?;
             println!("Removed project '{}'. Its backups were kept.", p.name);
+            Ok(0)
+        }
+        ProjectCmd::Hooks {
+            name,
+            pre,
+            post,
+            timeout,
+            warn_only,
+            json,
+        } => {
+            use crate::engine::schedule::{Hook, HookPolicy, hooks::ProjectHooks};
+            let p = engine.project(&name).await?;
+            let mut hooks = engine.project_hooks(&p.id).await?;
+            if pre.is_some() || post.is_some() {
+                let make = |c: String| {
+                    (!c.trim().is_empty()).then_some(Hook {
+                        command: c,
+                        timeout_secs: timeout,
+                        on_failure: if warn_only {
+                            HookPolicy::Warn
+                        } else {
+                            HookPolicy::Abort
+                        },
+                    })
+                };
+                hooks = ProjectHooks {
+                    pre: pre.map(make).unwrap_or(hooks.pre),
+                    post: post.map(make).unwrap_or(hooks.post),
+                };
+                engine.set_project_hooks(&p.id, hooks.clone()).await?;
+            }
+            if json {
+                return output::json(&hooks).map(|_| 0);
+            }
+            let show = |h: &Option<Hook>| match h {
+                Some(h) => format!(
+                    "{} (timeout {} s{})",
+                    h.command,
+                    h.timeout_secs,
+                    if h.on_failure == HookPolicy::Warn {
+                        ", only warns"
+                    } else {
+                        ""
+                    }
+                ),
+                None => "none".into(),
+            };
+            println!("{}: before {}", p.name, show(&hooks.pre));
+            println!("{}: after  {}", p.name, show(&hooks.post));
             Ok(0)
         }
         ProjectCmd::Health {

@@ -39,6 +39,7 @@ pub async fn backup(engine: &Engine, project: &str, options: BackupOptions) -> B
     engine
         .run_backup(
             BackupRequest {
+                no_hooks: false,
                 project: project.into(),
                 options,
                 job_id: None,

@@ -253,6 +253,7 @@ async fn a_cancelled_backup_cleans_up_and_is_recorded() {
         .engine
         .run_backup(
             BackupRequest {
+                no_hooks: false,
                 project: "Cancel".into(),
                 options: BackupOptions {
                     codec: Codec::Xz,
@@ -318,6 +319,7 @@ async fn a_missing_or_too_old_pg_dump_is_a_clear_error() {
         let err = engine
             .run_backup(
                 BackupRequest {
+                    no_hooks: false,
                     project: "Tools".into(),
                     options: BackupOptions {
                         encrypt: false,

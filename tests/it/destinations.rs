@@ -79,6 +79,7 @@ async fn backup_to(engine: &Engine, project: &str, plan: StorePlan) -> BackupRec
     engine
         .run_backup(
             BackupRequest {
+                no_hooks: false,
                 project: project.into(),
                 options: BackupOptions::default(),
                 job_id: None,

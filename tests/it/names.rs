@@ -74,6 +74,7 @@ async fn odd_names_are_matched_exactly_in_backups_and_restores() {
         .engine
         .run_backup(
             BackupRequest {
+                no_hooks: false,
                 project: "Source".into(),
                 options: opts(&["myapp"], &[]),
                 job_id: None,
@@ -107,6 +108,7 @@ async fn odd_names_are_matched_exactly_in_backups_and_restores() {
         .engine
         .run_backup(
             BackupRequest {
+                no_hooks: false,
                 project: "Source".into(),
                 options: opts(&[], &["a.b.x.y"]),
                 job_id: None,

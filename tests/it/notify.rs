@@ -1174,6 +1174,7 @@ async fn a_manual_backup_that_fails_reaches_the_failure_rules() {
         .engine
         .run_backup(
             supabackup::engine::backup::BackupRequest {
+                no_hooks: false,
                 project: "Down".into(),
                 options: supabackup::engine::backup::BackupOptions {
                     encrypt: false,

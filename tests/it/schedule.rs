@@ -960,3 +960,167 @@ async fn each_condition_kind_skips_and_runs_as_documented() {
         "{decisions:?}"
     );
 }
+
+/// Backups started by hand run the project's own hooks — the CLI's and
+/// any caller's of `run_backup` — unless `--no-hooks`; a failing pre-hook
+/// stops the backup (or only warns), a job's backup runs the job's hooks
+/// and not the project's.
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_backups_run_the_projects_hooks_unless_asked_not_to() {
+    use supabackup::engine::schedule::hooks::ProjectHooks;
+    let db = cluster().create_db("sch_manual_hooks");
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let t = with_project(&db, "Hooked").await;
+    let log = t.dir.path().join("hooks.log");
+    let out = cli(
+        t.dir.path(),
+        &[
+            "project",
+            "hooks",
+            "Hooked",
+            "--pre",
+            &format!(
+                "echo \"pre $SUPABACKUP_PROJECT $SUPABACKUP_STATUS\" >> {}",
+                log.display()
+            ),
+            "--post",
+            &format!(
+                "echo \"post $SUPABACKUP_STATUS $SUPABACKUP_BACKUP_ID\" >> {}",
+                log.display()
+            ),
+            "--timeout",
+            "20",
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("timeout 20 s"), "{}", stdout(&out));
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let backup = |extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "run",
+            "Hooked",
+            "--type",
+            "schema",
+            "--no-encrypt",
+        ];
+        args.extend_from_slice(extra);
+        cli(
+            t.dir.path(),
+            &args,
+            &[("SUPABACKUP_PASSPHRASE", PASSPHRASE)],
+            None,
+        )
+    };
+    let out = backup(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let l = lines();
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert_eq!(l[0], "pre Hooked running");
+    assert!(!id.is_empty());
+    assert_eq!(
+        l[1],
+        format!("post completed {id}"),
+        "the post-hook sees the backup"
+    );
+    // Opted out for one run.
+    let out = backup(&["--no-hooks"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines().len(), 2, "no hook ran");
+    // A job's backup runs the job's hooks, not the project's.
+    let job = t
+        .engine
+        .add_job(job_input(
+            "Hooked",
+            "0 3 * * *",
+            JobConfig {
+                backup: plain(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("job");
+    let o = run_job(&t.engine, &job, CancellationToken::new(), &quiet()).await;
+    assert_eq!(o.status, "completed");
+    assert_eq!(
+        lines().len(),
+        2,
+        "the project's hooks are for manual backups"
+    );
+    // A failing pre-hook stops the backup; set to warn, it goes on.
+    let failing = |warn: bool| ProjectHooks {
+        pre: Some(Hook {
+            command: "echo no disk >&2; exit 3".into(),
+            timeout_secs: 10,
+            on_failure: if warn {
+                HookPolicy::Warn
+            } else {
+                HookPolicy::Abort
+            },
+        }),
+        post: None,
+    };
+    t.engine
+        .set_project_hooks("Hooked", failing(false))
+        .await
+        .expect("hooks");
+    let before = t
+        .engine
+        .list_backups(Some("Hooked"), 50)
+        .await
+        .expect("list")
+        .len();
+    let out = backup(&[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the backup did not run") && stderr(&out).contains("no disk"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        t.engine
+            .list_backups(Some("Hooked"), 50)
+            .await
+            .expect("list")
+            .len(),
+        before,
+        "nothing was backed up"
+    );
+    t.engine
+        .set_project_hooks("Hooked", failing(true))
+        .await
+        .expect("hooks");
+    let out = backup(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Hooks are checked like a job's.
+    let err = t
+        .engine
+        .set_project_hooks(
+            "Hooked",
+            ProjectHooks {
+                pre: Some(Hook {
+                    command: "true".into(),
+                    timeout_secs: 0,
+                    on_failure: HookPolicy::Abort,
+                }),
+                post: None,
+            },
+        )
+        .await
+        .expect_err("no timeout");
+    assert!(err.message.contains("timeout"), "{err}");
+}

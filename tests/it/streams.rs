@@ -158,6 +158,7 @@ async fn a_cancelled_parallel_backup_leaves_nothing_complete_and_no_dump_running
         .engine
         .run_backup(
             BackupRequest {
+                no_hooks: false,
                 project: "Source".into(),
                 options: BackupOptions {
                     codec: Codec::None,

@@ -76,6 +76,9 @@ pub struct BackupRequest {
     pub job_id: Option<String>,
     /// Copies at destinations, made once the backup is complete.
     pub store: crate::engine::destination::copies::StorePlan,
+    /// A backup started by hand runs the project's hooks (`Engine::
+    /// project_hooks`) unless this is set; a job's backup runs the job's.
+    pub no_hooks: bool,
 }
 
 /// The folder a backup lands in: `backups/<slug>/<YYYY-MM-DD>/<HHMMSS>-<type>-<short-id>/`.
@@ -195,13 +198,52 @@ impl Engine {
         // context); a backup started by hand raises them here, whichever
         // front-end started it.
         let manual = req.job_id.is_none();
-        let r = match self.connection_info(&project).await {
-            Ok(info) => {
-                self.run_backup_of(project.clone(), info, req, progress, cancel)
-                    .await
-            }
-            Err(e) => Err(e),
+        // A backup by hand runs the project's hooks (unless asked not to).
+        let hooks = if manual && !req.no_hooks {
+            self.project_hooks(&project.id).await?
+        } else {
+            Default::default()
         };
+        let mut env = crate::engine::schedule::hooks::HookEnv {
+            phase: "pre",
+            project: project.name.clone(),
+            project_ref: project.project_ref.clone(),
+            backup_type: req.options.kind.as_str().into(),
+            status: "running".into(),
+            ..Default::default()
+        };
+        let pre = match &hooks.pre {
+            Some(h) => crate::engine::schedule::hooks::run_pre_hook(h, &env).await,
+            None => Ok(()),
+        };
+        let r = match pre {
+            Err(e) => Err(e),
+            Ok(()) => match self.connection_info(&project).await {
+                Ok(info) => {
+                    self.run_backup_of(project.clone(), info, req, progress, cancel)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if let Some(h) = &hooks.post {
+            env.phase = "post";
+            env.status = if r.is_ok() { "completed" } else { "failed" }.into();
+            if let Ok(rec) = &r {
+                env.backup_id = rec.id.clone();
+                env.backup_dir = rec.file_path.clone().unwrap_or_default();
+                if let Ok(m) = self.backup_manifest(&rec.id).await {
+                    env.artifacts = m
+                        .files
+                        .iter()
+                        .map(|f| format!("{}/{}", env.backup_dir, f.name))
+                        .collect();
+                }
+            }
+            if let Err(e) = crate::engine::schedule::hooks::run_hook(h, &env).await {
+                tracing::warn!("{}", e.message);
+            }
+        }
         if manual {
             let alert = match &r {
                 Ok(rec) => crate::engine::notify::Alert::from_backup(rec),

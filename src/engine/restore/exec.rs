@@ -614,6 +614,7 @@ impl Engine {
                 project,
                 target.info.clone(),
                 BackupRequest {
+                    no_hooks: false,
                     project: String::new(),
                     options: BackupOptions {
                         kind: BackupKind::PreRestore,

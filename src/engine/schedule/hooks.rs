@@ -7,8 +7,94 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::jobs::Hook;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::jobs::{Hook, HookPolicy};
+use crate::engine::Engine;
+use crate::engine::catalog::{audit, settings};
 use crate::engine::error::{Error, Result};
+
+/// A project's own hooks, run around the backups started by hand (a job's
+/// backups run the job's hooks instead).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectHooks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre: Option<Hook>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<Hook>,
+}
+
+fn hooks_key(project_id: &str) -> String {
+    format!("project.hooks.{project_id}")
+}
+
+/// A hook a person typed is usable: a command and a sane timeout.
+pub(crate) fn check_hook(h: &Hook) -> Result<()> {
+    if h.command.trim().is_empty() {
+        return Err(Error::invalid("a hook needs a command"));
+    }
+    if h.timeout_secs == 0 || h.timeout_secs > 24 * 3600 {
+        return Err(Error::invalid(
+            "a hook's timeout must be between 1 second and 24 hours",
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// The hooks a project's manual backups run.
+    pub async fn project_hooks(&self, key: &str) -> Result<ProjectHooks> {
+        let pid = self.project(key).await?.id;
+        Ok(self
+            .catalog()
+            .call(move |c| settings::get(c, &hooks_key(&pid)))
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Sets (or, with both empty, removes) a project's hooks.
+    pub async fn set_project_hooks(&self, key: &str, hooks: ProjectHooks) -> Result<()> {
+        for h in [&hooks.pre, &hooks.post].into_iter().flatten() {
+            check_hook(h)?;
+        }
+        let p = self.project(key).await?;
+        let actor = self.actor().to_owned();
+        self.catalog()
+            .call(move |c| {
+                let key = hooks_key(&p.id);
+                if hooks == ProjectHooks::default() {
+                    settings::remove(c, &key)?;
+                } else {
+                    settings::set(c, &key, &hooks)?;
+                }
+                audit::append(
+                    c,
+                    &actor,
+                    "project.hooks",
+                    Some(&p.name),
+                    &json!({"pre": hooks.pre.as_ref().map(|h| &h.command), "post": hooks.post.as_ref().map(|h| &h.command)}),
+                )
+            })
+            .await
+    }
+}
+
+/// Runs a pre-hook: `Err` when it failed and its policy stops the backup
+/// (the message says so); a failure that only warns is logged.
+pub async fn run_pre_hook(hook: &Hook, env: &HookEnv) -> Result<()> {
+    match run_hook(hook, env).await {
+        Ok(_) => Ok(()),
+        Err(e) if hook.on_failure == HookPolicy::Abort => Err(Error::new(
+            e.kind,
+            format!("the backup did not run: {}", e.message),
+        )),
+        Err(e) => {
+            tracing::warn!("{} (the hook only warns; the backup goes on)", e.message);
+            Ok(())
+        }
+    }
+}
 
 /// The variables a hook sees (documented in docs/SCHEDULING.md).
 #[derive(Debug, Clone, Default)]

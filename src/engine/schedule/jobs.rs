@@ -293,14 +293,7 @@ impl Engine {
             .into_iter()
             .flatten()
         {
-            if h.command.trim().is_empty() {
-                return Err(Error::invalid("a hook needs a command"));
-            }
-            if h.timeout_secs == 0 || h.timeout_secs > 24 * 3600 {
-                return Err(Error::invalid(
-                    "a hook's timeout must be between 1 second and 24 hours",
-                ));
-            }
+            super::hooks::check_hook(h)?;
         }
         Ok(cron)
     }

@@ -720,6 +720,7 @@ async fn run_step(
     let result = engine
         .run_backup(
             BackupRequest {
+                no_hooks: false,
                 project: project.id.clone(),
                 options: job.config.backup.clone(),
                 job_id: Some(job.id.clone()),

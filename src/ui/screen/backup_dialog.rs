@@ -2,7 +2,7 @@
 //! level, encryption (asking for the backup passphrase the first time).
 
 use iced::widget::{checkbox, column, pick_list, row, text, text_input, toggler};
-use iced::{Element, Length, Task};
+use iced::{Alignment, Element, Length, Task};
 
 use crate::engine::backup::source::SourceNames;
 use crate::engine::backup::{BackupKind, BackupOptions, BackupRequest, Codec};
@@ -43,6 +43,10 @@ pub enum Message {
     /// Copy (or not) to this destination.
     CopyTo(String, bool),
     KeepLocal(bool),
+    /// The chosen project's manual-backup hooks.
+    Hooks(Result<crate::engine::schedule::hooks::ProjectHooks, Error>),
+    /// Run them around this backup (on unless turned off).
+    RunHooks(bool),
 }
 
 pub enum Event {
@@ -80,6 +84,9 @@ pub struct BackupDialog {
     pub copy_to: Vec<String>,
     /// Keep the folder on this machine once the copies are stored.
     pub keep_local: bool,
+    /// The project's hooks (`None` until read) and whether to run them.
+    pub hooks: Option<crate::engine::schedule::hooks::ProjectHooks>,
+    pub run_hooks: bool,
 }
 
 impl BackupDialog {
@@ -89,11 +96,16 @@ impl BackupDialog {
         let Some(p) = &self.project else {
             return Event::None;
         };
+        self.hooks = None;
         let (engine, id) = (engine.clone(), p.id.clone());
-        Event::Run(Task::perform(
-            async move { engine.source_names(&id).await },
-            Message::Names,
-        ))
+        let (e2, id2) = (engine.clone(), id.clone());
+        Event::Run(Task::batch([
+            Task::perform(
+                async move { engine.source_names(&id).await },
+                Message::Names,
+            ),
+            Task::perform(async move { e2.project_hooks(&id2).await }, Message::Hooks),
+        ]))
     }
 
     /// A dialog for `project` (id), starting from `defaults`; loads the
@@ -124,6 +136,8 @@ impl BackupDialog {
             destinations: Vec::new(),
             copy_to: Vec::new(),
             keep_local: true,
+            hooks: None,
+            run_hooks: true,
         };
         let engine = engine.clone();
         let e2 = engine.clone();
@@ -230,6 +244,14 @@ impl BackupDialog {
                 self.keep_local = b;
                 Event::None
             }
+            Message::Hooks(r) => {
+                self.hooks = r.ok();
+                Event::None
+            }
+            Message::RunHooks(b) => {
+                self.run_hooks = b;
+                Event::None
+            }
             Message::PickSchema(name) => {
                 self.schemas = widget::toggle_name(&self.schemas, &name);
                 Event::None
@@ -316,6 +338,7 @@ impl BackupDialog {
                 self.starting = true;
                 Event::Start(
                     BackupRequest {
+                        no_hooks: !self.run_hooks,
                         project: project.id,
                         options,
                         job_id: None,
@@ -495,6 +518,25 @@ impl BackupDialog {
             ]
             .spacing(theme::M),
         );
+        if let Some(h) = self
+            .hooks
+            .as_ref()
+            .filter(|h| h.pre.is_some() || h.post.is_some())
+        {
+            let says = [("before", &h.pre), ("after", &h.post)]
+                .iter()
+                .filter_map(|(when, hook)| hook.as_ref().map(|x| format!("{when}: {}", x.command)))
+                .collect::<Vec<_>>()
+                .join(" · ");
+            col = col.push(
+                row![
+                    toggler(self.run_hooks).on_toggle(Message::RunHooks),
+                    text(format!("Run the project's hooks ({says})")).size(theme::SMALL),
+                ]
+                .spacing(theme::S)
+                .align_y(Alignment::Center),
+            );
+        }
         if !self.destinations.is_empty() {
             let mut places = row![text("Copy to").width(Length::Fixed(90.0))]
                 .spacing(theme::M)

@@ -14,6 +14,7 @@ pub mod history;
 pub mod job_options;
 pub mod migrate;
 pub mod project_form;
+pub mod project_hooks;
 pub mod projects;
 pub mod report;
 pub mod restore;

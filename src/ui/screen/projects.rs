@@ -39,6 +39,7 @@ pub enum Message {
     BackUp(String),
     Schedules(String),
     Health(super::health::Message),
+    Hooks(super::project_hooks::Message),
     Escape,
 }
 
@@ -58,6 +59,8 @@ pub struct Projects {
     pub transfer: Option<Transfer>,
     /// The selected project's live health (probes and their charts).
     pub health: super::health::Panel,
+    /// The selected project's manual-backup hooks.
+    pub hooks: super::project_hooks::Panel,
 }
 
 /// Does `p` match the search text (name, ref, description, environment)?
@@ -94,9 +97,10 @@ impl Projects {
     /// Loads the selected project's probe history when it is not shown yet.
     fn load_health(&mut self, ctx: &Ctx) -> Task<Message> {
         match self.selected.clone() {
-            Some(id) if self.health.project_id.as_deref() != Some(id.as_str()) => {
-                self.health.load(ctx, &id).map(Message::Health)
-            }
+            Some(id) if self.health.project_id.as_deref() != Some(id.as_str()) => Task::batch([
+                self.health.load(ctx, &id).map(Message::Health),
+                self.hooks.load(ctx, &id).map(Message::Hooks),
+            ]),
             _ => Task::none(),
         }
     }
@@ -157,6 +161,7 @@ impl Projects {
                 Action::task(self.load_health(ctx))
             }
             Message::Health(m) => self.health.update(m, ctx).map(Message::Health),
+            Message::Hooks(m) => self.hooks.update(m, ctx).map(Message::Hooks),
             Message::New => Action::task(self.open_new()),
             Message::Edit(id) => {
                 if let Some(p) = self.list.iter().find(|p| p.id == id) {
@@ -492,6 +497,9 @@ impl Projects {
         }
         if self.health.project_id.as_deref() == Some(p.id.as_str()) {
             col = col.push(self.health.view().map(Message::Health));
+        }
+        if self.hooks.project_id.as_deref() == Some(p.id.as_str()) {
+            col = col.push(self.hooks.view().map(Message::Hooks));
         }
         scrollable(container(col).padding(theme::L).style(theme::card))
             .height(Length::Fill)

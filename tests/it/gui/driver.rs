@@ -187,6 +187,30 @@ impl Driver {
         });
     }
 
+    /// Scrolls (as `scroll_and_type_into`) until the button showing
+    /// `label` is visible, then clicks it.
+    pub fn scroll_and_click(&mut self, label: &str) {
+        use iced::mouse::{Event as Mouse, ScrollDelta};
+        let l = label.to_owned();
+        self.interact(|s| {
+            for _ in 0..60 {
+                match s.find(l.as_str()) {
+                    Ok(target) if target.visible_bounds().is_some() => break,
+                    Ok(target) => {
+                        s.point_at(iced::Point::new(target.bounds().center_x(), SIZE.1 / 2.0));
+                    }
+                    Err(e) => panic!("no {l:?}: {e}"),
+                }
+                let _ = s.simulate([iced::Event::Mouse(Mouse::WheelScrolled {
+                    delta: ScrollDelta::Pixels { x: 0.0, y: -120.0 },
+                })]);
+            }
+            if let Err(e) = s.click(l.as_str()) {
+                panic!("cannot click {l:?} after scrolling: {e}");
+            }
+        });
+    }
+
     /// Types into the input with `id`, then presses `key`.
     pub fn type_and_press(
         &mut self,

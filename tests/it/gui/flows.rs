@@ -999,3 +999,79 @@ async fn a_chain_made_in_the_schedule_form_runs_in_order() {
         ["Alpha", "Beta", "Gamma"]
     );
 }
+
+/// Hooks typed into the project view run around a backup started from
+/// the backup dialog, and the dialog's switch skips them for one run.
+#[tokio::test(flavor = "multi_thread")]
+async fn project_hooks_set_in_the_project_view_run_around_a_gui_backup() {
+    use supabackup::ui::screen::project_hooks::{POST_ID, PRE_ID};
+    let db = cluster().create_db("gui_hooks");
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let t = unlocked_engine().await;
+    t.engine
+        .add_project(input("Hooked", &db.url()))
+        .await
+        .expect("project");
+    t.engine
+        .set_backup_passphrase(Secret::new("gui hooks passphrase"))
+        .await
+        .expect("backup passphrase");
+    let log = t.dir.path().join("gui-hooks.log");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Projects");
+    d.until("the hooks to load", |a| a.projects.hooks.saved.is_some())
+        .await;
+    d.scroll_and_type_into(PRE_ID, &format!("echo pre >> {}", log.display()));
+    d.scroll_and_type_into(
+        POST_ID,
+        &format!("echo \"post $SUPABACKUP_STATUS\" >> {}", log.display()),
+    );
+    d.scroll_and_click("Save hooks");
+    d.until("the hooks to be saved", |a| {
+        a.projects.hooks.notice.is_some() || a.projects.hooks.error.is_some()
+    })
+    .await;
+    assert_eq!(d.app.projects.hooks.error, None);
+    let saved = t.engine.project_hooks("Hooked").await.expect("hooks");
+    assert_eq!(saved.pre.as_ref().map(|h| h.timeout_secs), Some(300));
+
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    let label = format!(
+        "Run the project's hooks (before: echo pre >> {} · after: echo \"post $SUPABACKUP_STATUS\" >> {})",
+        log.display(),
+        log.display()
+    );
+    // With the hooks (the default), then without.
+    for run_hooks in [true, false] {
+        d.click("Backups");
+        d.idle().await;
+        d.click("Back up now");
+        d.until("the dialog to load its hooks", |a| {
+            a.backups
+                .dialog
+                .as_ref()
+                .is_some_and(|x| !x.loading && x.hooks.is_some())
+        })
+        .await;
+        d.assert_text(&label);
+        if !run_hooks {
+            d.send(supabackup::ui::app::Message::Backups(
+                supabackup::ui::screen::backups::Message::Dialog(
+                    supabackup::ui::screen::backup_dialog::Message::RunHooks(false),
+                ),
+            ));
+        }
+        d.click("Start backup");
+        d.until("the backup to finish", |a| a.jobs.is_empty()).await;
+        d.idle().await;
+    }
+    assert_eq!(
+        lines(),
+        "pre\npost completed\n",
+        "hooks ran once, for the first backup"
+    );
+    assert_eq!(
+        t.engine.list_backups(None, 10).await.expect("list").len(),
+        2
+    );
+}
