@@ -7,9 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::{output, prompt};
-use crate::engine::backup::{
-    BackupKind, BackupOptions, BackupProgress, BackupRequest, Codec, Phase,
-};
+use crate::engine::backup::{BackupKind, BackupOptions, BackupProgress, BackupRequest, Codec};
 use crate::engine::catalog::backups::BackupRecord;
 use crate::engine::crypto::Secret;
 use crate::engine::destination::copies::StorePlan;
@@ -155,34 +153,6 @@ pub struct RunArgs {
     json: bool,
 }
 
-fn human_rate(bps: f64) -> String {
-    format!("{}/s", output::bytes(bps as i64))
-}
-
-fn progress_line(p: &BackupProgress) -> String {
-    let phase = match p.phase {
-        Phase::Connecting => "connecting",
-        Phase::Dumping => "dumping",
-        Phase::Finalizing => "finalizing",
-        Phase::Uploading => "uploading",
-    };
-    let eta = p
-        .eta_secs
-        .map(|s| format!(" ETA {}", crate::engine::units::duration_secs(s)))
-        .unwrap_or_default();
-    format!(
-        "{phase} {} read, {} written, {}{eta} {}",
-        output::bytes(p.bytes_read as i64),
-        output::bytes(p.bytes_written as i64),
-        human_rate(p.rate),
-        p.destination
-            .as_deref()
-            .map(|d| format!("to {d}"))
-            .or_else(|| p.current_table.clone())
-            .unwrap_or_default()
-    )
-}
-
 /// ", verified …" / ", failed: …" after a copy's status.
 fn copy_note(c: &crate::engine::destination::copies::BackupCopy) -> String {
     let mut out = String::new();
@@ -232,12 +202,10 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
             if options.encrypt {
                 ensure_backup_passphrase(engine).await?;
             }
-            let tty = std::io::stderr().is_terminal();
-            let progress: crate::engine::backup::ProgressFn = Arc::new(move |p: BackupProgress| {
-                if tty {
-                    eprint!("\r\x1b[2K{}", progress_line(&p));
-                }
-            });
+            let bar = super::progress::Bar::new();
+            let shown = bar.clone();
+            let progress: crate::engine::backup::ProgressFn =
+                Arc::new(move |p: BackupProgress| shown.backup(&p));
             let cancel = super::cancel_on_ctrl_c();
             let result = engine
                 .run_backup(
@@ -256,9 +224,7 @@ pub async fn run(engine: &Engine, cmd: BackupCmd) -> Result<i32> {
                     cancel,
                 )
                 .await;
-            if tty {
-                eprint!("\r\x1b[2K");
-            }
+            bar.finish();
             let rec = result?;
             let copies = engine.backup_copies(&rec.id).await?;
             if a.json {

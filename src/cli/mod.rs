@@ -8,6 +8,7 @@ pub mod backup;
 pub mod destination;
 pub mod job;
 pub mod output;
+pub mod progress;
 pub mod project;
 pub mod prompt;
 pub mod repo;

@@ -8,8 +8,7 @@ use clap::{Args, Subcommand};
 use super::{cancel_on_ctrl_c, output, prompt};
 use crate::engine::migrate::{CloneInput, CloneWhat};
 use crate::engine::restore::{
-    RestoreMode, RestorePhase, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope,
-    RestoreTarget,
+    RestoreMode, RestorePreview, RestoreProgress, RestoreRequest, RestoreScope, RestoreTarget,
 };
 use crate::engine::{Engine, Error, ErrorKind, Result};
 
@@ -257,12 +256,11 @@ async fn execute(engine: &Engine, mut req: RestoreRequest, yes: bool, json: bool
             ));
         }
     }
+    let bar = super::progress::Bar::new();
     let rec = engine
-        .run_restore(req, progress_fn(), cancel_on_ctrl_c())
+        .run_restore(req, progress_fn(&bar), cancel_on_ctrl_c())
         .await;
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[2K");
-    }
+    bar.finish();
     let rec = rec?;
     if json {
         output::json(&rec)?;
@@ -410,25 +408,11 @@ fn print_preview(p: &RestorePreview) {
     }
 }
 
-fn progress_fn() -> crate::engine::restore::RestoreProgressFn {
-    let tty = std::io::stderr().is_terminal();
-    Arc::new(move |p: RestoreProgress| {
-        if !tty {
-            return;
-        }
-        match p.phase {
-            RestorePhase::Loading => eprint!(
-                "\r\x1b[2KLoading {} / {} applied, {}/s{}",
-                output::bytes(p.bytes_applied as i64),
-                output::bytes(p.total_bytes as i64),
-                output::bytes(p.rate as i64),
-                p.eta_secs
-                    .map(|s| format!(", ETA {}", crate::engine::units::duration_secs(s)))
-                    .unwrap_or_default()
-            ),
-            phase => eprint!("\r\x1b[2K{phase:?}…"),
-        }
-    })
+/// Progress of a restore on a bar (hidden off a terminal); the bar is
+/// cleared by `finish` once the call returns.
+fn progress_fn(bar: &super::progress::Bar) -> crate::engine::restore::RestoreProgressFn {
+    let bar = bar.clone();
+    Arc::new(move |p: RestoreProgress| bar.restore(&p))
 }
 
 pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
@@ -544,9 +528,12 @@ pub async fn run(engine: &Engine, cmd: RestoreCmd) -> Result<i32> {
                         .with_hint("pass --yes"),
                 );
             }
+            let bar = super::progress::Bar::new();
             let rec = engine
-                .rollback_restore(&r.id, confirm, progress_fn(), cancel_on_ctrl_c())
-                .await?;
+                .rollback_restore(&r.id, confirm, progress_fn(&bar), cancel_on_ctrl_c())
+                .await;
+            bar.finish();
+            let rec = rec?;
             println!("{}", rec.id);
             eprintln!("Restore {} was rolled back.", r.id);
             Ok(0)
@@ -596,12 +583,11 @@ pub async fn restore_test(
     json: bool,
 ) -> Result<i32> {
     prompt::unlock(engine).await?;
+    let bar = super::progress::Bar::new();
     let report = engine
-        .restore_test_from(id, scratch, from, progress_fn(), cancel_on_ctrl_c())
+        .restore_test_from(id, scratch, from, progress_fn(&bar), cancel_on_ctrl_c())
         .await;
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
+    bar.finish();
     let report = report?;
     if json {
         output::json(&report)?;
