@@ -31,7 +31,7 @@ if [ "${1:-}" = "--deps-only" ]; then
     shift
 fi
 
-APT_PACKAGES=(postgresql postgresql-client openssl xvfb xauth zstd xz-utils bc jq
+APT_PACKAGES=(postgresql postgresql-client openssl xvfb xauth zstd xz-utils bc jq desktop-file-utils
     libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxi6)
 
 # --- what is missing? ---------------------------------------------------------
@@ -75,6 +75,7 @@ have zstd || missing+=("zstd")
 { have xz && have unxz; } || missing+=("xz: xz-utils")
 have bc || missing+=("bc (make_platform.sh uses it)")
 have jq || missing+=("jq (the stock-tools restore recipe test uses it)")
+have desktop-file-validate || missing+=("desktop-file-validate (the packaging test checks the desktop entry): desktop-file-utils")
 have_lib libxkbcommon-x11.so.0 || missing+=("libxkbcommon-x11-0")
 have_lib libX11-xcb.so.1 || missing+=("libx11-xcb1")
 have_lib libXcursor.so.1 || missing+=("libxcursor1")

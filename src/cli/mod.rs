@@ -202,6 +202,54 @@ pub enum Command {
         #[arg(long)]
         path: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish or
+    /// powershell), e.g. `supabackup completions bash > /etc/bash_completion.d/supabackup`.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (supabackup.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
+}
+
+/// Writes `shell`'s completion script for the whole command line.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "supabackup", out);
+}
+
+/// Writes `supabackup.1` and `supabackup-<sub>[-<subsub>].1` into `dir`;
+/// returns the files written.
+pub fn manpages(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    let mut written = Vec::new();
+    fn walk(
+        cmd: clap::Command,
+        name: String,
+        dir: &std::path::Path,
+        written: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        let cmd = cmd.name(name.clone());
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .render(&mut buf)
+            .map_err(|e| Error::io("render", &path, e))?;
+        std::fs::write(&path, buf).map_err(|e| Error::io("write", &path, e))?;
+        written.push(path);
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(
+                sub.clone(),
+                format!("{name}-{}", sub.get_name()),
+                dir,
+                written,
+            )?;
+        }
+        Ok(())
+    }
+    let mut root = Cli::command();
+    root.build();
+    walk(root, "supabackup".into(), dir, &mut written)?;
+    Ok(written)
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +367,20 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
     {
         return logs(data_dir, *lines, *follow, *path).await;
     }
+    // Completions and man pages need no data directory either.
+    match &command {
+        Command::Completions { shell } => {
+            completions(*shell, &mut std::io::stdout());
+            return Ok(0);
+        }
+        Command::Manpages { dir } => {
+            for p in manpages(dir)? {
+                println!("{}", p.display());
+            }
+            return Ok(0);
+        }
+        _ => {}
+    }
     let engine = open_engine(data_dir).await?;
     match command {
         Command::Backup(cmd) => backup::run(&engine, cmd).await,
@@ -375,7 +437,10 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
             from,
             json,
         } => repo::export(&engine, &id, &to, &compression, from.as_deref(), json).await,
-        Command::Decrypt { .. } | Command::Logs { .. } => Ok(0),
+        Command::Decrypt { .. }
+        | Command::Logs { .. }
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => Ok(0),
         Command::Catalog(CatalogCmd::Rebuild { from, json }) => {
             let r = match from {
                 Some(d) => {

@@ -13,6 +13,7 @@ mod health;
 mod kdf;
 mod names;
 mod notify;
+mod packaging;
 mod projects;
 mod recipe;
 mod repo;
