@@ -43,7 +43,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
     cargo install cargo-deb --locked
 fi
 echo "==> cargo deb --no-build"
-deb=$(cargo deb --no-build --no-strip --output "$out/" | tail -n1)
+deb=$(cargo deb --no-build --output "$out/" | tail -n1)
 
 echo "==> tarball"
 stage=$out/supabackup-$version-$arch-linux

@@ -236,7 +236,11 @@ pub fn manpages(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
             .map_err(|e| Error::io("render", &path, e))?;
         std::fs::write(&path, buf).map_err(|e| Error::io("write", &path, e))?;
         written.push(path);
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        // clap's generated `help` subcommands get no page of their own.
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
             walk(
                 sub.clone(),
                 format!("{name}-{}", sub.get_name()),

@@ -90,6 +90,15 @@ fn man_pages_are_written_for_the_command_and_its_subcommands() {
         !dir.path().join("supabackup-manpages.1").exists(),
         "hidden commands get no page"
     );
+    let pages: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !pages.iter().any(|p| p.contains("-help")),
+        "clap's help subcommands get no page: {pages:?}"
+    );
+    assert!(pages.len() > 40, "a page per subcommand: {}", pages.len());
     if have("man") {
         let render = Command::new("man")
             .arg("-l")

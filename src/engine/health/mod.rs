@@ -226,6 +226,8 @@ impl Engine {
         let project = self.project(key).await?;
         let probe = match self.connection_info(&project).await {
             Ok(info) => self.measure(&info).await,
+            // A locked vault says nothing about the server: no probe.
+            Err(e) if e.kind == crate::engine::ErrorKind::Auth => return Err(e),
             Err(e) => Probe {
                 error: Some(e.message),
                 ..Probe::default()

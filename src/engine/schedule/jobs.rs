@@ -410,7 +410,7 @@ impl Engine {
                     params![id2, project.id, name, src, tz, cfg, ret, enabled, next, now()],
                 )?;
                 // A changed restore-test schedule starts afresh.
-                settings::remove(&tx, &super::ticker::rtest_next_key(&id2))?;
+                settings::remove(&tx, &super::rtests::rtest_next_key(&id2))?;
                 audit::append(&tx, &actor, "job.edit", Some(&name), &json!({"job_id": id2}))?;
                 tx.commit()?;
                 Ok(())
@@ -451,7 +451,7 @@ impl Engine {
                 tx.execute(
                     "DELETE FROM settings WHERE key = ?1 OR key LIKE ?2",
                     params![
-                        super::ticker::rtest_next_key(&id2),
+                        super::rtests::rtest_next_key(&id2),
                         format!("restore_test.count.{id2}.%")
                     ],
                 )?;

@@ -7,6 +7,7 @@ pub mod cron;
 pub mod hooks;
 pub mod jobs;
 pub mod retention;
+pub mod rtests;
 pub mod ticker;
 
 pub use conditions::{ChangeState, Condition};
