@@ -204,10 +204,16 @@ pub enum Command {
     },
     /// Print a shell completion script (bash, zsh, fish, elvish or
     /// powershell), e.g. `supabackup completions bash > /etc/bash_completion.d/supabackup`.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Write the man pages (supabackup.1 and one per subcommand) into DIR.
     #[command(hide = true)]
-    Manpages { dir: PathBuf },
+    Manpages {
+        /// The folder to write them into (created when missing).
+        dir: PathBuf,
+    },
 }
 
 /// Writes `shell`'s completion script for the whole command line.
