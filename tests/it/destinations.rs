@@ -942,4 +942,57 @@ async fn a_scheduled_dr_drill_restore_tests_the_off_site_copy() {
         "the drill's restore test passed and is recorded: {:?}",
         list[0]
     );
+
+    // A scheduled restore test of a backup kept only in the bucket reads
+    // it from there.
+    let off_site = e
+        .add_job(JobInput {
+            config: JobConfig {
+                store: StorePlan {
+                    destinations: vec!["bucket".into()],
+                    drop_local: true,
+                    failover: None,
+                },
+                restore_test: supabackup::engine::schedule::RestoreTestPlan {
+                    every: Some(1),
+                    cron: None,
+                },
+                ..Default::default()
+            },
+            ..input("bucket")
+        })
+        .await
+        .expect("off-site job");
+    let (id, past) = (
+        off_site.id.clone(),
+        (Utc::now() - Days::minutes(1)).to_rfc3339(),
+    );
+    e.catalog()
+        .with(move |c| {
+            Ok(c.execute(
+                "UPDATE backup_jobs SET next_run_at = ?2 WHERE id = ?1",
+                [id, past],
+            )?)
+        })
+        .expect("due");
+    let out = {
+        let _roles = roles_lock();
+        cli(
+            t.dir.path(),
+            &["job", "run-due", "--json"],
+            &[
+                ("SUPABACKUP_PASSPHRASE", crate::support::engine::PASSPHRASE),
+                ("PGPASSFILE", passfile.to_str().expect("utf-8")),
+            ],
+            None,
+        )
+    };
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let newest = &e.list_backups(Some("Source"), 5).await.expect("list")[0];
+    assert_ne!(newest.local_state, "present", "no local copy: {newest:?}");
+    assert!(
+        newest.verified_restorable_at.is_some(),
+        "restore-tested from the bucket: {}",
+        stdout(&out)
+    );
 }

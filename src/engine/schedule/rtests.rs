@@ -41,8 +41,19 @@ pub(crate) async fn scheduled_restore_test(
     trigger: &str,
     cancel: CancellationToken,
 ) -> std::result::Result<String, String> {
+    // A backup kept only off-site (a job without a local copy) is read
+    // from its first stored copy.
+    let from = match engine.backup(backup_id).await {
+        Ok(b) if b.local_state != "present" => engine
+            .backup_copies(backup_id)
+            .await
+            .ok()
+            .and_then(|c| c.into_iter().find(|c| c.status == "stored"))
+            .map(|c| c.destination),
+        _ => None,
+    };
     let r = engine
-        .restore_test(backup_id, None, Arc::new(|_| {}), cancel)
+        .restore_test_from(backup_id, None, from, Arc::new(|_| {}), cancel)
         .await;
     let (ok, text) = match &r {
         Ok(rep) if rep.ok => (

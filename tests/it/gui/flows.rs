@@ -1075,3 +1075,47 @@ async fn project_hooks_set_in_the_project_view_run_around_a_gui_backup() {
         2
     );
 }
+
+/// The project view's Live health card: "Probe now" probes the server
+/// through the engine (kept in the history, shown with its figures), and
+/// the interval picked there is the scheduler's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_project_view_probes_now_and_sets_the_probe_interval() {
+    use supabackup::ui::app::Message as M;
+    use supabackup::ui::screen::health::{IntervalChoice, Message as H};
+    use supabackup::ui::screen::projects::Message as P;
+    let db = cluster().create_db("gui_health");
+    let t = unlocked_engine().await;
+    t.engine
+        .add_project(input("Watched", &db.url()))
+        .await
+        .expect("project");
+    let mut d = Driver::boot(t.engine.clone()).await;
+    d.click("Projects");
+    d.until("the health card", |a| a.projects.health.interval.is_some())
+        .await;
+    d.assert_text("not probed yet");
+    assert_eq!(d.app.projects.health.interval, Some(15), "the default");
+    d.scroll_and_click("Probe now");
+    d.until("the probe", |a| !a.projects.health.records.is_empty())
+        .await;
+    d.idle().await;
+    let history = t
+        .engine
+        .probe_history("Watched", None, 10)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+    assert!(history[0].probe.ok, "{:?}", history[0].probe);
+    let (summary, _) = d.app.projects.health.summary();
+    assert!(summary.starts_with("reachable · "), "{summary}");
+    d.assert_text(&summary);
+    d.assert_text("Connections");
+    d.send(M::Projects(P::Health(H::Interval(IntervalChoice(0)))));
+    d.until("the interval", |a| a.projects.health.interval == Some(0))
+        .await;
+    assert_eq!(
+        t.engine.probe_interval("Watched").await.expect("interval"),
+        0
+    );
+}
