@@ -347,6 +347,17 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                         j.last_status.clone().unwrap_or_else(|| "-".into()),
                         j.next_run_at.clone().unwrap_or_else(|| "-".into()),
                         j.config.restore_test.describe(),
+                        {
+                            let c = j.config.conditions();
+                            if c.is_empty() {
+                                "always".to_owned()
+                            } else {
+                                c.iter()
+                                    .map(Condition::describe)
+                                    .collect::<Vec<_>>()
+                                    .join(" or ")
+                            }
+                        },
                     ]
                 })
                 .collect();
@@ -359,6 +370,7 @@ pub async fn run(engine: &Engine, cmd: JobCmd) -> Result<i32> {
                     "LAST",
                     "NEXT RUN",
                     "RESTORE TEST",
+                    "RUNS WHEN",
                 ],
                 &rows,
             );

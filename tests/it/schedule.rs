@@ -685,6 +685,38 @@ async fn scheduled_restore_tests_pass_then_fail_on_a_tampered_backup_and_alert()
         "{}",
         stderr(&out)
     );
+    // The CLI adds a job with both plans and a condition, and lists them.
+    let out = cli(
+        t.dir.path(),
+        &[
+            "job",
+            "add",
+            "Tested",
+            "--cron",
+            "0 5 * * *",
+            "--tz",
+            "utc",
+            "--no-encrypt",
+            "--restore-test-every",
+            "1",
+            "--restore-test-cron",
+            "0 6 * * 0",
+            "--when",
+            "schema",
+        ],
+        &[("SUPABACKUP_PASSPHRASE", PASSPHRASE)],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cli_job = stdout(&out).trim().to_owned();
+    let out = cli(t.dir.path(), &["job", "list"], &[], None);
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("after every backup and on '0 6 * * 0'")
+            && listed.contains("the schema changed"),
+        "{listed}"
+    );
+    e.remove_job(&cli_job).await.expect("remove the CLI's job");
     let job = e
         .add_job(job_input(
             "Tested",
