@@ -159,20 +159,25 @@ const FIGURES: &str = "SELECT current_setting('server_version'),
         (SELECT EXTRACT(EPOCH FROM max(now() - xact_start))::float8
            FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid())";
 
+/// A project's probes, newest first: those at or after `since` and at or
+/// before `before` (each optional), at most `limit`.
 fn events(
     conn: &Connection,
     project_id: &str,
     since: Option<&str>,
+    before: Option<&str>,
     limit: usize,
 ) -> Result<Vec<ProbeRecord>> {
     let mut stmt = conn.prepare(
         "SELECT event_data, created_at FROM analytics
-         WHERE project_id = ?1 AND event_type = ?2 AND (?3 IS NULL OR created_at >= ?3)
-         ORDER BY created_at DESC, id DESC LIMIT ?4",
+         WHERE project_id = ?1 AND event_type = ?2
+           AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at <= ?4)
+         ORDER BY created_at DESC, id DESC LIMIT ?5",
     )?;
-    let rows = stmt.query_map(params![project_id, EVENT, since, limit as i64], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
+    let rows = stmt.query_map(
+        params![project_id, EVENT, since, before, limit as i64],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+    )?;
     let mut out = Vec::new();
     for row in rows {
         let (data, at) = row?;
@@ -185,27 +190,6 @@ fn events(
         }
     }
     Ok(out)
-}
-
-/// The newest probe at least `hours` older than `now`.
-fn probe_before(conn: &Connection, project_id: &str, before: &str) -> Result<Option<ProbeRecord>> {
-    let mut stmt = conn.prepare(
-        "SELECT event_data, created_at FROM analytics
-         WHERE project_id = ?1 AND event_type = ?2 AND created_at <= ?3
-         ORDER BY created_at DESC, id DESC LIMIT 1",
-    )?;
-    let mut rows = stmt.query(params![project_id, EVENT, before])?;
-    Ok(match rows.next()? {
-        Some(r) => {
-            let data: String = r.get(0)?;
-            serde_json::from_str(&data).ok().map(|probe| ProbeRecord {
-                project_id: project_id.to_owned(),
-                at: r.get(1).unwrap_or_default(),
-                probe,
-            })
-        }
-        None => None,
-    })
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -242,8 +226,8 @@ impl Engine {
         let (previous, day_old, watch) = self
             .catalog()
             .call(move |c| {
-                let previous = events(c, &pid, None, 1)?.into_iter().next();
-                let day_old = probe_before(c, &pid, &since)?;
+                let previous = events(c, &pid, None, None, 1)?.into_iter().next();
+                let day_old = events(c, &pid, None, Some(&since), 1)?.into_iter().next();
                 let alerted: Option<String> = settings::get(c, &size_alerted_key(&pid))?;
                 let rules = crate::engine::notify::rules::list(c)?;
                 let growth_percent = rules
@@ -350,7 +334,7 @@ impl Engine {
     ) -> Result<Vec<ProbeRecord>> {
         let pid = self.project(key).await?.id;
         self.catalog()
-            .call(move |c| events(c, &pid, since.as_deref(), limit))
+            .call(move |c| events(c, &pid, since.as_deref(), None, limit))
             .await
     }
 
@@ -398,7 +382,7 @@ impl Engine {
                     if minutes == 0 {
                         continue;
                     }
-                    let last = events(c, &p.id, None, 1)?
+                    let last = events(c, &p.id, None, None, 1)?
                         .into_iter()
                         .next()
                         .and_then(|r| parse(&r.at));

@@ -260,17 +260,7 @@ impl Scheduler {
                 }
                 continue;
             }
-            let (total, for_project) = {
-                let r = self
-                    .running
-                    .lock()
-                    .map_err(|_| Error::internal("scheduler state poisoned"))?;
-                (
-                    r.len(),
-                    r.values().filter(|p| **p == job.project_id).count(),
-                )
-            };
-            if total >= self.config.max_concurrent || for_project >= self.config.per_project {
+            if self.at_limit(&job.project_id, None)? {
                 let id = job.id.clone();
                 self.engine
                     .catalog()
@@ -367,18 +357,7 @@ impl Scheduler {
         // Due, but over the limits (its project's backup runs): it stays
         // due for a later tick.
         let run_key = rtest_running_key(&job.id);
-        let (busy, total, for_project) = {
-            let r = self
-                .running
-                .lock()
-                .map_err(|_| Error::internal("scheduler state poisoned"))?;
-            (
-                r.contains_key(&run_key),
-                r.len(),
-                r.values().filter(|p| **p == job.project_id).count(),
-            )
-        };
-        if busy || total >= self.config.max_concurrent || for_project >= self.config.per_project {
+        if self.at_limit(&job.project_id, Some(&run_key))? {
             return Ok(());
         }
         // Claimed with a compare-and-set, as job runs are.
@@ -424,6 +403,19 @@ impl Scheduler {
             outcome
         }));
         Ok(())
+    }
+
+    /// Whether starting work for `project_id` now would go over the
+    /// concurrency limits (or `key` already runs).
+    fn at_limit(&self, project_id: &str, key: Option<&str>) -> Result<bool> {
+        let r = self
+            .running
+            .lock()
+            .map_err(|_| Error::internal("scheduler state poisoned"))?;
+        let for_project = r.values().filter(|p| p.as_str() == project_id).count();
+        Ok(key.is_some_and(|k| r.contains_key(k))
+            || r.len() >= self.config.max_concurrent
+            || for_project >= self.config.per_project)
     }
 
     async fn record(&self, job: &Job, event: &str, data: serde_json::Value) {

@@ -69,6 +69,30 @@ impl Default for Options {
     }
 }
 
+/// A hook as typed: none for an empty command; otherwise the timeout must
+/// be 1 s to 24 h (shared with the project view's hooks card).
+pub fn typed_hook(command: &str, timeout: &str, warn_only: bool) -> Result<Option<Hook>, String> {
+    let command = command.trim();
+    if command.is_empty() {
+        return Ok(None);
+    }
+    let timeout_secs = timeout
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|t| (1..=24 * 3600).contains(t))
+        .ok_or("the hook timeout is a number of seconds from 1 to 86400")?;
+    Ok(Some(Hook {
+        command: command.to_owned(),
+        timeout_secs,
+        on_failure: if warn_only {
+            HookPolicy::Warn
+        } else {
+            HookPolicy::Abort
+        },
+    }))
+}
+
 fn trim_num(v: f64) -> String {
     let s = format!("{v:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
@@ -207,30 +231,8 @@ impl Options {
         } else {
             ChainPolicy::Continue
         };
-        let timeout = self
-            .hook_timeout
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|t| (1..=24 * 3600).contains(t));
-        let hook = |command: &str| -> Result<Option<Hook>, String> {
-            let command = command.trim();
-            if command.is_empty() {
-                return Ok(None);
-            }
-            Ok(Some(Hook {
-                command: command.to_owned(),
-                timeout_secs: timeout
-                    .ok_or("the hook timeout is a number of seconds from 1 to 86400")?,
-                on_failure: if self.hook_warn {
-                    HookPolicy::Warn
-                } else {
-                    HookPolicy::Abort
-                },
-            }))
-        };
-        config.pre_hook = hook(&self.pre_hook)?;
-        config.post_hook = hook(&self.post_hook)?;
+        config.pre_hook = typed_hook(&self.pre_hook, &self.hook_timeout, self.hook_warn)?;
+        config.post_hook = typed_hook(&self.post_hook, &self.hook_timeout, self.hook_warn)?;
         Ok(())
     }
 

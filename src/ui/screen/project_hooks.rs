@@ -6,10 +6,11 @@
 use iced::widget::{column, row, text, text_input, toggler};
 use iced::{Alignment, Element, Task};
 
+use super::job_options::typed_hook;
 use super::{Action, Ctx};
 use crate::engine::Error;
+use crate::engine::schedule::HookPolicy;
 use crate::engine::schedule::hooks::ProjectHooks;
-use crate::engine::schedule::{Hook, HookPolicy};
 use crate::ui::theme;
 use crate::ui::widget;
 
@@ -75,31 +76,9 @@ impl Panel {
 
     /// The hooks as typed, or what to fix.
     pub fn hooks(&self) -> Result<ProjectHooks, String> {
-        let timeout = self
-            .timeout
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|t| (1..=24 * 3600).contains(t));
-        let make = |c: &str| -> Result<Option<Hook>, String> {
-            let c = c.trim();
-            if c.is_empty() {
-                return Ok(None);
-            }
-            Ok(Some(Hook {
-                command: c.to_owned(),
-                timeout_secs: timeout
-                    .ok_or("the timeout is a number of seconds from 1 to 86400")?,
-                on_failure: if self.warn_only {
-                    HookPolicy::Warn
-                } else {
-                    HookPolicy::Abort
-                },
-            }))
-        };
         Ok(ProjectHooks {
-            pre: make(&self.pre)?,
-            post: make(&self.post)?,
+            pre: typed_hook(&self.pre, &self.timeout, self.warn_only)?,
+            post: typed_hook(&self.post, &self.timeout, self.warn_only)?,
         })
     }
 
