@@ -516,10 +516,17 @@ pub async fn daemon(engine: &Engine, interval: u64, max_concurrent: usize) -> Re
                         for id in &r.started {
                             eprintln!("started job {id}");
                         }
+                        for id in &r.restore_tests {
+                            eprintln!("started the scheduled restore test of job {id}");
+                        }
                         for h in r.handles {
                             tokio::spawn(async move {
                                 if let Ok(o) = h.await {
-                                    eprintln!("job {} {}", o.job_id, o.status);
+                                    if o.kind == "restore-test" {
+                                        eprintln!("restore test of job {}: {}", o.job_id, o.status);
+                                    } else {
+                                        eprintln!("job {} {}", o.job_id, o.status);
+                                    }
                                 }
                             });
                         }
