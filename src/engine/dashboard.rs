@@ -161,6 +161,12 @@ fn json_i64(v: &serde_json::Value, key: &str) -> Option<i64> {
         .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)))
 }
 
+fn json_bool(v: &serde_json::Value, key: &str) -> bool {
+    v.get(key)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
 fn json_str(v: &serde_json::Value, key: &str) -> Option<String> {
     v.get(key).and_then(|x| x.as_str()).map(str::to_owned)
 }
@@ -265,10 +271,7 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
 
     let mut tests: HashMap<String, HealthCheck> = HashMap::new();
     for (pid, (v, at)) in latest_events(conn, "connection_test")? {
-        let ok = v
-            .get("ok")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
+        let ok = json_bool(&v, "ok");
         let error = json_str(&v, "error").or_else(|| {
             v.get("problems")
                 .and_then(|p| p.as_array())
@@ -293,10 +296,7 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
         if tests.get(&pid).is_some_and(|t| t.at >= at) {
             continue;
         }
-        let ok = v
-            .get("ok")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
+        let ok = json_bool(&v, "ok");
         let error = json_str(&v, "error").or_else(|| json_str(&v, "pg_dump_problem"));
         tests.insert(
             pid,
@@ -311,10 +311,7 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
     }
     let mut restore_tests: HashMap<String, RestoreTestBrief> = HashMap::new();
     for (pid, (v, at)) in latest_events(conn, "restore_test")? {
-        let ok = v
-            .get("ok")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
+        let ok = json_bool(&v, "ok");
         restore_tests.insert(
             pid,
             RestoreTestBrief {

@@ -867,23 +867,8 @@ async fn a_scheduled_dr_drill_restore_tests_the_off_site_copy() {
         .expect("bucket");
     // The scratch server as users set it: no password in the URL, the
     // password in a passfile (given to the daemon process below).
-    let c = crate::support::pg::cluster();
-    e.set_scratch_url(&format!(
-        "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require",
-        c.port
-    ))
-    .await
-    .expect("scratch");
-    let passfile = t.dir.path().join("scratch.pgpass");
-    std::fs::write(
-        &passfile,
-        format!("127.0.0.1:{}:*:postgres:{}\n", c.port, c.password),
-    )
-    .expect("passfile");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    let (scratch, passfile) = crate::support::pg::cluster().scratch(t.dir.path());
+    e.set_scratch_url(&scratch).await.expect("scratch");
     let input = |drill: &str| JobInput {
         project: "Source".into(),
         name: None,
@@ -914,7 +899,7 @@ async fn a_scheduled_dr_drill_restore_tests_the_off_site_copy() {
             )?)
         })
         .expect("due");
-    let out = {
+    let run_due = || {
         let _roles = roles_lock();
         cli(
             t.dir.path(),
@@ -926,6 +911,7 @@ async fn a_scheduled_dr_drill_restore_tests_the_off_site_copy() {
             None,
         )
     };
+    let out = run_due();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let jobs = e.list_jobs().await.expect("jobs");
     let j = jobs.iter().find(|j| j.id == job.id).expect("job");
@@ -975,18 +961,7 @@ async fn a_scheduled_dr_drill_restore_tests_the_off_site_copy() {
             )?)
         })
         .expect("due");
-    let out = {
-        let _roles = roles_lock();
-        cli(
-            t.dir.path(),
-            &["job", "run-due", "--json"],
-            &[
-                ("SUPABACKUP_PASSPHRASE", crate::support::engine::PASSPHRASE),
-                ("PGPASSFILE", passfile.to_str().expect("utf-8")),
-            ],
-            None,
-        )
-    };
+    let out = run_due();
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let newest = &e.list_backups(Some("Source"), 5).await.expect("list")[0];
     assert_ne!(newest.local_state, "present", "no local copy: {newest:?}");

@@ -601,30 +601,14 @@ async fn scheduled_restore_tests_pass_then_fail_on_a_tampered_backup_and_alert()
     let t = with_project(&db, "Tested").await;
     let e = &t.engine;
     // The scratch server as a user sets it: the password in a passfile.
+    let (scratch, passfile) = c.scratch(t.dir.path());
     let out = cli(
         t.dir.path(),
-        &[
-            "job",
-            "scratch-server",
-            &format!(
-                "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require",
-                c.port
-            ),
-        ],
+        &["job", "scratch-server", &scratch],
         &[],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let passfile = t.dir.path().join("scratch.pgpass");
-    std::fs::write(
-        &passfile,
-        format!("127.0.0.1:{}:*:postgres:{}\n", c.port, c.password),
-    )
-    .expect("passfile");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
     let server = crate::notify::HttpServer::start(&[]);
     e.save_alert_rule(
         supabackup::engine::notify::AlertRule {

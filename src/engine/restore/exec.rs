@@ -392,21 +392,7 @@ impl Engine {
         let clock = Instant::now();
         let id = new_id();
         let report = |phase, sent: u64, total: u64| {
-            let elapsed = clock.elapsed().as_secs_f64();
-            let rate = if elapsed > 0.0 {
-                sent as f64 / elapsed
-            } else {
-                0.0
-            };
-            progress(RestoreProgress {
-                restore_id: id.clone(),
-                phase,
-                bytes_applied: sent,
-                total_bytes: total,
-                rate,
-                eta_secs: (rate > 0.0 && total > sent).then(|| (total - sent) as f64 / rate),
-                elapsed_secs: elapsed,
-            });
+            progress(RestoreProgress::measured(&id, phase, sent, total, clock));
         };
         report(RestorePhase::Preparing, 0, 0);
         let target = self.resolve_target(&req.target).await?;

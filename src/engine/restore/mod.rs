@@ -267,6 +267,34 @@ pub struct RestoreProgress {
     pub elapsed_secs: f64,
 }
 
+impl RestoreProgress {
+    /// A report for `id` in `phase`, `sent` of `total` bytes, with the
+    /// rate and ETA measured since `started`.
+    pub fn measured(
+        id: &str,
+        phase: RestorePhase,
+        sent: u64,
+        total: u64,
+        started: std::time::Instant,
+    ) -> RestoreProgress {
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            sent as f64 / elapsed
+        } else {
+            0.0
+        };
+        RestoreProgress {
+            restore_id: id.to_owned(),
+            phase,
+            bytes_applied: sent,
+            total_bytes: total,
+            rate,
+            eta_secs: (rate > 0.0 && total > sent).then(|| (total - sent) as f64 / rate),
+            elapsed_secs: elapsed,
+        }
+    }
+}
+
 pub type RestoreProgressFn = std::sync::Arc<dyn Fn(RestoreProgress) + Send + Sync>;
 
 /// A resolved target: its connection and how to show it.

@@ -226,21 +226,9 @@ impl Engine {
         let started = std::time::Instant::now();
         let test_id = new_id();
         let tell = |phase, sent: u64, total: u64| {
-            let elapsed = started.elapsed().as_secs_f64();
-            let rate = if elapsed > 0.0 {
-                sent as f64 / elapsed
-            } else {
-                0.0
-            };
-            progress(RestoreProgress {
-                restore_id: test_id.clone(),
-                phase,
-                bytes_applied: sent,
-                total_bytes: total,
-                rate,
-                eta_secs: (rate > 0.0 && total > sent).then(|| (total - sent) as f64 / rate),
-                elapsed_secs: elapsed,
-            });
+            progress(RestoreProgress::measured(
+                &test_id, phase, sent, total, started,
+            ));
         };
         tell(RestorePhase::Preparing, 0, 0);
         let (rec, manifest, _) = self.backup_and_manifest(backup, from.as_deref()).await?;

@@ -686,40 +686,29 @@ impl Panel {
                     .on_toggle(move |b| Message::Event(e, b)),
             );
         }
-        let mut stale = row![
-            checkbox(f.stale)
-                .label("No good backup for (hours)")
-                .on_toggle(Message::Stale)
-        ]
-        .spacing(theme::S)
-        .align_y(Alignment::Center);
-        if f.stale {
-            stale = stale.push(
-                text_input("48", &f.stale_hours)
-                    .id("alert-stale-hours")
-                    .on_input(Message::StaleHours)
-                    .padding(theme::S)
-                    .width(100),
-            );
-        }
-        events = events.push(stale);
-        let mut growth = row![
-            checkbox(f.growth)
-                .label("The database grew within a day by more than (%)")
-                .on_toggle(Message::Growth)
-        ]
-        .spacing(theme::S)
-        .align_y(Alignment::Center);
-        if f.growth {
-            growth = growth.push(
-                text_input("20", &f.growth_percent)
-                    .id("alert-growth-percent")
-                    .on_input(Message::GrowthPercent)
-                    .padding(theme::S)
-                    .width(100),
-            );
-        }
-        events = events.push(growth);
+        events = events
+            .push(threshold(
+                f.stale,
+                "No good backup for (hours)",
+                Message::Stale,
+                (
+                    "48",
+                    &f.stale_hours,
+                    "alert-stale-hours",
+                    Message::StaleHours,
+                ),
+            ))
+            .push(threshold(
+                f.growth,
+                "The database grew within a day by more than (%)",
+                Message::Growth,
+                (
+                    "20",
+                    &f.growth_percent,
+                    "alert-growth-percent",
+                    Message::GrowthPercent,
+                ),
+            ));
         events = events.push(
             text("The stale threshold is also when the dashboard calls a project stale.")
                 .size(theme::SMALL)
@@ -932,6 +921,29 @@ impl Panel {
     }
 }
 
+/// An event with a number: its checkbox and, when ticked, the number's
+/// input (placeholder, value, widget id, message).
+fn threshold<'a>(
+    on: bool,
+    label: &'static str,
+    toggle: fn(bool) -> Message,
+    input: (&'static str, &'a str, &'static str, fn(String) -> Message),
+) -> Element<'a, Message> {
+    let (placeholder, value, id, on_input) = input;
+    let mut r = row![checkbox(on).label(label).on_toggle(toggle)]
+        .spacing(theme::S)
+        .align_y(Alignment::Center);
+    if on {
+        r = r.push(
+            text_input(placeholder, value)
+                .id(id)
+                .on_input(on_input)
+                .padding(theme::S)
+                .width(100),
+        );
+    }
+    r.into()
+}
 #[cfg(test)]
 mod tests {
     use super::*;

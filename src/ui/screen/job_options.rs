@@ -15,6 +15,8 @@ use crate::ui::widget;
 pub const SIZE_PERCENT_ID: &str = "schedule-when-size-percent";
 pub const SIZE_MB_ID: &str = "schedule-when-size-mb";
 pub const HOOK_TIMEOUT_ID: &str = "schedule-hook-timeout";
+pub const PRE_HOOK_ID: &str = "schedule-hook-pre";
+pub const POST_HOOK_ID: &str = "schedule-hook-post";
 
 #[derive(Debug, Clone)]
 pub enum Message {
@@ -91,6 +93,69 @@ pub fn typed_hook(command: &str, timeout: &str, warn_only: bool) -> Result<Optio
             HookPolicy::Abort
         },
     }))
+}
+
+/// Typed hook fields and the messages they send (the schedule form and
+/// the project view's hooks card).
+pub struct HookFields<'a, M> {
+    pub pre: &'a str,
+    pub post: &'a str,
+    pub timeout: &'a str,
+    pub warn_only: bool,
+    /// Widget ids of the pre, post and timeout inputs.
+    pub ids: [&'static str; 3],
+    pub on_pre: fn(String) -> M,
+    pub on_post: fn(String) -> M,
+    pub on_timeout: fn(String) -> M,
+    pub on_warn: fn(bool) -> M,
+}
+
+/// The row of hook commands and the row of timeout and failure policy
+/// (a caller may push more onto the second).
+pub fn hook_inputs<'a, M: Clone + 'a>(
+    f: HookFields<'a, M>,
+) -> (Element<'a, M>, iced::widget::Row<'a, M>) {
+    let [pre_id, post_id, timeout_id] = f.ids;
+    let commands = row![
+        widget::field(
+            "Before (shell command)",
+            text_input("none", f.pre)
+                .id(pre_id)
+                .on_input(f.on_pre)
+                .padding(theme::S),
+            None,
+            None
+        ),
+        widget::field(
+            "After (shell command)",
+            text_input("none", f.post)
+                .id(post_id)
+                .on_input(f.on_post)
+                .padding(theme::S),
+            None,
+            None
+        ),
+    ]
+    .spacing(theme::S)
+    .into();
+    let limits = row![
+        widget::field(
+            "Timeout (seconds)",
+            text_input("300", f.timeout)
+                .id(timeout_id)
+                .on_input(f.on_timeout)
+                .padding(theme::S)
+                .width(120),
+            None,
+            None
+        ),
+        toggler(f.warn_only)
+            .label("A failing pre-hook only warns (otherwise the backup does not run)")
+            .on_toggle(f.on_warn),
+    ]
+    .spacing(theme::M)
+    .align_y(Alignment::End);
+    (commands, limits)
 }
 
 fn trim_num(v: f64) -> String {
@@ -322,46 +387,18 @@ impl Options {
             );
         }
 
-        let hooks = column![
-            text("Hooks").font(theme::BOLD),
-            row![
-                widget::field(
-                    "Before (shell command)",
-                    text_input("optional", &self.pre_hook)
-                        .on_input(Message::PreHook)
-                        .padding(theme::S),
-                    None,
-                    None
-                ),
-                widget::field(
-                    "After (shell command)",
-                    text_input("optional", &self.post_hook)
-                        .on_input(Message::PostHook)
-                        .padding(theme::S),
-                    None,
-                    None
-                ),
-            ]
-            .spacing(theme::S),
-            row![
-                widget::field(
-                    "Timeout (seconds)",
-                    text_input("300", &self.hook_timeout)
-                        .id(HOOK_TIMEOUT_ID)
-                        .on_input(Message::HookTimeout)
-                        .padding(theme::S)
-                        .width(120),
-                    None,
-                    None
-                ),
-                toggler(self.hook_warn)
-                    .label("A failing pre-hook only warns (otherwise the backup does not run)")
-                    .on_toggle(Message::HookWarn),
-            ]
-            .spacing(theme::M)
-            .align_y(Alignment::End),
-        ]
-        .spacing(theme::XS);
+        let (commands, limits) = hook_inputs(HookFields {
+            pre: &self.pre_hook,
+            post: &self.post_hook,
+            timeout: &self.hook_timeout,
+            warn_only: self.hook_warn,
+            ids: [PRE_HOOK_ID, POST_HOOK_ID, HOOK_TIMEOUT_ID],
+            on_pre: Message::PreHook,
+            on_post: Message::PostHook,
+            on_timeout: Message::HookTimeout,
+            on_warn: Message::HookWarn,
+        });
+        let hooks = column![text("Hooks").font(theme::BOLD), commands, limits].spacing(theme::XS);
         column![when, chain, hooks].spacing(theme::M).into()
     }
 }

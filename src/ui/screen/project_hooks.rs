@@ -3,10 +3,10 @@
 //! one run), with their timeout and failure policy. Schedules keep hooks
 //! of their own (the schedule form).
 
-use iced::widget::{column, row, text, text_input, toggler};
-use iced::{Alignment, Element, Task};
+use iced::widget::{column, text};
+use iced::{Element, Task};
 
-use super::job_options::typed_hook;
+use super::job_options::{HookFields, hook_inputs, typed_hook};
 use super::{Action, Ctx};
 use crate::engine::Error;
 use crate::engine::schedule::HookPolicy;
@@ -145,54 +145,36 @@ impl Panel {
             .saved
             .as_ref()
             .is_some_and(|s| self.hooks().ok().as_ref() != Some(s));
+        let (commands, limits) = hook_inputs(HookFields {
+            pre: &self.pre,
+            post: &self.post,
+            timeout: &self.timeout,
+            warn_only: self.warn_only,
+            ids: [PRE_ID, POST_ID, TIMEOUT_ID],
+            on_pre: Message::Pre,
+            on_post: Message::Post,
+            on_timeout: Message::Timeout,
+            on_warn: Message::WarnOnly,
+        });
+        let save = iced::widget::row![
+            widget::fill(),
+            widget::secondary_button(
+                if self.saving {
+                    "Saving…"
+                } else {
+                    "Save hooks"
+                },
+                (changed && !self.saving).then_some(Message::Save),
+            )
+        ];
         let mut col = column![
             text("Hooks of manual backups").font(theme::BOLD),
             text("Run around \u{201c}Back up now\u{201d} and `backup run` (the backup dialog can skip them once); schedules have their own.")
                 .size(theme::SMALL)
                 .style(theme::muted),
-            row![
-                widget::field(
-                    "Before (shell command)",
-                    text_input("none", &self.pre)
-                        .id(PRE_ID)
-                        .on_input(Message::Pre)
-                        .padding(theme::S),
-                    None,
-                    None
-                ),
-                widget::field(
-                    "After (shell command)",
-                    text_input("none", &self.post)
-                        .id(POST_ID)
-                        .on_input(Message::Post)
-                        .padding(theme::S),
-                    None,
-                    None
-                ),
-            ]
-            .spacing(theme::S),
-            row![
-                widget::field(
-                    "Timeout (seconds)",
-                    text_input("300", &self.timeout)
-                        .id(TIMEOUT_ID)
-                        .on_input(Message::Timeout)
-                        .padding(theme::S)
-                        .width(120),
-                    None,
-                    None
-                ),
-                toggler(self.warn_only)
-                    .label("A failing pre-hook only warns")
-                    .on_toggle(Message::WarnOnly),
-                widget::fill(),
-                widget::secondary_button(
-                    if self.saving { "Saving…" } else { "Save hooks" },
-                    (changed && !self.saving).then_some(Message::Save)
-                ),
-            ]
-            .spacing(theme::M)
-            .align_y(Alignment::End),
+            commands,
+            limits,
+            save,
         ]
         .spacing(theme::S);
         if let Some(e) = &self.error {

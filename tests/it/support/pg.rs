@@ -117,6 +117,25 @@ impl Cluster {
         assert!(out.status.success(), "pg_ctl stop: {}", output_text(&out));
     }
 
+    /// The scratch server as a user sets it: a URL without a password
+    /// (for `set_scratch_url` / `job scratch-server`) and a 0600 passfile
+    /// in `dir` holding the password (for `PGPASSFILE`).
+    pub fn scratch(&self, dir: &Path) -> (String, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let url = format!(
+            "postgresql://postgres@127.0.0.1:{}/postgres?sslmode=require",
+            self.port
+        );
+        let passfile = dir.join("scratch.pgpass");
+        std::fs::write(
+            &passfile,
+            format!("127.0.0.1:{}:*:postgres:{}\n", self.port, self.password),
+        )
+        .expect("passfile");
+        std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        (url, passfile)
+    }
+
     /// `postgresql://postgres:<pw>@127.0.0.1:<port>/<db>?sslmode=require`
     pub fn url(&self, db: &str) -> String {
         self.url_for("postgres", &self.password, db)
