@@ -251,6 +251,12 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
             if json {
                 return output::json(&rules).map(|_| 0);
             }
+            let names: std::collections::HashMap<String, String> = engine
+                .list_projects()
+                .await?
+                .into_iter()
+                .map(|p| (p.id, p.name))
+                .collect();
             let rows: Vec<Vec<String>> = rules
                 .iter()
                 .map(|r| {
@@ -290,7 +296,10 @@ pub async fn run(engine: &Engine, cmd: AlertCmd) -> Result<i32> {
                     }
                     vec![
                         r.id.clone(),
-                        r.project_id.clone().unwrap_or_else(|| "all".into()),
+                        match &r.project_id {
+                            Some(id) => names.get(id).cloned().unwrap_or_else(|| id.clone()),
+                            None => "all".into(),
+                        },
                         if r.enabled { "yes" } else { "no" }.into(),
                         on.join(","),
                         r.channels

@@ -27,6 +27,15 @@ pub enum DestinationCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Give a destination its secret (S3 secret key, Azure account key, GCS
+    /// service-account JSON), e.g. after `config import` without secrets.
+    SetSecret {
+        /// The destination's name.
+        name: String,
+        /// Read the secret from standard input; else SUPABACKUP_DEST_SECRET.
+        #[arg(long)]
+        secret_stdin: bool,
+    },
     /// Remove a destination (refused while it holds copies, unless
     /// --forget-copies).
     Remove {
@@ -141,6 +150,17 @@ pub async fn run(engine: &Engine, cmd: DestinationCmd) -> Result<i32> {
                     println!("  {s}");
                 }
             }
+            Ok(0)
+        }
+        DestinationCmd::SetSecret { name, secret_stdin } => {
+            let secret = super::password_for_url(secret_stdin, "SUPABACKUP_DEST_SECRET")?
+                .ok_or_else(|| {
+                    Error::invalid("no secret given")
+                        .with_hint("pipe it to --secret-stdin or set SUPABACKUP_DEST_SECRET")
+                })?;
+            prompt::unlock(engine).await?;
+            let d = engine.set_destination_secret(&name, secret).await?;
+            println!("The secret of destination '{}' is sealed.", d.name);
             Ok(0)
         }
         DestinationCmd::Remove {

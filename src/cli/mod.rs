@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod backup;
+pub mod config;
 pub mod destination;
 pub mod job;
 pub mod output;
@@ -138,6 +139,10 @@ pub enum Command {
     /// Scheduled backups.
     #[command(subcommand)]
     Job(job::JobCmd),
+    /// The whole configuration in one file, e.g. to move to a new machine:
+    /// projects, destinations, jobs, alert rules, settings.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
     /// Alert rules: desktop, webhook, e-mail.
     #[command(subcommand)]
     Alert(alert::AlertCmd),
@@ -396,6 +401,7 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
         Command::Backup(cmd) => backup::run(&engine, cmd).await,
         Command::Restore(cmd) => restore::run(&engine, cmd).await,
         Command::Job(cmd) => job::run(&engine, cmd).await,
+        Command::Config(cmd) => config::run(&engine, cmd).await,
         Command::Alert(cmd) => alert::run(&engine, cmd).await,
         Command::Daemon {
             interval,

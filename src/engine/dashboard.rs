@@ -441,15 +441,13 @@ pub fn analytics(conn: &Connection, since: Option<&str>) -> Result<AnalyticsData
     Ok(out)
 }
 
-/// Where the restore engine keeps the restore tests' scratch server
-/// (`Engine::set_scratch_url` writes it).
-pub const SCRATCH_SETTING: &str = "restore_test.scratch_url";
-
 impl Engine {
     /// The scratch server restore tests use, when one was set.
     pub async fn scratch_server_url(&self) -> Result<Option<String>> {
         self.catalog()
-            .call(|c| crate::engine::catalog::settings::get(c, SCRATCH_SETTING))
+            .call(|c| {
+                crate::engine::catalog::settings::get(c, crate::engine::restore::SCRATCH_SETTING)
+            })
             .await
     }
 

@@ -5,7 +5,7 @@
 //! row by line with its reason, and write nothing unless every row is good
 //! or the caller accepts a partial import.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -14,14 +14,14 @@ use serde_json::value::RawValue;
 
 use crate::engine::api::{Engine, insert_project};
 use crate::engine::catalog::{audit, now, projects};
-use crate::engine::crypto::{self, KdfParams, Key, Secret};
+use crate::engine::crypto::{Key, Secret};
 use crate::engine::error::{Error, Result};
 use crate::engine::paths::write_atomic;
 use crate::engine::project::{self, ProjectInput};
+use crate::engine::sealed::{Opener, Sealer};
 use crate::engine::vault::{self, SecretKind};
 
 pub const FORMAT_NAME: &str = "supabackup.projects";
-const ENC_PREFIX: &str = "enc:v1:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -121,88 +121,64 @@ pub struct ImportReport {
     pub applied: bool,
 }
 
-// ----- secret values ------------------------------------------------------
-
-struct Sealer {
-    params: KdfParams,
-    salt: [u8; crypto::SALT_LEN],
-    key: Key,
-}
-
-fn aad(kind: SecretKind) -> Vec<u8> {
-    format!("supabackup-export:{}", kind.as_str()).into_bytes()
-}
-
-impl Sealer {
-    fn new(passphrase: &Secret, params: KdfParams) -> Result<Self> {
-        let salt = crypto::random::<{ crypto::SALT_LEN }>()?;
-        let key = crypto::derive_key(passphrase.expose().as_bytes(), &salt, params)?;
-        Ok(Sealer { params, salt, key })
-    }
-    fn seal(&self, kind: SecretKind, value: &Secret) -> Result<String> {
-        let (nonce, ct) = crypto::seal(&self.key, &aad(kind), value.expose().as_bytes())?;
-        Ok(format!(
-            "{ENC_PREFIX}{},{},{}:{}:{}:{}",
-            self.params.m_cost,
-            self.params.t_cost,
-            self.params.p_cost,
-            crypto::b64(&self.salt),
-            crypto::b64(&nonce),
-            crypto::b64(&ct)
-        ))
-    }
-}
-
-/// Opens `enc:v1:` values, deriving each distinct (params, salt) key once.
-struct Opener<'a> {
-    passphrase: Option<&'a Secret>,
-    keys: HashMap<String, Key>,
-}
-
-impl Opener<'_> {
-    fn open(&mut self, kind: SecretKind, value: &str) -> std::result::Result<Secret, String> {
-        let Some(rest) = value.strip_prefix(ENC_PREFIX) else {
-            return Ok(Secret::new(value));
-        };
-        let parts: Vec<&str> = rest.split(':').collect();
-        let [params, salt, nonce, ct] = parts.as_slice() else {
-            return Err(format!("the encrypted {} is malformed", kind.as_str()));
-        };
-        let nums: Vec<u32> = params.split(',').filter_map(|n| n.parse().ok()).collect();
-        let [m_cost, t_cost, p_cost] = nums.as_slice() else {
-            return Err(format!(
-                "the encrypted {} has malformed parameters",
-                kind.as_str()
-            ));
-        };
-        let passphrase = self
-            .passphrase
-            .ok_or_else(|| "this row holds encrypted credentials: give the passphrase the file was exported with".to_owned())?;
-        let cache_key = format!("{params}:{salt}");
-        if !self.keys.contains_key(&cache_key) {
-            let salt = crypto::unb64(salt, "the salt").map_err(|e| e.message)?;
-            let params = KdfParams {
-                m_cost: *m_cost,
-                t_cost: *t_cost,
-                p_cost: *p_cost,
-            };
-            let key = crypto::derive_key(passphrase.expose().as_bytes(), &salt, params)
-                .map_err(|e| e.message)?;
-            self.keys.insert(cache_key.clone(), key);
+/// A project as an export row; its credentials sealed when `seal_with`
+/// (the export's sealer and the vault's key) is given, else left out.
+pub(crate) fn project_record(
+    c: &rusqlite::Connection,
+    p: &crate::engine::project::Project,
+    seal_with: Option<(&Sealer, &Key)>,
+) -> Result<ProjectRecord> {
+    let mut rec = ProjectRecord {
+        name: p.name.clone(),
+        project_ref: p.project_ref.clone(),
+        db_url: p.db_url.clone(),
+        environment: p.environment.as_str().to_owned(),
+        organization_id: p.organization_id.clone(),
+        description: p.description.clone(),
+        ca_cert: p.ca_cert.clone(),
+        ..Default::default()
+    };
+    if let Some((sealer, key)) = seal_with {
+        for kind in SecretKind::PROJECT_KINDS {
+            if let Some(v) = vault::get_secret(c, key, Some(&p.id), kind)? {
+                let sealed = Some(sealer.seal(kind, &v)?);
+                match kind {
+                    SecretKind::DbPassword => rec.db_password = sealed,
+                    SecretKind::AccessToken => rec.access_token = sealed,
+                    _ => rec.service_role_key = sealed,
+                }
+            }
         }
-        let key = self.keys.get(&cache_key).ok_or("key cache miss")?;
-        let nonce = crypto::unb64(nonce, "the nonce").map_err(|e| e.message)?;
-        let ct = crypto::unb64(ct, "the value").map_err(|e| e.message)?;
-        let plain = crypto::open(key, &nonce, &aad(kind), &ct).map_err(|_| {
-            format!(
-                "the {} could not be decrypted: wrong passphrase, or the value was altered",
-                kind.as_str()
-            )
-        })?;
-        String::from_utf8(plain.to_vec())
-            .map(Secret::new)
-            .map_err(|_| format!("the decrypted {} is not text", kind.as_str()))
     }
+    Ok(rec)
+}
+
+/// A project row as what a person would type to add it, its sealed
+/// credentials opened; a reason when it cannot be opened or is invalid.
+pub(crate) fn record_to_valid(
+    rec: ProjectRecord,
+    opener: &mut Opener<'_>,
+) -> std::result::Result<project::ValidProject, String> {
+    let mut open =
+        |kind, v: &Option<String>| v.as_deref().map(|s| opener.open(kind, s)).transpose();
+    let input = ProjectInput {
+        name: rec.name,
+        project_ref: rec.project_ref,
+        db_url: rec.db_url,
+        db_password: open(SecretKind::DbPassword, &rec.db_password)?,
+        environment: rec.environment,
+        organization_id: rec.organization_id,
+        description: rec.description,
+        access_token: open(SecretKind::AccessToken, &rec.access_token)?,
+        service_role_key: open(SecretKind::ServiceRoleKey, &rec.service_role_key)?,
+        ca_cert: rec.ca_cert,
+    };
+    project::validate(&input).map_err(|errs| {
+        errs.iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 // ----- reading ------------------------------------------------------------
@@ -378,21 +354,7 @@ impl Engine {
             None => None,
         };
         let sealer = match &opts.secrets_passphrase {
-            Some(p) => {
-                if p.expose().chars().count() < vault::MIN_PASSPHRASE_LEN {
-                    return Err(Error::invalid(format!(
-                        "the export passphrase must have at least {} characters",
-                        vault::MIN_PASSPHRASE_LEN
-                    )));
-                }
-                let p = p.clone();
-                let kdf = self.kdf();
-                Some(
-                    tokio::task::spawn_blocking(move || Sealer::new(&p, kdf))
-                        .await
-                        .map_err(|e| Error::internal(e.to_string()))??,
-                )
-            }
+            Some(p) => Some(crate::engine::sealed::sealer_for(p, self.kdf()).await?),
             None => None,
         };
         let path_buf = path.to_path_buf();
@@ -402,29 +364,8 @@ impl Engine {
                 let list = projects::list(c)?;
                 let mut records = Vec::with_capacity(list.len());
                 for p in &list {
-                    let mut rec = ProjectRecord {
-                        name: p.name.clone(),
-                        project_ref: p.project_ref.clone(),
-                        db_url: p.db_url.clone(),
-                        environment: p.environment.as_str().to_owned(),
-                        organization_id: p.organization_id.clone(),
-                        description: p.description.clone(),
-                        ca_cert: p.ca_cert.clone(),
-                        ..Default::default()
-                    };
-                    if let (Some(sealer), Some(key)) = (&sealer, &key) {
-                        for kind in SecretKind::PROJECT_KINDS {
-                            if let Some(v) = vault::get_secret(c, key, Some(&p.id), kind)? {
-                                let sealed = Some(sealer.seal(kind, &v)?);
-                                match kind {
-                                    SecretKind::DbPassword => rec.db_password = sealed,
-                                    SecretKind::AccessToken => rec.access_token = sealed,
-                                    _ => rec.service_role_key = sealed,
-                                }
-                            }
-                        }
-                    }
-                    records.push(rec);
+                    let seal_with = sealer.as_ref().zip(key.as_ref());
+                    records.push(project_record(c, p, seal_with)?);
                 }
                 let bytes = match format {
                     FileFormat::Json => {
@@ -485,37 +426,10 @@ impl Engine {
         let passphrase = opts.secrets_passphrase.clone();
         let prepared = tokio::task::spawn_blocking(move || -> Result<_> {
             let rows = read_records(&path_buf)?;
-            let mut opener = Opener {
-                passphrase: passphrase.as_ref(),
-                keys: HashMap::new(),
-            };
+            let mut opener = Opener::new(passphrase.as_ref());
             let mut out = Vec::with_capacity(rows.len());
             for (line, row) in rows {
-                let prepared = row.and_then(|rec| {
-                    let mut open = |kind, v: &Option<String>| {
-                        v.as_deref().map(|s| opener.open(kind, s)).transpose()
-                    };
-                    let input = ProjectInput {
-                        name: rec.name,
-                        project_ref: rec.project_ref,
-                        db_url: rec.db_url,
-                        db_password: open(SecretKind::DbPassword, &rec.db_password)?,
-                        environment: rec.environment,
-                        organization_id: rec.organization_id,
-                        description: rec.description,
-                        access_token: open(SecretKind::AccessToken, &rec.access_token)?,
-                        service_role_key: open(SecretKind::ServiceRoleKey, &rec.service_role_key)?,
-                        ca_cert: rec.ca_cert,
-                    };
-                    let valid = project::validate(&input).map_err(|errs| {
-                        errs.iter()
-                            .map(|e| format!("{}: {}", e.field, e.message))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })?;
-                    Ok(valid)
-                });
-                out.push((line, prepared));
+                out.push((line, row.and_then(|rec| record_to_valid(rec, &mut opener))));
             }
             Ok(out)
         })

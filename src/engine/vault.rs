@@ -359,6 +359,18 @@ pub fn get_secret(
     Ok(Some(Secret::new(text)))
 }
 
+/// Whether a secret of `kind` is stored for `owner` (no key needed).
+pub fn has_secret(conn: &Connection, owner: Option<&str>, kind: SecretKind) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM secrets WHERE project_id IS ?1 AND kind = ?2",
+            rusqlite::params![owner, kind.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 pub fn delete_secret(conn: &Connection, owner: Option<&str>, kind: SecretKind) -> Result<()> {
     conn.execute(
         "DELETE FROM secrets WHERE project_id IS ?1 AND kind = ?2",

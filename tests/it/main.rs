@@ -5,6 +5,7 @@ mod backup;
 mod backup_safety;
 mod cli;
 mod compare_selftest;
+mod config;
 mod connection;
 mod destinations;
 mod gui;

@@ -425,7 +425,11 @@ pub fn secret(conn: &Connection, key: &Key, id: &str) -> Result<Option<Secret>> 
     Ok(Some(Secret::new(text)))
 }
 
-fn insert(conn: &Connection, input: &DestinationInput, key: Option<&Key>) -> Result<String> {
+pub(crate) fn insert(
+    conn: &Connection,
+    input: &DestinationInput,
+    key: Option<&Key>,
+) -> Result<String> {
     let taken: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM destinations WHERE name = ?1 COLLATE NOCASE)",
         [input.name.trim()],
@@ -512,9 +516,45 @@ impl Engine {
             .await
     }
 
+    /// Gives a destination its secret (brought from another machine
+    /// without it, or a rotated key), sealed, replacing the one stored.
+    pub async fn set_destination_secret(&self, key: &str, value: Secret) -> Result<Destination> {
+        if value.expose().trim().is_empty() {
+            return Err(Error::invalid("the secret is empty"));
+        }
+        let d = self.destination(key).await?;
+        let mk = self.master_key()?;
+        let actor = self.actor().to_owned();
+        self.catalog()
+            .call(move |c| {
+                let tx = crate::engine::catalog::immediate(c)?;
+                let (nonce, ct) = crypto::seal(&mk, &aad(&d.id), value.expose().as_bytes())?;
+                tx.execute(
+                    "UPDATE destinations SET secret_nonce = ?2, secret_ciphertext = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![d.id, nonce.to_vec(), ct, now()],
+                )?;
+                audit::append(&tx, &actor, "destination.secret_set", Some(&d.name), &json!({}))?;
+                let d = get_by_id(&tx, &d.id)?
+                    .ok_or_else(|| Error::internal("the destination vanished"))?;
+                tx.commit()?;
+                Ok(d)
+            })
+            .await
+    }
+
     /// A destination with its store, ready to use.
     pub async fn open_destination(&self, key: &str) -> Result<(Destination, Place)> {
         let d = self.destination(key).await?;
+        if d.kind == Kind::S3 && d.access_key_id.is_some() && !d.has_secret {
+            return Err(Error::auth(format!(
+                "destination '{}' has an access key id but no secret",
+                d.name
+            ))
+            .with_hint(format!(
+                "give it with `supabackup destination set-secret {}` (it was imported without secrets)",
+                d.name
+            )));
+        }
         let secret = if d.has_secret {
             let mk = self.master_key()?;
             let id = d.id.clone();

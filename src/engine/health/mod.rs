@@ -35,7 +35,17 @@ pub const GROWTH_WINDOW_HOURS: i64 = 24;
 /// A probe gives up on a server after this long.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn interval_key(project_id: &str) -> String {
+/// A probe interval is at most a week (0: off).
+pub(crate) fn check_interval(minutes: u32) -> Result<()> {
+    if minutes > 7 * 24 * 60 {
+        return Err(Error::invalid(
+            "the probe interval is at most a week (10080 minutes); 0 turns probes off",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn interval_key(project_id: &str) -> String {
     format!("health.interval.{project_id}")
 }
 
@@ -347,10 +357,8 @@ impl Engine {
     /// Sets a project's probe interval in minutes (0 turns its probes off;
     /// `None` goes back to the default).
     pub async fn set_probe_interval(&self, key: &str, minutes: Option<u32>) -> Result<()> {
-        if minutes.is_some_and(|m| m > 7 * 24 * 60) {
-            return Err(Error::invalid(
-                "the probe interval is at most a week (10080 minutes); 0 turns probes off",
-            ));
+        if let Some(m) = minutes {
+            check_interval(m)?;
         }
         let project = self.project(key).await?;
         let (actor, name) = (self.actor().to_owned(), project.name.clone());

@@ -472,7 +472,7 @@ impl std::fmt::Debug for Delivery {
 }
 
 /// The `settings` key saying the default desktop rule was offered once.
-const DEFAULT_RULE_KEY: &str = "alerts.default_rule_added";
+pub(crate) const DEFAULT_RULE_KEY: &str = "alerts.default_rule_added";
 
 /// The rule the desktop app starts with.
 pub fn default_rule() -> AlertRule {

@@ -3,7 +3,7 @@
 //! SMTP password of a scope (global, or one project) are sealed in the vault.
 
 use lettre::message::Mailbox;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::{Alert, AlertKind};
@@ -478,14 +478,7 @@ pub struct RuleSecrets {
 }
 
 fn has_secret(conn: &Connection, owner: Option<&str>, kind: SecretKind) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM secrets WHERE project_id IS ?1 AND kind = ?2",
-            params![owner, kind.as_str()],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    vault::has_secret(conn, owner, kind)
 }
 
 /// Validates and stores `rule` (a new id when empty), sealing the secrets
@@ -495,6 +488,63 @@ pub(crate) fn save(
     rule: AlertRule,
     key: Option<&Key>,
     secrets: &RuleSecrets,
+) -> Result<Saved> {
+    save_checked(conn, rule, key, secrets, true)
+}
+
+/// The channel secrets `rule` needs that are neither in `secrets` nor
+/// stored for its scope (its project as an id, or global).
+pub(crate) fn missing_secrets(
+    conn: &Connection,
+    rule: &AlertRule,
+    secrets: &RuleSecrets,
+) -> Result<Vec<&'static str>> {
+    let owner = rule.project_id.as_deref();
+    let mut out = Vec::new();
+    if rule.needs_webhook_secret()
+        && secrets.webhook.is_none()
+        && !has_secret(conn, owner, SecretKind::WebhookSecret)?
+    {
+        out.push("webhook signing secret");
+    }
+    if rule.needs_smtp_password()
+        && secrets.smtp.is_none()
+        && !has_secret(conn, owner, SecretKind::SmtpPassword)?
+    {
+        out.push("SMTP password");
+    }
+    for service in rule.chat_services() {
+        if !secrets.chat.iter().any(|(s, _)| *s == service)
+            && !has_secret(conn, owner, service.secret_kind())?
+        {
+            out.push(service.secret_name());
+        }
+    }
+    Ok(out)
+}
+
+/// Stores a rule brought from another machine without the secrets its
+/// channels need (an export without secrets): it is saved disabled, and
+/// saving it again with the secrets, enabled, checks them as usual.
+pub(crate) fn save_disabled_without_secrets(
+    conn: &Connection,
+    rule: AlertRule,
+    key: Option<&Key>,
+    secrets: &RuleSecrets,
+) -> Result<Saved> {
+    let rule = AlertRule {
+        enabled: false,
+        ..rule
+    };
+    save_checked(conn, rule, key, secrets, false)
+}
+
+fn save_checked(
+    conn: &Connection,
+    rule: AlertRule,
+    key: Option<&Key>,
+    secrets: &RuleSecrets,
+    require_secrets: bool,
 ) -> Result<Saved> {
     let webhook_secret = secrets.webhook.as_ref();
     let smtp_password = secrets.smtp.as_ref();
@@ -524,7 +574,9 @@ pub(crate) fn save(
                 vault::put_secret(conn, key, owner.as_deref(), SecretKind::WebhookSecret, s)?;
                 webhook_secret_changed = true;
             }
-            None if !has_secret(conn, owner.as_deref(), SecretKind::WebhookSecret)? => {
+            None if require_secrets
+                && !has_secret(conn, owner.as_deref(), SecretKind::WebhookSecret)? =>
+            {
                 return Err(Error::invalid("a webhook needs a signing secret")
                     .with_hint("give the secret the receiver will check the X-Supabackup-Signature header with"));
             }
@@ -538,7 +590,9 @@ pub(crate) fn save(
                 vault::put_secret(conn, key, owner.as_deref(), SecretKind::SmtpPassword, s)?;
                 smtp_password_changed = true;
             }
-            None if !has_secret(conn, owner.as_deref(), SecretKind::SmtpPassword)? => {
+            None if require_secrets
+                && !has_secret(conn, owner.as_deref(), SecretKind::SmtpPassword)? =>
+            {
                 return Err(Error::invalid("the SMTP user name needs a password")
                     .with_hint("give the SMTP password, or leave the user name empty for a server that needs no login"));
             }
@@ -564,7 +618,9 @@ pub(crate) fn save(
                 vault::put_secret(conn, key, owner.as_deref(), service.secret_kind(), &value)?;
                 chat_secrets_changed.push(service);
             }
-            None if !has_secret(conn, owner.as_deref(), service.secret_kind())? => {
+            None if require_secrets
+                && !has_secret(conn, owner.as_deref(), service.secret_kind())? =>
+            {
                 return Err(Error::invalid(format!(
                     "a {} channel needs its {}",
                     service.label(),

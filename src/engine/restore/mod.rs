@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use plan::{RestorePreview, TableChange};
 pub use rtest::{RestoreTestReport, TableCheck};
+pub(crate) use rtest::{SCRATCH_SETTING, check_scratch_url};
 
 use crate::engine::crypto::Secret;
 use crate::engine::error::{Error, Result};

@@ -41,6 +41,19 @@ use crate::engine::pg::connect;
 /// The setting holding the default scratch server URL.
 pub const SCRATCH_SETTING: &str = "restore_test.scratch_url";
 
+/// A scratch server URL as stored: it parses and holds no password.
+pub(crate) fn check_scratch_url(url: &str) -> Result<String> {
+    let info = ConnInfo::parse(url)?;
+    if info.password.is_some() {
+        return Err(
+            Error::invalid("the scratch server URL must not hold a password").with_hint(
+                "use a passwordless local role, a ~/.pgpass entry, or pass --scratch-url each time",
+            ),
+        );
+    }
+    Ok(info.url_without_password())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableCheck {
     pub table: String,
@@ -137,12 +150,7 @@ impl Engine {
 
     /// Sets the default scratch server for restore tests.
     pub async fn set_scratch_url(&self, url: &str) -> Result<()> {
-        let info = ConnInfo::parse(url)?;
-        if info.password.is_some() {
-            return Err(Error::invalid("the scratch server URL must not hold a password")
-                .with_hint("use a passwordless local role, a ~/.pgpass entry, or pass --scratch-url each time"));
-        }
-        let url = info.url_without_password();
+        let url = check_scratch_url(url)?;
         self.catalog()
             .call(move |c| settings::set(c, SCRATCH_SETTING, &url))
             .await

@@ -25,7 +25,7 @@ pub struct ProjectHooks {
     pub post: Option<Hook>,
 }
 
-fn hooks_key(project_id: &str) -> String {
+pub(crate) fn hooks_key(project_id: &str) -> String {
     format!("project.hooks.{project_id}")
 }
 

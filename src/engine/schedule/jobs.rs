@@ -250,6 +250,134 @@ pub(crate) fn set_status(conn: &Connection, id: &str, status: &str) -> Result<()
     Ok(())
 }
 
+/// Checks what a job does (its schedule, backup options, store plan,
+/// restore-test plan and hooks); the projects and destinations it names
+/// are checked against the catalog by [`check_destinations`].
+pub(crate) fn check_input(input: &JobInput) -> Result<CronExpr> {
+    let cron = CronExpr::parse(&input.cron)?;
+    input.config.backup.validate()?;
+    Engine::check_plan_for(input.config.backup.kind, &input.config.store)?;
+    let plan = &input.config.restore_test;
+    if plan.every == Some(0) || plan.every.is_some_and(|n| n > 10_000) {
+        return Err(Error::invalid(
+            "restore-test every N backups: N must be between 1 and 10000",
+        ));
+    }
+    if let Some(c) = &plan.cron {
+        CronExpr::parse(c).map_err(|e| {
+            Error::invalid(format!("the restore-test schedule: {}", e.message))
+                .with_hint("five fields, e.g. `0 4 * * 0` for Sundays at 04:00")
+        })?;
+    }
+    if !plan.is_off()
+        && !matches!(
+            input.config.backup.kind,
+            crate::engine::backup::BackupKind::Full
+                | crate::engine::backup::BackupKind::Incremental
+        )
+    {
+        return Err(Error::invalid(format!(
+            "a restore test needs schema and data; this job makes {} backups",
+            input.config.backup.kind.as_str()
+        ))
+        .with_hint("use --type full or incremental, or turn the restore test off"));
+    }
+    for h in [&input.config.pre_hook, &input.config.post_hook]
+        .into_iter()
+        .flatten()
+    {
+        super::hooks::check_hook(h)?;
+    }
+    Ok(cron)
+}
+
+/// Every destination a job names exists.
+pub(crate) fn check_destinations(conn: &Connection, config: &JobConfig) -> Result<()> {
+    let names = crate::engine::destination::copies::plan_names(&config.store)
+        .chain(config.destination_retention.keys());
+    for n in names {
+        crate::engine::destination::find(conn, n)?;
+    }
+    if let Some(d) = &config.drill_from {
+        crate::engine::destination::find(conn, d)?;
+        if !crate::engine::destination::copies::plan_names(&config.store)
+            .any(|n| n.eq_ignore_ascii_case(d))
+        {
+            return Err(Error::invalid(format!(
+                "the drill reads from '{d}', which the job does not copy to"
+            ))
+            .with_hint("add it to --destination (or make it the failover)"));
+        }
+    }
+    for n in config.destination_retention.keys() {
+        if !config
+            .store
+            .destinations
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(n))
+            && config
+                .store
+                .failover
+                .as_deref()
+                .is_none_or(|f| !f.eq_ignore_ascii_case(n))
+        {
+            return Err(Error::invalid(format!(
+                "retention is set for '{n}', which the job does not copy to"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `project_id` has a job named `name` (any case).
+pub(crate) fn exists(conn: &Connection, project_id: &str, name: &str) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM backup_jobs WHERE project_id = ?1 AND name = ?2 COLLATE NOCASE",
+            params![project_id, name.trim()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Stores a new job (checked by [`check_input`] and [`check_destinations`],
+/// its chain already project ids) for `project`; its first run is computed
+/// from now. Inside the caller's transaction; returns its id.
+pub(crate) fn insert(
+    conn: &Connection,
+    actor: &str,
+    project: &crate::engine::project::Project,
+    cron: &CronExpr,
+    input: &JobInput,
+) -> Result<String> {
+    let next = cron.next_run(input.timezone, Utc::now()).map(rfc3339);
+    let id = new_id();
+    let name = input
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("{} {}", project.name, cron.source));
+    let (cfg, ret) = (
+        serde_json::to_string(&input.config)?,
+        serde_json::to_string(&input.retention)?,
+    );
+    conn.execute(
+        "INSERT INTO backup_jobs (id, project_id, name, cron_expression, timezone, backup_config, retention,
+                                  enabled, next_run_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![id, project.id, name, cron.source, input.timezone.as_str(), cfg, ret, input.enabled, next, now()],
+    )?;
+    audit::append(
+        conn,
+        actor,
+        "job.add",
+        Some(&name),
+        &json!({"job_id": id, "cron": cron.source, "project": project.name}),
+    )?;
+    Ok(id)
+}
+
 impl Engine {
     pub async fn list_jobs(&self) -> Result<Vec<Job>> {
         self.catalog().call(|c| list(c)).await
@@ -260,120 +388,32 @@ impl Engine {
         self.catalog().call(move |c| get(c, &id)).await
     }
 
-    fn check(&self, input: &JobInput) -> Result<CronExpr> {
-        let cron = CronExpr::parse(&input.cron)?;
-        input.config.backup.validate()?;
-        Engine::check_plan_for(input.config.backup.kind, &input.config.store)?;
-        let plan = &input.config.restore_test;
-        if plan.every == Some(0) || plan.every.is_some_and(|n| n > 10_000) {
-            return Err(Error::invalid(
-                "restore-test every N backups: N must be between 1 and 10000",
-            ));
-        }
-        if let Some(c) = &plan.cron {
-            CronExpr::parse(c).map_err(|e| {
-                Error::invalid(format!("the restore-test schedule: {}", e.message))
-                    .with_hint("five fields, e.g. `0 4 * * 0` for Sundays at 04:00")
-            })?;
-        }
-        if !plan.is_off()
-            && !matches!(
-                input.config.backup.kind,
-                crate::engine::backup::BackupKind::Full
-                    | crate::engine::backup::BackupKind::Incremental
-            )
-        {
-            return Err(Error::invalid(format!(
-                "a restore test needs schema and data; this job makes {} backups",
-                input.config.backup.kind.as_str()
-            ))
-            .with_hint("use --type full or incremental, or turn the restore test off"));
-        }
-        for h in [&input.config.pre_hook, &input.config.post_hook]
-            .into_iter()
-            .flatten()
-        {
-            super::hooks::check_hook(h)?;
-        }
-        Ok(cron)
-    }
-
-    /// Every destination a job names exists.
     async fn check_destinations(&self, config: &JobConfig) -> Result<()> {
-        let names = crate::engine::destination::copies::plan_names(&config.store)
-            .chain(config.destination_retention.keys());
-        for n in names {
-            self.destination(n).await?;
-        }
-        if let Some(d) = &config.drill_from {
-            self.destination(d).await?;
-            if !crate::engine::destination::copies::plan_names(&config.store)
-                .any(|n| n.eq_ignore_ascii_case(d))
-            {
-                return Err(Error::invalid(format!(
-                    "the drill reads from '{d}', which the job does not copy to"
-                ))
-                .with_hint("add it to --destination (or make it the failover)"));
-            }
-        }
-        for n in config.destination_retention.keys() {
-            if !config
-                .store
-                .destinations
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(n))
-                && config
-                    .store
-                    .failover
-                    .as_deref()
-                    .is_none_or(|f| !f.eq_ignore_ascii_case(n))
-            {
-                return Err(Error::invalid(format!(
-                    "retention is set for '{n}', which the job does not copy to"
-                )));
-            }
-        }
-        Ok(())
+        let config = config.clone();
+        self.catalog()
+            .call(move |c| check_destinations(c, &config))
+            .await
     }
 
     /// Adds a job; its first run is computed from now.
     pub async fn add_job(&self, input: JobInput) -> Result<Job> {
-        let cron = self.check(&input)?;
+        let cron = check_input(&input)?;
         let project = self.project(&input.project).await?;
         self.check_destinations(&input.config).await?;
+        let mut input = input;
         let mut chain = Vec::new();
         for p in &input.config.chain {
             chain.push(self.project(p).await?.id);
         }
-        let mut config = input.config.clone();
-        config.chain = chain;
-        let next = cron.next_run(input.timezone, Utc::now()).map(rfc3339);
-        let id = new_id();
-        let name = input
-            .name
-            .clone()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| format!("{} {}", project.name, cron.source));
+        input.config.chain = chain;
         let actor = self.actor().to_owned();
-        let (cfg, ret) = (
-            serde_json::to_string(&config)?,
-            serde_json::to_string(&input.retention)?,
-        );
-        let (tz, enabled, src) = (input.timezone.as_str(), input.enabled, cron.source.clone());
-        let id2 = id.clone();
-        self.catalog()
+        let id = self
+            .catalog()
             .call(move |c| {
                 let tx = crate::engine::catalog::immediate(c)?;
-                let ts = now();
-                tx.execute(
-                    "INSERT INTO backup_jobs (id, project_id, name, cron_expression, timezone, backup_config, retention,
-                                              enabled, next_run_at, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-                    params![id2, project.id, name, src, tz, cfg, ret, enabled, next, ts],
-                )?;
-                audit::append(&tx, &actor, "job.add", Some(&name), &json!({"job_id": id2, "cron": src, "project": project.name}))?;
+                let id = insert(&tx, &actor, &project, &cron, &input)?;
                 tx.commit()?;
-                Ok(())
+                Ok(id)
             })
             .await?;
         self.job(&id).await
@@ -381,7 +421,7 @@ impl Engine {
 
     /// Replaces a job's settings (its next run is recomputed).
     pub async fn update_job(&self, id: &str, input: JobInput) -> Result<Job> {
-        let cron = self.check(&input)?;
+        let cron = check_input(&input)?;
         self.check_destinations(&input.config).await?;
         let project = self.project(&input.project).await?;
         let next = cron.next_run(input.timezone, Utc::now()).map(rfc3339);

@@ -13,6 +13,8 @@ pub mod health;
 pub mod history;
 pub mod job_options;
 pub mod migrate;
+pub mod moving;
+pub mod passphrases;
 pub mod project_form;
 pub mod project_hooks;
 pub mod projects;

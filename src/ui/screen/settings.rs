@@ -1,5 +1,5 @@
-//! Settings: data folder, destinations, alert rules (the app's notifications
-//! among them), appearance, the options "Back up now" starts from, the scratch server for restore tests, the master and
+//! Settings: data folder, moving the configuration to a new machine,
+//! destinations, alert rules (the app's notifications among them), appearance, the options "Back up now" starts from, the scratch server for restore tests, the master and
 //! backup passphrases.
 
 use std::path::Path;
@@ -11,9 +11,7 @@ use super::choices::{CodecChoice, KindChoice, LevelChoice, StreamsChoice};
 use super::{Action, Ctx, Effect};
 use crate::engine::Error;
 use crate::engine::conninfo::ConnInfo;
-use crate::engine::crypto::Secret;
 use crate::engine::pg::probe::ConnectionReport;
-use crate::engine::vault::MIN_PASSPHRASE_LEN;
 use crate::ui::prefs::{Prefs, ThemeChoice};
 use crate::ui::theme::{self, Tone};
 use crate::ui::{format, widget};
@@ -39,16 +37,10 @@ pub enum Message {
     ScratchTested(Result<ConnectionReport, Error>),
     Save,
     Revert,
-    NewPassphrase(String),
-    ConfirmPassphrase(String),
-    ChangePassphrase,
-    PassphraseChanged(Result<(), Error>),
-    BackupPassphrase(String),
-    ConfirmBackupPassphrase(String),
-    SetBackupPassphrase,
-    BackupPassphraseSet(Result<(), Error>),
     Destinations(super::destinations::Message),
     Alerts(super::alerts::Message),
+    Moving(super::moving::Message),
+    Passphrases(super::passphrases::Message),
 }
 
 #[derive(Debug, Default)]
@@ -63,16 +55,10 @@ pub struct Settings {
     pub errors: Vec<(&'static str, String)>,
     pub scratch_test: Option<Result<ConnectionReport, Error>>,
     pub scratch_testing: bool,
-    pub new_passphrase: String,
-    pub confirm_passphrase: String,
-    pub passphrase_error: Option<String>,
-    pub passphrase_busy: bool,
-    pub backup_passphrase: String,
-    pub confirm_backup_passphrase: String,
-    pub backup_passphrase_error: Option<String>,
-    pub backup_passphrase_busy: bool,
     pub destinations: super::destinations::Panel,
     pub alerts: super::alerts::Panel,
+    pub moving: super::moving::Panel,
+    pub passphrases: super::passphrases::Panel,
 }
 
 impl Settings {
@@ -137,6 +123,23 @@ impl Settings {
             Message::Load => Action::task(self.load(ctx)),
             Message::Destinations(m) => self.destinations.update(m, ctx).map(Message::Destinations),
             Message::Alerts(m) => self.alerts.update(m, ctx).map(Message::Alerts),
+            Message::Passphrases(m) => self.passphrases.update(m, ctx).map(Message::Passphrases),
+            Message::Moving(m) => {
+                let action = self.moving.update(m, ctx).map(Message::Moving);
+                // An import changes what this page shows.
+                if action
+                    .effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::DataChanged))
+                {
+                    let reload = self.load(ctx);
+                    return Action {
+                        task: Task::batch([action.task, reload]),
+                        effects: action.effects,
+                    };
+                }
+                action
+            }
             Message::OpenDataDir => Action::task(Task::perform(
                 ctx.platform
                     .open_path(ctx.engine.data_dir().root().to_path_buf()),
@@ -253,93 +256,6 @@ impl Settings {
                 let saved = self.saved.clone();
                 self.reset(&saved);
                 Action::none()
-            }
-            Message::NewPassphrase(p) => {
-                self.new_passphrase = p;
-                self.passphrase_error = None;
-                Action::none()
-            }
-            Message::ConfirmPassphrase(p) => {
-                self.confirm_passphrase = p;
-                self.passphrase_error = None;
-                Action::none()
-            }
-            Message::ChangePassphrase => {
-                if self.new_passphrase.chars().count() < MIN_PASSPHRASE_LEN {
-                    self.passphrase_error =
-                        Some(format!("at least {MIN_PASSPHRASE_LEN} characters"));
-                    return Action::none();
-                }
-                if self.new_passphrase != self.confirm_passphrase {
-                    self.passphrase_error = Some("the two passphrases differ".into());
-                    return Action::none();
-                }
-                self.passphrase_busy = true;
-                let engine = ctx.engine.clone();
-                let p = Secret::new(self.new_passphrase.clone());
-                Action::task(Task::perform(
-                    async move { engine.change_passphrase(p).await },
-                    Message::PassphraseChanged,
-                ))
-            }
-            Message::PassphraseChanged(r) => {
-                self.passphrase_busy = false;
-                match r {
-                    Ok(()) => {
-                        self.new_passphrase.clear();
-                        self.confirm_passphrase.clear();
-                        Action::notice(widget::Notice::success("Master passphrase changed"))
-                    }
-                    Err(e) => {
-                        self.passphrase_error = Some(e.message);
-                        Action::none()
-                    }
-                }
-            }
-            Message::BackupPassphrase(p) => {
-                self.backup_passphrase = p;
-                self.backup_passphrase_error = None;
-                Action::none()
-            }
-            Message::ConfirmBackupPassphrase(p) => {
-                self.confirm_backup_passphrase = p;
-                self.backup_passphrase_error = None;
-                Action::none()
-            }
-            Message::SetBackupPassphrase => {
-                if self.backup_passphrase.chars().count() < MIN_PASSPHRASE_LEN {
-                    self.backup_passphrase_error =
-                        Some(format!("at least {MIN_PASSPHRASE_LEN} characters"));
-                    return Action::none();
-                }
-                if self.backup_passphrase != self.confirm_backup_passphrase {
-                    self.backup_passphrase_error = Some("the two passphrases differ".into());
-                    return Action::none();
-                }
-                self.backup_passphrase_busy = true;
-                let engine = ctx.engine.clone();
-                let p = Secret::new(self.backup_passphrase.clone());
-                Action::task(Task::perform(
-                    async move { engine.set_backup_passphrase(p).await },
-                    Message::BackupPassphraseSet,
-                ))
-            }
-            Message::BackupPassphraseSet(r) => {
-                self.backup_passphrase_busy = false;
-                match r {
-                    Ok(()) => {
-                        self.backup_passphrase.clear();
-                        self.confirm_backup_passphrase.clear();
-                        Action::notice(
-                            widget::Notice::success("Backup passphrase set")
-                                .with_detail("new backups use it; older ones still need the passphrase they were made with"),
-                        )
-                    }
-                    Err(e) => {
-                        self.backup_passphrase_error = Some(e.message);
-                        Action::none()
-                    }
-                }
             }
         }
     }
@@ -508,78 +424,17 @@ impl Settings {
         }
         let scratch = widget::card("Scratch server for restore tests", scratch_col);
 
-        let mut master = column![
-            text("Re-wraps the vault's master key; stored credentials are untouched.")
-                .size(theme::SMALL)
-                .style(theme::muted),
-            row![
-                text_input("new passphrase", &self.new_passphrase)
-                    .secure(true)
-                    .on_input(Message::NewPassphrase)
-                    .padding(theme::S),
-                text_input("repeat it", &self.confirm_passphrase)
-                    .secure(true)
-                    .on_input(Message::ConfirmPassphrase)
-                    .on_submit(Message::ChangePassphrase)
-                    .padding(theme::S),
-                widget::secondary_button(
-                    if self.passphrase_busy {
-                        "Changing…"
-                    } else {
-                        "Change"
-                    },
-                    (!self.passphrase_busy).then_some(Message::ChangePassphrase)
-                ),
-            ]
-            .spacing(theme::S),
-        ]
-        .spacing(theme::S);
-        if let Some(e) = &self.passphrase_error {
-            master = master.push(
-                text(e.clone())
-                    .size(theme::SMALL)
-                    .style(theme::toned(Tone::Danger)),
-            );
-        }
-        let mut backup = column![
-            text("Encrypts new backup files. Keep a copy: restoring on another machine needs it. Older backups keep needing the passphrase they were made with.")
-                .size(theme::SMALL)
-                .style(theme::toned(Tone::Warning)),
-            row![
-                text_input("backup passphrase", &self.backup_passphrase).secure(true).on_input(Message::BackupPassphrase).padding(theme::S),
-                text_input("repeat it", &self.confirm_backup_passphrase).secure(true).on_input(Message::ConfirmBackupPassphrase).on_submit(Message::SetBackupPassphrase).padding(theme::S),
-                widget::secondary_button(if self.backup_passphrase_busy { "Saving…" } else { "Set" }, (!self.backup_passphrase_busy).then_some(Message::SetBackupPassphrase)),
-            ]
-            .spacing(theme::S),
-        ]
-        .spacing(theme::S);
-        if let Some(e) = &self.backup_passphrase_error {
-            backup = backup.push(
-                text(e.clone())
-                    .size(theme::SMALL)
-                    .style(theme::toned(Tone::Danger)),
-            );
-        }
-        let secrets = widget::card(
-            "Passphrases",
-            column![
-                text("Master passphrase").font(theme::BOLD),
-                master,
-                text("Backup passphrase").font(theme::BOLD),
-                backup
-            ]
-            .spacing(theme::S),
-        );
-        scrollable(
+        let page = scrollable(
             column![
                 header,
                 self.alerts.view().map(Message::Alerts),
                 storage,
+                self.moving.card().map(Message::Moving),
                 self.destinations.view().map(Message::Destinations),
                 look,
                 defaults,
                 scratch,
-                secrets
+                self.passphrases.view().map(Message::Passphrases)
             ]
             .spacing(theme::L)
             .padding(iced::Padding {
@@ -587,8 +442,8 @@ impl Settings {
                 ..iced::Padding::ZERO
             }),
         )
-        .height(Length::Fill)
-        .into()
+        .height(Length::Fill);
+        self.moving.overlay(page.into(), Message::Moving)
     }
 }
 
@@ -629,9 +484,13 @@ mod tests {
         }
         assert!(!s.dirty());
         // The passphrase forms check before calling the engine.
-        let _ = s.update(Message::NewPassphrase("short".into()), &ctx);
-        assert!(!s.update(Message::ChangePassphrase, &ctx).has_task());
-        assert!(s.passphrase_error.is_some());
+        use super::super::passphrases::Message as P;
+        let _ = s.update(Message::Passphrases(P::NewPassphrase("short".into())), &ctx);
+        assert!(
+            !s.update(Message::Passphrases(P::ChangePassphrase), &ctx)
+                .has_task()
+        );
+        assert!(s.passphrases.passphrase_error.is_some());
         // Nothing touched the platform (dialogs, openers).
         assert!(fake.calls().is_empty());
     }

@@ -6,6 +6,7 @@
 mod app;
 mod driver;
 mod flows;
+mod moving;
 mod perf;
 mod restore_flow;
 mod screenshots;
