@@ -7,6 +7,7 @@ pub mod alert;
 pub mod backup;
 pub mod config;
 pub mod destination;
+pub mod fleet;
 pub mod job;
 pub mod output;
 pub mod progress;
@@ -48,6 +49,8 @@ Environment:
   SUPABACKUP_BACKUP_PASSPHRASE  backup-encryption passphrase (first use, decrypt)
   SUPABACKUP_WEBHOOK_SECRET     webhook signing secret for `alert add --webhook`
   SUPABACKUP_SMTP_PASSWORD      SMTP password for `alert add --smtp-user`
+  SUPABACKUP_ACCESS_TOKEN       Supabase personal access token for `fleet token`
+  SUPABACKUP_DEST_SECRET        destination secret for `destination add` / `set-secret`
   SUPABACKUP_NO_KEYCHAIN=1      never use the OS keychain
   SUPABACKUP_PG_BIN_DIR         folder with pg_dump/psql to prefer
   SUPABACKUP_LOG                log filter, e.g. debug (logs go to stderr)";
@@ -139,6 +142,10 @@ pub enum Command {
     /// Scheduled backups.
     #[command(subcommand)]
     Job(job::JobCmd),
+    /// The Supabase account (Management API): list its projects, add them
+    /// in one step, pick up new ones automatically.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCmd),
     /// The whole configuration in one file, e.g. to move to a new machine:
     /// projects, destinations, jobs, alert rules, settings.
     #[command(subcommand)]
@@ -402,6 +409,7 @@ async fn dispatch(data_dir: Option<PathBuf>, command: Command) -> Result<i32> {
         Command::Restore(cmd) => restore::run(&engine, cmd).await,
         Command::Job(cmd) => job::run(&engine, cmd).await,
         Command::Config(cmd) => config::run(&engine, cmd).await,
+        Command::Fleet(cmd) => fleet::run(&engine, cmd).await,
         Command::Alert(cmd) => alert::run(&engine, cmd).await,
         Command::Daemon {
             interval,

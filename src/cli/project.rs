@@ -142,7 +142,7 @@ pub struct AddArgs {
     /// development, staging or production.
     #[arg(long, default_value = "development")]
     environment: String,
-    /// Supabase organization id (a UUID).
+    /// Supabase organization id (its slug, or an older UUID).
     #[arg(long)]
     org_id: Option<String>,
     /// Free text shown with the project (up to 1000 characters).
@@ -177,7 +177,7 @@ pub struct EditArgs {
     /// development, staging or production.
     #[arg(long)]
     environment: Option<String>,
-    /// A UUID, or "" to clear.
+    /// Its slug (or an older UUID), or "" to clear.
     #[arg(long)]
     org_id: Option<String>,
     /// Text, or "" to clear.

@@ -64,6 +64,8 @@ pub struct ProjectSummary {
     pub last_restore_test: Option<RestoreTestBrief>,
     /// The earliest `next_run_at` among its enabled schedules.
     pub next_run_at: Option<String>,
+    /// Its state on the Supabase platform, as the last fleet sync saw it.
+    pub platform_status: Option<crate::engine::fleet::PlatformStatus>,
     pub enabled_jobs: u64,
     /// After how many hours without a successful backup the project is
     /// stale: the smallest threshold of the enabled alert rules covering it
@@ -343,6 +345,7 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
     }
 
     let rules = crate::engine::notify::rules::list(conn)?;
+    let mut platform = crate::engine::fleet::statuses(conn)?;
     let projects = list
         .into_iter()
         .map(|p| {
@@ -362,6 +365,7 @@ pub fn overview(conn: &Connection, since: &str) -> Result<Overview> {
                 next_run_at,
                 enabled_jobs,
                 stale_after_hours,
+                platform_status: platform.remove(&p.id),
                 project: p,
             }
         })

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod destination;
 pub mod error;
 pub mod failpoint;
+pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod ident;

@@ -191,9 +191,20 @@ pub fn validate_org_id(s: &str) -> std::result::Result<Option<String>, String> {
     if s.is_empty() {
         return Ok(None);
     }
-    uuid::Uuid::parse_str(s)
-        .map(|u| Some(u.hyphenated().to_string()))
-        .map_err(|_| format!("the organization id must be a UUID (got '{s}')"))
+    if let Ok(u) = uuid::Uuid::parse_str(s) {
+        return Ok(Some(u.hyphenated().to_string()));
+    }
+    // Supabase's organization ids are slugs (the Management API's
+    // `organization_id`); older ones are UUIDs.
+    if s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Ok(Some(s.to_owned()));
+    }
+    Err(format!(
+        "the organization id must be the organization's slug (lower-case letters, digits, '-', '_') or a UUID (got '{s}')"
+    ))
 }
 
 /// Checks that `pem` holds at least one X.509 certificate and nothing a
@@ -429,8 +440,13 @@ mod tests {
         );
 
         let mut i = good();
-        i.organization_id = Some("not-a-uuid".into());
+        i.organization_id = Some("Not a slug!".into());
         assert_eq!(field_of(&i), ["organization_id"]);
+        i.organization_id = Some("acme-org_2".into());
+        assert_eq!(
+            validate(&i).expect("slug ok").organization_id.as_deref(),
+            Some("acme-org_2")
+        );
         i.organization_id = Some(String::new());
         assert!(
             validate(&i)
@@ -447,7 +463,7 @@ mod tests {
             project_ref: "BAD".into(),
             db_url: "nope".into(),
             environment: "x".into(),
-            organization_id: Some("y".into()),
+            organization_id: Some("Y?".into()),
             ..Default::default()
         };
         assert_eq!(

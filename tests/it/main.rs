@@ -8,6 +8,7 @@ mod compare_selftest;
 mod config;
 mod connection;
 mod destinations;
+mod fleet;
 mod gui;
 mod harness;
 mod health;

@@ -59,6 +59,17 @@ pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<Project>> {
 }
 
 /// Finds a project by name (case-insensitive), id, or unambiguous ref.
+/// The first project (oldest) with this Supabase ref.
+pub fn get_by_ref(conn: &Connection, project_ref: &str) -> Result<Option<Project>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM projects p WHERE p.project_ref = ?1 ORDER BY p.created_at LIMIT 1"
+    ))?;
+    Ok(stmt
+        .query_map([project_ref.trim()], from_row)?
+        .next()
+        .transpose()?)
+}
+
 pub fn find(conn: &Connection, key: &str) -> Result<Project> {
     if let Some(p) = get_by_name(conn, key)? {
         return Ok(p);

@@ -131,7 +131,7 @@ enum Attempt {
     Fail(String),
 }
 
-fn is_local(url: &url::Url) -> bool {
+pub(crate) fn is_local(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -141,7 +141,7 @@ fn is_local(url: &url::Url) -> bool {
 }
 
 /// The reasons behind a reqwest error, without the URL (the caller names it).
-fn describe(err: &reqwest::Error, timeout: Duration) -> String {
+pub(crate) fn describe(err: &reqwest::Error, timeout: Duration) -> String {
     if err.is_timeout() {
         return format!("no answer within {} s", timeout.as_secs_f32());
     }

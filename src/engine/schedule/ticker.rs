@@ -92,6 +92,9 @@ pub struct TickReport {
     /// Health probes started (project ids) and their tasks.
     pub probed: Vec<String>,
     pub probes: Vec<tokio::task::JoinHandle<()>>,
+    /// The Supabase account's sync (platform statuses, new projects when
+    /// auto-add is on), when one was due.
+    pub fleet: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// One per process: holds the lease and knows what it runs.
@@ -102,6 +105,8 @@ pub struct Scheduler {
     running: Arc<Mutex<HashMap<String, String>>>,
     /// Projects being probed (one probe at a time each).
     probing: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// A fleet sync is running (one at a time).
+    syncing: Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
     /// How alerts go out (desktop notifier, retries).
     pub delivery: Delivery,
@@ -122,6 +127,7 @@ impl Scheduler {
             lease: None,
             running: Arc::new(Mutex::new(HashMap::new())),
             probing: Arc::new(Mutex::new(std::collections::HashSet::new())),
+            syncing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             cancel: CancellationToken::new(),
             delivery,
         }
@@ -202,6 +208,7 @@ impl Scheduler {
             }
             Err(e) => tracing::warn!("could not list the projects due for a health probe: {e}"),
         }
+        self.fleet_sync(now, &mut report).await;
         let jobs = self.engine.list_jobs().await?;
         let tested: Vec<Job> = jobs
             .iter()
@@ -416,6 +423,40 @@ impl Scheduler {
         Ok(key.is_some_and(|k| r.contains_key(k))
             || r.len() >= self.config.max_concurrent
             || for_project >= self.config.per_project)
+    }
+
+    /// Starts the account's sync in the background when one is due (the
+    /// projects it adds get their first runs from their schedules).
+    async fn fleet_sync(&self, now: DateTime<Utc>, report: &mut TickReport) {
+        use std::sync::atomic::Ordering;
+        match self.engine.fleet_sync_due(now).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!("could not tell whether a Supabase account sync is due: {e}");
+                return;
+            }
+        }
+        if self.syncing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (engine, syncing) = (self.engine.clone(), self.syncing.clone());
+        report.fleet = Some(tokio::spawn(async move {
+            match engine.fleet_sync().await {
+                Ok(r) if !r.added.added.is_empty() => tracing::info!(
+                    "Supabase account sync: added {}",
+                    r.added
+                        .added
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("Supabase account sync failed: {e}"),
+            }
+            syncing.store(false, Ordering::SeqCst);
+        }));
     }
 
     async fn record(&self, job: &Job, event: &str, data: serde_json::Value) {

@@ -91,6 +91,18 @@ pub fn health(s: &ProjectSummary, now: DateTime<Utc>) -> (Health, String) {
             ),
         );
     }
+    if let Some(p) = &s.platform_status
+        && !p.is_up()
+    {
+        return (
+            Health::Stale,
+            format!(
+                "{} on Supabase (seen {}): backups cannot reach it",
+                p.label(),
+                format::age_of(Some(&p.seen_at), now)
+            ),
+        );
+    }
     match s.last_success_at.as_deref().and_then(format::parse_time) {
         None => (Health::Stale, "never backed up".into()),
         Some(t) if (now - t).num_hours() >= i64::from(stale_after_hours) => (
@@ -357,6 +369,16 @@ impl Dashboard {
                         (!s.project.tls_verification().0)
                             .then(|| widget::badge("server not verified", Tone::Warning)),
                     )
+                    .push(s.platform_status.as_ref().map(|p| {
+                        widget::badge(
+                            format!("Supabase: {}", p.label()),
+                            if p.is_up() {
+                                Tone::Success
+                            } else {
+                                Tone::Warning
+                            },
+                        )
+                    }))
                     .spacing(theme::XS),
             ]
             .spacing(theme::XS)
@@ -437,6 +459,7 @@ mod tests {
             next_run_at: None,
             enabled_jobs: 0,
             stale_after_hours: 48,
+            platform_status: None,
         }
     }
 
@@ -489,6 +512,16 @@ mod tests {
         let mut p = summary("p");
         p.last_success_at = Some("2024-05-10T10:00:00Z".into());
         assert_eq!(restore_tested(&p, now), "never restore-tested");
+        // A project the platform reports paused cannot be backed up.
+        let mut paused = summary("Paused");
+        paused.last_success_at = Some(now.to_rfc3339());
+        paused.platform_status = Some(crate::engine::fleet::PlatformStatus {
+            status: "INACTIVE".into(),
+            seen_at: now.to_rfc3339(),
+        });
+        let (h, why) = health(&paused, now);
+        assert_eq!(h, Health::Stale);
+        assert!(why.starts_with("paused on Supabase"), "{why}");
         assert_eq!(health(&p, now).0, Health::Healthy);
         p.last_restore_test = Some(RestoreTestBrief {
             ok: true,

@@ -487,7 +487,7 @@ impl Form {
                     "Organization id",
                     self.input_for(
                         Field::Organization,
-                        "optional UUID",
+                        "optional: the organization slug",
                         &self.organization_id,
                         false
                     ),
