@@ -11,6 +11,7 @@ use serde_json::Value;
 use supabackup::engine::config::{ConfigImportOptions, ConfigImportReport};
 use supabackup::engine::crypto::Secret;
 use supabackup::engine::destination::DestinationInput;
+use supabackup::engine::fleet::FleetConfig;
 use supabackup::engine::notify::{AlertRule, Channel, EmailChannel, RuleSecrets, SmtpSecurity};
 use supabackup::engine::schedule::hooks::ProjectHooks;
 use supabackup::engine::schedule::{
@@ -166,6 +167,23 @@ pub(crate) async fn configured(webhook_url: &str) -> TestEngine {
     e.set_backup_passphrase(Secret::new(BACKUP_PASSPHRASE))
         .await
         .expect("backup passphrase");
+    // The Supabase account, checked against a local Management API.
+    let api = crate::fleet::ManagementApi::start();
+    api.route(
+        "/v1/organizations",
+        serde_json::json!([{"id": "acme", "name": "Acme"}]),
+    );
+    e.set_fleet_config(FleetConfig {
+        api_url: api.url(),
+        organization: Some("acme".into()),
+        interval_minutes: 30,
+        ..Default::default()
+    })
+    .await
+    .expect("fleet config");
+    e.set_fleet_token(Secret::new(crate::fleet::TOKEN))
+        .await
+        .expect("fleet token");
     t
 }
 
@@ -259,6 +277,7 @@ async fn the_whole_configuration_moves_to_an_empty_data_dir() {
         BACKUP_PASSPHRASE,
         PASSPHRASE,
         EXPORT_PASSPHRASE,
+        crate::fleet::TOKEN,
     ] {
         assert!(
             files_containing(out_dir.path(), secret.as_bytes()).is_empty(),
@@ -326,6 +345,11 @@ async fn the_whole_configuration_moves_to_an_empty_data_dir() {
         Some("echo after".into())
     );
     assert!(eb.project("Shop").await.expect("Shop").has_db_password);
+    assert_eq!(
+        eb.fleet_config().await.expect("fleet"),
+        a.engine.fleet_config().await.expect("fleet")
+    );
+    assert!(eb.has_fleet_token().await.expect("token"));
     assert!(eb.destination("offsite").await.expect("offsite").has_secret);
     // The webhook rule signs with the moved secret.
     let rules = eb.alert_rules().await.expect("rules");
@@ -479,6 +503,7 @@ async fn an_import_is_all_or_nothing() {
     );
     assert!(b.engine.open_destination("offsite").await.is_ok());
     assert_eq!(b.engine.backup_passphrase().await.expect("read"), None);
+    assert!(!b.engine.has_fleet_token().await.expect("token"));
 
     // A dangling name and a bad cron in an otherwise good file: both are
     // named, nothing is written.

@@ -19,19 +19,19 @@ use supabackup::engine::schedule::{Retention, Scheduler, SchedulerConfig};
 
 use crate::support::engine::{PASSPHRASE, cli, files_containing, stderr, stdout, unlocked_engine};
 
-const TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
+pub(crate) const TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
 const ORG: &str = "acme-org";
 
 /// Answers GET paths from a table (404 otherwise), 401 without the token.
 #[derive(Clone)]
-struct ManagementApi {
+pub(crate) struct ManagementApi {
     port: u16,
     routes: Arc<Mutex<HashMap<String, Value>>>,
     seen_auth: Arc<Mutex<Vec<String>>>,
 }
 
 impl ManagementApi {
-    fn start() -> ManagementApi {
+    pub(crate) fn start() -> ManagementApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let api = ManagementApi {
@@ -50,11 +50,11 @@ impl ManagementApi {
         api
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn route(&self, path: &str, body: Value) {
+    pub(crate) fn route(&self, path: &str, body: Value) {
         self.routes.lock().expect("lock").insert(path.into(), body);
     }
 
@@ -109,7 +109,7 @@ impl ManagementApi {
     }
 }
 
-fn project(r: &str, name: &str, status: &str) -> Value {
+pub(crate) fn project(r: &str, name: &str, status: &str) -> Value {
     json!({
         "id": r, "ref": r, "name": name, "organization_id": ORG,
         "organization_slug": ORG, "region": "eu-west-1", "status": status,
@@ -118,7 +118,7 @@ fn project(r: &str, name: &str, status: &str) -> Value {
     })
 }
 
-fn pooler(r: &str) -> Value {
+pub(crate) fn pooler(r: &str) -> Value {
     json!([{
         "identifier": r, "database_type": "PRIMARY", "is_using_scram_auth": true,
         "db_user": format!("postgres.{r}"), "db_host": "aws-0-eu-west-1.pooler.supabase.com",

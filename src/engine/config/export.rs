@@ -125,6 +125,12 @@ pub(super) fn collect(c: &Connection, seal_with: Option<(&Sealer, &Key)>) -> Res
     }
     file.settings.scratch_url = settings::get(c, crate::engine::restore::SCRATCH_SETTING)?;
     file.settings.probe_interval_minutes = settings::get(c, health::DEFAULT_INTERVAL_SETTING)?;
+    file.settings.fleet = settings::get(c, crate::engine::fleet::SETTINGS_KEY)?;
+    if let Some((sealer, key)) = seal_with {
+        file.settings.fleet_token = vault::get_secret(c, key, None, SecretKind::AccessToken)?
+            .map(|t| sealer.seal(SecretKind::AccessToken, &t))
+            .transpose()?;
+    }
     file.settings.default_alert_rule_added =
         settings::get::<bool>(c, crate::engine::notify::DEFAULT_RULE_KEY)?.unwrap_or(false);
     Ok(file)

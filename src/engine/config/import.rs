@@ -28,6 +28,7 @@ pub(super) struct Opened {
     /// (scope project name, kind, value)
     pub(super) alert: Vec<(Option<String>, SecretKind, Secret)>,
     pub(super) backup_passphrase: Option<Secret>,
+    pub(super) fleet_token: Option<Secret>,
     pub(super) problems: Vec<Problem>,
 }
 
@@ -39,6 +40,7 @@ pub(super) fn has_sealed(file: &ConfigFile) -> bool {
         || file.destinations.iter().any(|d| sealed(&d.secret))
         || !file.alert_secrets.is_empty()
         || sealed(&file.settings.backup_passphrase)
+        || sealed(&file.settings.fleet_token)
 }
 
 /// Opens every sealed value (Argon2id: off the runtime). Without a
@@ -79,6 +81,16 @@ pub(super) fn open_all(file: &mut ConfigFile, passphrase: Option<&Secret>) -> Op
                 Err(reason) => out.problems.push(Problem {
                     section: "alert_secrets".into(),
                     item: format!("{scope}: {}", s.kind),
+                    reason,
+                }),
+            }
+        }
+        if let Some(v) = &file.settings.fleet_token {
+            match opener.open(SecretKind::AccessToken, v) {
+                Ok(t) => out.fleet_token = Some(t),
+                Err(reason) => out.problems.push(Problem {
+                    section: "settings".into(),
+                    item: "fleet_token".into(),
                     reason,
                 }),
             }
@@ -255,7 +267,7 @@ pub(super) fn apply(
         key,
         key_is_real,
         &file.settings,
-        opened.backup_passphrase,
+        (opened.backup_passphrase, opened.fleet_token),
         opts,
         report,
     )?;
@@ -442,7 +454,7 @@ fn import_settings(
     key: Option<&Key>,
     key_is_real: bool,
     s: &ToolSettings,
-    backup_passphrase: Option<Secret>,
+    (backup_passphrase, fleet_token): (Option<Secret>, Option<Secret>),
     opts: &ConfigImportOptions,
     report: &mut ConfigImportReport,
 ) -> Result<()> {
@@ -475,38 +487,83 @@ fn import_settings(
     if s.default_alert_rule_added {
         settings::set(tx, crate::engine::notify::DEFAULT_RULE_KEY, &true)?;
     }
-    match (backup_passphrase, key) {
+    import_global_secret(
+        tx,
+        (key, key_is_real),
+        SecretKind::BackupPassphrase,
+        backup_passphrase,
+        s.backup_passphrase.is_some(),
+        "the backup passphrase was left out: set it (Settings, or `vault set-backup-passphrase`) before restoring backups made with it",
+        opts,
+        report,
+    )?;
+    if let Some(f) = &s.fleet {
+        match crate::engine::fleet::check_config(f) {
+            Ok(()) => import_setting(
+                tx,
+                crate::engine::fleet::SETTINGS_KEY,
+                "fleet",
+                f,
+                opts,
+                report,
+            )?,
+            Err(e) => report.problem("settings", "fleet", e.message),
+        }
+    }
+    import_global_secret(
+        tx,
+        (key, key_is_real),
+        SecretKind::AccessToken,
+        fleet_token,
+        s.fleet_token.is_some(),
+        "the Supabase access token was left out: give it again (Settings → Supabase account, or `fleet token`)",
+        opts,
+        report,
+    )?;
+    Ok(())
+}
+
+/// A global secret from the file (the backup passphrase, the Supabase
+/// token): stored when there is none here; the same one is fine; another
+/// one here is a problem, or kept with `skip_existing`.
+#[allow(clippy::too_many_arguments)]
+fn import_global_secret(
+    tx: &Connection,
+    (key, key_is_real): (Option<&Key>, bool),
+    kind: SecretKind,
+    value: Option<Secret>,
+    in_file: bool,
+    left_out: &str,
+    opts: &ConfigImportOptions,
+    report: &mut ConfigImportReport,
+) -> Result<()> {
+    let name = kind.as_str();
+    match (value, key) {
         (Some(_), Some(_))
-            if opts.dry_run
-                && !key_is_real
-                && vault::has_secret(tx, None, SecretKind::BackupPassphrase)? =>
+            if opts.dry_run && !key_is_real && vault::has_secret(tx, None, kind)? =>
         {
-            report.warnings.push(
-                "the vault is locked: the backup passphrase here was not compared with the file's"
-                    .into(),
-            );
+            report.warnings.push(format!(
+                "the vault is locked: the {} here was not compared with the file's",
+                name.replace('_', " ")
+            ));
         }
-        (Some(p), Some(key)) => {
-            match vault::get_secret(tx, key, None, SecretKind::BackupPassphrase)? {
-                Some(here) if here == p => {}
-                Some(_) if opts.skip_existing => report
-                    .warnings
-                    .push("backup_passphrase: the one here was kept; backups made with the file's need it to be restored".into()),
-                Some(_) => report.problem(
-                    "settings",
-                    "backup_passphrase",
-                    "this machine has another backup passphrase",
-                ),
-                None => {
-                    vault::put_secret(tx, key, None, SecretKind::BackupPassphrase, &p)?;
-                    report.settings.push("backup_passphrase".into());
-                }
+        (Some(v), Some(key)) => match vault::get_secret(tx, key, None, kind)? {
+            Some(here) if here == v => {}
+            Some(_) if opts.skip_existing => report
+                .warnings
+                .push(format!("{name}: the one here was kept")),
+            Some(_) => report.problem(
+                "settings",
+                name,
+                format!("this machine has another {}", name.replace('_', " ")),
+            ),
+            None => {
+                vault::put_secret(tx, key, None, kind, &v)?;
+                report.settings.push(name.to_owned());
             }
-        }
+        },
         (Some(_), None) => return Err(Error::auth("the vault is locked")),
-        (None, _) if s.backup_passphrase.is_some() => report.warnings.push(
-            "the backup passphrase was left out: set it (Settings, or `vault set-backup-passphrase`) before restoring backups made with it".into(),
-        ),
+        (None, _) if in_file => report.warnings.push(left_out.to_owned()),
         (None, _) => {}
     }
     Ok(())

@@ -168,6 +168,12 @@ pub struct ToolSettings {
     /// The passphrase backups are encrypted with, sealed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_passphrase: Option<String>,
+    /// How the Supabase account is used (fleet onboarding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::engine::fleet::FleetConfig>,
+    /// The Supabase personal access token, sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_token: Option<String>,
     /// The desktop app added its default alert rule once (so it does not
     /// add it again where it was removed on purpose).
     #[serde(default)]
@@ -340,10 +346,14 @@ impl Engine {
                     destinations: file.destinations.len(),
                     jobs: file.jobs.len(),
                     alert_rules: file.alert_rules.len(),
-                    settings: [s.scratch_url.is_some(), s.probe_interval_minutes.is_some()]
-                        .iter()
-                        .filter(|b| **b)
-                        .count()
+                    settings: [
+                        s.scratch_url.is_some(),
+                        s.probe_interval_minutes.is_some(),
+                        s.fleet.is_some(),
+                    ]
+                    .iter()
+                    .filter(|b| **b)
+                    .count()
                         + file.project_settings.len(),
                     secrets_included: file.secrets_included,
                 };

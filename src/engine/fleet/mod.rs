@@ -186,15 +186,7 @@ impl Engine {
 
     /// Checks and stores the fleet settings.
     pub async fn set_fleet_config(&self, config: FleetConfig) -> Result<FleetConfig> {
-        api::check_api_url(&config.api_url)?;
-        if !(1..=24 * 60).contains(&config.interval_minutes) {
-            return Err(Error::invalid(
-                "the sync interval must be between 1 minute and a day",
-            ));
-        }
-        if let Some(t) = &config.template {
-            crate::engine::schedule::jobs::check_input(&template_input(t, "check")?)?;
-        }
+        check_config(&config)?;
         let config = FleetConfig {
             organization: config
                 .organization
@@ -518,6 +510,21 @@ impl Engine {
             })
             .await
     }
+}
+
+/// The fleet settings are usable: an https API (http only on this
+/// machine), a sane interval, a valid schedule.
+pub fn check_config(config: &FleetConfig) -> Result<()> {
+    api::check_api_url(&config.api_url)?;
+    if !(1..=24 * 60).contains(&config.interval_minutes) {
+        return Err(Error::invalid(
+            "the sync interval must be between 1 minute and a day",
+        ));
+    }
+    if let Some(t) = &config.template {
+        crate::engine::schedule::jobs::check_input(&template_input(t, "check")?)?;
+    }
+    Ok(())
 }
 
 /// The job a template makes for `project`.

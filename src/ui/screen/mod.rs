@@ -9,6 +9,7 @@ pub mod backups;
 pub mod choices;
 pub mod dashboard;
 pub mod destinations;
+pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod job_options;

@@ -1,4 +1,5 @@
-//! Settings: data folder, moving the configuration to a new machine,
+//! Settings: data folder, the Supabase account, moving the configuration
+//! to a new machine,
 //! destinations, alert rules (the app's notifications among them), appearance, the options "Back up now" starts from, the scratch server for restore tests, the master and
 //! backup passphrases.
 
@@ -40,6 +41,7 @@ pub enum Message {
     Destinations(super::destinations::Message),
     Alerts(super::alerts::Message),
     Moving(super::moving::Message),
+    Fleet(super::fleet::Message),
     Passphrases(super::passphrases::Message),
 }
 
@@ -58,6 +60,7 @@ pub struct Settings {
     pub destinations: super::destinations::Panel,
     pub alerts: super::alerts::Panel,
     pub moving: super::moving::Panel,
+    pub fleet: super::fleet::Panel,
     pub passphrases: super::passphrases::Panel,
 }
 
@@ -83,6 +86,7 @@ impl Settings {
             ),
             self.destinations.load(ctx).map(Message::Destinations),
             self.alerts.load(ctx).map(Message::Alerts),
+            self.fleet.load(ctx).map(Message::Fleet),
         ])
     }
 
@@ -123,6 +127,7 @@ impl Settings {
             Message::Load => Action::task(self.load(ctx)),
             Message::Destinations(m) => self.destinations.update(m, ctx).map(Message::Destinations),
             Message::Alerts(m) => self.alerts.update(m, ctx).map(Message::Alerts),
+            Message::Fleet(m) => self.fleet.update(m, ctx).map(Message::Fleet),
             Message::Passphrases(m) => self.passphrases.update(m, ctx).map(Message::Passphrases),
             Message::Moving(m) => {
                 let action = self.moving.update(m, ctx).map(Message::Moving);
@@ -429,6 +434,7 @@ impl Settings {
                 header,
                 self.alerts.view().map(Message::Alerts),
                 storage,
+                self.fleet.view().map(Message::Fleet),
                 self.moving.card().map(Message::Moving),
                 self.destinations.view().map(Message::Destinations),
                 look,

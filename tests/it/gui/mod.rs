@@ -3,6 +3,7 @@
 //! a smoke run of the real binary under Xvfb, frame-time measurement, and the
 //! screenshots in `docs/screenshots/`.
 
+mod account;
 mod app;
 mod driver;
 mod flows;
