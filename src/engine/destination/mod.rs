@@ -551,7 +551,7 @@ impl Engine {
                 d.name
             ))
             .with_hint(format!(
-                "give it with `supabackup destination set-secret {}` (it was imported without secrets)",
+                "give it in Settings → Destinations, or with `supabackup destination set-secret {}` (it was imported without secrets)",
                 d.name
             )));
         }

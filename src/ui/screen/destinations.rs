@@ -31,6 +31,10 @@ pub enum Message {
     CancelRemove,
     ConfirmRemove,
     Removed(Result<Destination, Error>),
+    /// A secret typed for a destination that lacks one (imported without).
+    SecretFor(String, String),
+    SealSecret(String),
+    SecretSealed(Result<Destination, Error>),
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +60,14 @@ pub struct Panel {
     pub testing: Option<String>,
     /// A removal waiting for confirmation.
     pub removing: Option<String>,
+    /// Secrets being typed for destinations that lack theirs, by name.
+    pub missing_secrets: Vec<(String, String)>,
+}
+
+/// An S3 destination with an access key id but no secret (brought from
+/// another machine without it) cannot be used until it gets one.
+pub fn lacks_secret(d: &Destination) -> bool {
+    d.kind == crate::engine::destination::Kind::S3 && d.access_key_id.is_some() && !d.has_secret
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -207,6 +219,42 @@ impl Panel {
                 )))
             }
             Message::Removed(Err(e)) => Action::error(&e),
+            Message::SecretFor(name, value) => {
+                self.missing_secrets.retain(|(n, _)| *n != name);
+                self.missing_secrets.push((name, value));
+                Action::none()
+            }
+            Message::SealSecret(name) => {
+                let Some(value) = self
+                    .missing_secrets
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| !v.trim().is_empty())
+                else {
+                    return Action::none();
+                };
+                let engine = ctx.engine.clone();
+                Action::task(Task::perform(
+                    async move {
+                        engine
+                            .set_destination_secret(&name, Secret::new(value))
+                            .await
+                    },
+                    Message::SecretSealed,
+                ))
+            }
+            Message::SecretSealed(Ok(d)) => {
+                self.missing_secrets.retain(|(n, _)| *n != d.name);
+                let name = d.name.clone();
+                if let Some(x) = self.list.iter_mut().find(|x| x.id == d.id) {
+                    *x = d;
+                }
+                Action::notice(widget::Notice::success(format!(
+                    "The secret of '{name}' is sealed. Test it now."
+                )))
+            }
+            Message::SecretSealed(Err(e)) => Action::error(&e),
         }
     }
 
@@ -239,6 +287,34 @@ impl Panel {
                 Some(Message::Remove(d.name.clone())),
             ));
             list = list.push(line);
+            if lacks_secret(d) {
+                let typed = self
+                    .missing_secrets
+                    .iter()
+                    .find(|(n, _)| *n == d.name)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                let name = d.name.clone();
+                list = list.push(
+                    row![
+                        text("It has no secret (imported without it): give the secret access key.")
+                            .size(theme::SMALL)
+                            .style(theme::toned(Tone::Warning)),
+                        text_input("secret access key", typed)
+                            .secure(true)
+                            .on_input(move |v| Message::SecretFor(name.clone(), v))
+                            .on_submit(Message::SealSecret(d.name.clone()))
+                            .padding(theme::S)
+                            .width(Length::Fixed(240.0)),
+                        widget::secondary_button(
+                            "Seal secret",
+                            Some(Message::SealSecret(d.name.clone()))
+                        ),
+                    ]
+                    .spacing(theme::S)
+                    .align_y(Alignment::Center),
+                );
+            }
             match self.test_result(&d.name) {
                 Some(Ok(t)) => {
                     list = list.push(

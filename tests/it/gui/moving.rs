@@ -98,3 +98,49 @@ async fn the_configuration_moves_to_a_new_machine_through_settings() {
     n.idle().await;
     n.assert_text("offsite");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_imported_without_its_secret_gets_it_in_settings() {
+    use supabackup::engine::config::{ConfigExportOptions, ConfigImportOptions};
+    use supabackup::ui::screen::destinations::Message as D;
+    let old = configured("https://hooks.example.com/x").await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = out.path().join("plain.json");
+    old.engine
+        .export_config(&file, ConfigExportOptions::default())
+        .await
+        .expect("export without secrets");
+    let new = unlocked_engine().await;
+    let r = new
+        .engine
+        .import_config(&file, ConfigImportOptions::default())
+        .await
+        .expect("import");
+    assert!(r.applied, "{:?}", r.problems);
+    let mut d = Driver::boot(new.engine.clone()).await;
+    d.click("Settings");
+    d.idle().await;
+    d.assert_text("It has no secret (imported without it): give the secret access key.");
+    d.send(M::Settings(S::Destinations(D::SecretFor(
+        "offsite".into(),
+        "S3-Secret-Key-0123456789".into(),
+    ))));
+    d.scroll_and_click("Seal secret");
+    d.until("the secret to be sealed", |a| {
+        a.settings
+            .destinations
+            .list
+            .iter()
+            .any(|x| x.name == "offsite" && x.has_secret)
+    })
+    .await;
+    d.idle().await;
+    assert!(
+        new.engine
+            .destination("offsite")
+            .await
+            .expect("d")
+            .has_secret
+    );
+    assert!(!d.has_text("It has no secret (imported without it): give the secret access key."));
+}
