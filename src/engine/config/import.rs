@@ -134,6 +134,17 @@ pub(super) fn apply(
                 continue;
             }
         };
+        if new_projects
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&valid.name))
+        {
+            report.problem(
+                "projects",
+                &valid.name,
+                "the name appears more than once in the file",
+            );
+            continue;
+        }
         if projects::get_by_name(tx, &valid.name)?.is_some() {
             if opts.skip_existing {
                 report.projects.skipped.push(valid.name.clone());
@@ -144,17 +155,6 @@ pub(super) fn apply(
                     format!("a project named '{}' exists here", valid.name),
                 );
             }
-            continue;
-        }
-        if new_projects
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&valid.name))
-        {
-            report.problem(
-                "projects",
-                &valid.name,
-                "the name appears more than once in the file",
-            );
             continue;
         }
         let secrets = Engine::secrets_of(&valid);

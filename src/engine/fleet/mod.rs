@@ -465,7 +465,7 @@ impl Engine {
         if config.auto_add {
             let new: Vec<String> = entries
                 .iter()
-                .filter(|e| e.added_as.is_none())
+                .filter(|e| e.added_as.is_none() && e.status != "REMOVED")
                 .map(|e| e.project_ref.clone())
                 .collect();
             if !new.is_empty() {
