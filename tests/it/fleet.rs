@@ -344,6 +344,13 @@ async fn projects_come_from_the_account_and_new_ones_on_the_next_tick() {
     assert_eq!(status("blog"), Some("paused"));
     assert_eq!(status("shop-production"), Some("active"));
     assert_eq!(status("later-app"), Some("starting"));
+    let region = overview
+        .projects
+        .iter()
+        .find(|s| s.project.name == "blog")
+        .and_then(|s| s.platform_status.clone())
+        .and_then(|p| p.region);
+    assert_eq!(region.as_deref(), Some("eu-west-1"));
     let audit = cli(dir, &["audit", "--action", "fleet.", "--json"], &env, None);
     assert!(
         stdout(&audit).contains("fleet.auto_add"),

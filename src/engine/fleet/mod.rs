@@ -96,6 +96,9 @@ pub struct PlatformStatus {
     /// The API's status: ACTIVE_HEALTHY, INACTIVE (paused), RESTORING, …
     pub status: String,
     pub seen_at: String,
+    /// The region it runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl PlatformStatus {
@@ -407,7 +410,7 @@ impl Engine {
                 ..Default::default()
             })
             .await?;
-        let (pid, status) = (project.id.clone(), e.status.clone());
+        let (pid, status, region) = (project.id.clone(), e.status.clone(), e.region.clone());
         self.catalog()
             .call(move |c| {
                 settings::set(
@@ -416,6 +419,7 @@ impl Engine {
                     &PlatformStatus {
                         status,
                         seen_at: now(),
+                        region: Some(region).filter(|r| !r.is_empty()),
                     },
                 )
             })
@@ -450,6 +454,7 @@ impl Engine {
                             &PlatformStatus {
                                 status: e.status.clone(),
                                 seen_at: now(),
+                                region: Some(e.region.clone()).filter(|r| !r.is_empty()),
                             },
                         )?;
                         n += 1;

@@ -371,7 +371,10 @@ impl Dashboard {
                     )
                     .push(s.platform_status.as_ref().map(|p| {
                         widget::badge(
-                            format!("Supabase: {}", p.label()),
+                            match &p.region {
+                                Some(r) => format!("Supabase: {} · {r}", p.label()),
+                                None => format!("Supabase: {}", p.label()),
+                            },
                             if p.is_up() {
                                 Tone::Success
                             } else {
@@ -518,6 +521,7 @@ mod tests {
         paused.platform_status = Some(crate::engine::fleet::PlatformStatus {
             status: "INACTIVE".into(),
             seen_at: now.to_rfc3339(),
+            region: None,
         });
         let (h, why) = health(&paused, now);
         assert_eq!(h, Health::Stale);

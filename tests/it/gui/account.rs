@@ -69,6 +69,6 @@ async fn projects_are_added_from_the_supabase_account_in_settings() {
     assert!(jobs.iter().all(|j| j.cron == "0 3 * * *"));
     d.click("Dashboard");
     d.idle().await;
-    d.assert_text("Supabase: active");
-    d.assert_text("Supabase: paused");
+    d.assert_text("Supabase: active · eu-west-1");
+    d.assert_text("Supabase: paused · eu-west-1");
 }
