@@ -432,3 +432,47 @@ async fn fleet_settings_and_errors_are_clear() {
     assert!(!err.message.contains(TOKEN));
     assert!(!e.has_fleet_token().await.expect("has"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_s_own_access_token_gives_its_platform_status() {
+    let api = ManagementApi::start();
+    let r = "ownaaaaaaaaaaaaaaaaa";
+    api.route(&format!("/v1/projects/{r}"), project(r, "own", "RESTORING"));
+    let t = unlocked_engine().await;
+    let e = &t.engine;
+    e.set_fleet_config(FleetConfig {
+        api_url: api.url(),
+        ..Default::default()
+    })
+    .await
+    .expect("api url");
+    // No account token: nothing to sync.
+    let mut s = Scheduler::new(e.clone(), SchedulerConfig::default());
+    let mut mine =
+        crate::support::engine::input("own", "postgresql://postgres@127.0.0.1:5432/postgres");
+    mine.project_ref = r.into();
+    let p = e.add_project(mine).await.expect("project");
+    assert!(s.tick(Utc::now()).await.expect("tick").fleet.is_none());
+    // The token given in the project form is enough for its own status.
+    e.edit_project(
+        &p.id,
+        supabackup::engine::ProjectPatch {
+            access_token: Some(Secret::new(TOKEN)),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("token");
+    let tick = s.tick(Utc::now()).await.expect("tick");
+    tick.fleet.expect("a sync is due").await.expect("sync");
+    let overview = e
+        .overview("1970-01-01T00:00:00Z".into())
+        .await
+        .expect("overview");
+    let st = overview.projects[0]
+        .platform_status
+        .clone()
+        .expect("status");
+    assert_eq!(st.label(), "restoring");
+    assert!(!st.is_up());
+}

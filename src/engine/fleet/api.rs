@@ -208,6 +208,11 @@ impl Client {
         self.get("/v1/projects").await
     }
 
+    /// One project (a project's own token may see only it).
+    pub async fn project(&self, project_ref: &str) -> Result<RemoteProject> {
+        self.get(&format!("/v1/projects/{project_ref}")).await
+    }
+
     /// A project's branches; none when branching is off.
     pub async fn branches(&self, project_ref: &str) -> Result<Vec<RemoteBranch>> {
         self.get(&format!("/v1/projects/{project_ref}/branches"))
