@@ -31,6 +31,7 @@ pub enum Message {
     Listed(Result<Vec<FleetEntry>, Error>),
     Toggle(String, bool),
     Cron(String),
+    Org(String),
     AutoAdd(bool),
     Add,
     Added(Result<FleetAddReport, Error>),
@@ -48,6 +49,8 @@ pub struct Panel {
     pub chosen: BTreeSet<String>,
     /// The schedule added projects get ("" for none).
     pub cron: String,
+    /// Only this organization (id, slug or name; "" for every one).
+    pub org: String,
     pub auto_add: bool,
     pub busy: bool,
     pub error: Option<String>,
@@ -102,6 +105,7 @@ impl Panel {
                     .map(|t| t.cron.clone())
                     .unwrap_or_else(|| "0 3 * * *".into());
                 self.auto_add = config.auto_add;
+                self.org = config.organization.clone().unwrap_or_default();
                 self.config = config;
                 self.has_token = has_token;
                 if has_token && self.entries.is_empty() {
@@ -192,6 +196,10 @@ impl Panel {
                 self.cron = c;
                 Action::none()
             }
+            Message::Org(o) => {
+                self.org = o;
+                Action::none()
+            }
             Message::AutoAdd(b) => {
                 self.auto_add = b;
                 Action::none()
@@ -237,6 +245,7 @@ impl Panel {
                 let config = FleetConfig {
                     auto_add: self.auto_add,
                     template: self.template(),
+                    organization: Some(self.org.trim().to_owned()).filter(|o| !o.is_empty()),
                     ..self.config.clone()
                 };
                 let engine = ctx.engine.clone();
@@ -249,7 +258,11 @@ impl Panel {
                 Ok(c) => {
                     self.config = c;
                     self.error = None;
-                    Action::notice(widget::Notice::success("Supabase account settings saved"))
+                    // The organization may have changed what is listed.
+                    self.busy = true;
+                    Action::task(self.list(ctx)).with(Effect::Notice(widget::Notice::success(
+                        "Supabase account settings saved",
+                    )))
                 }
                 Err(e) => {
                     self.error = Some(e.message);
@@ -349,6 +362,10 @@ impl Panel {
             );
             col = col.push(
                 row![
+                    text_input("organization (id, slug or name; empty: all)", &self.org)
+                        .on_input(Message::Org)
+                        .padding(theme::S)
+                        .width(Length::Fixed(320.0)),
                     toggler(self.auto_add)
                         .label("Add new projects automatically (checked every few minutes)")
                         .on_toggle(Message::AutoAdd),

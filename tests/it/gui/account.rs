@@ -67,6 +67,25 @@ async fn projects_are_added_from_the_supabase_account_in_settings() {
     let jobs = t.engine.list_jobs().await.expect("jobs");
     assert_eq!(jobs.len(), 2, "each gets the schedule shown: {jobs:?}");
     assert!(jobs.iter().all(|j| j.cron == "0 3 * * *"));
+    // Auto-add for one organization, saved from the card.
+    d.send(M::Settings(S::Fleet(F::Org("Nowhere".into()))));
+    d.send(M::Settings(S::Fleet(F::SaveAuto)));
+    d.until("the listing", |a| a.settings.fleet.error.is_some())
+        .await;
+    d.idle().await;
+    d.assert_text("the account has no organization 'Nowhere'");
+    d.send(M::Settings(S::Fleet(F::Org("Acme".into()))));
+    d.send(M::Settings(S::Fleet(F::AutoAdd(true))));
+    d.send(M::Settings(S::Fleet(F::SaveAuto)));
+    d.until("the listing", |a| {
+        a.settings.fleet.error.is_none() && !a.settings.fleet.busy
+    })
+    .await;
+    d.idle().await;
+    let c = t.engine.fleet_config().await.expect("config");
+    assert!(c.auto_add);
+    assert_eq!(c.organization.as_deref(), Some("Acme"));
+    assert_eq!(c.template.map(|t| t.cron), Some("0 3 * * *".into()));
     d.click("Dashboard");
     d.idle().await;
     d.assert_text("Supabase: active · eu-west-1");
