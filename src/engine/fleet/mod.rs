@@ -172,7 +172,13 @@ pub(crate) fn config_in(c: &Connection) -> Result<FleetConfig> {
 
 /// A name for a new project: the remote one, or with its ref when taken.
 fn free_name(c: &Connection, name: &str, project_ref: &str) -> Result<String> {
-    let base: String = name.trim().chars().take(80).collect();
+    // Room for " (ref)" within the 100 characters a name may have.
+    let base: String = name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(70)
+        .collect();
     let base = if base.is_empty() {
         project_ref.to_owned()
     } else {
