@@ -177,7 +177,7 @@ fn free_name(c: &Connection, name: &str, project_ref: &str) -> Result<String> {
         .trim()
         .chars()
         .filter(|c| !c.is_control())
-        .take(70)
+        .take(crate::engine::project::MAX_NAME_LEN.saturating_sub(project_ref.chars().count() + 3))
         .collect();
     let base = if base.is_empty() {
         project_ref.to_owned()
