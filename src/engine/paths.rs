@@ -72,6 +72,12 @@ impl DataDir {
     pub fn config(&self) -> PathBuf {
         self.root.join("config")
     }
+    /// The desktop app's preferences (theme, the options "Back up now"
+    /// starts from); the engine carries them in configuration exports
+    /// without reading them.
+    pub fn app_prefs(&self) -> PathBuf {
+        self.config().join("gui.json")
+    }
     /// The content-addressed repository incremental backups live in.
     pub fn repo(&self) -> PathBuf {
         self.root.join("repo")

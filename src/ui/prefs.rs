@@ -54,7 +54,7 @@ impl Default for Prefs {
 }
 
 pub fn path(dir: &DataDir) -> PathBuf {
-    dir.config().join("gui.json")
+    dir.app_prefs()
 }
 
 /// Reads the preferences; a missing file gives the defaults (blocking).

@@ -260,6 +260,12 @@ async fn the_whole_configuration_moves_to_an_empty_data_dir() {
     let out_dir = tempfile::tempdir().expect("tempdir");
     let file = out_dir.path().join("conf.json");
     let file_s = file.display().to_string();
+    // The desktop app's preferences travel too.
+    let prefs = supabackup::ui::prefs::Prefs {
+        theme: supabackup::ui::prefs::ThemeChoice::Light,
+        ..Default::default()
+    };
+    supabackup::ui::prefs::save(&a.engine.data_dir().app_prefs(), &prefs).expect("prefs");
     let said = run_ok(
         a.dir.path(),
         &["config", "export", &file_s, "--include-secrets"],
@@ -350,6 +356,10 @@ async fn the_whole_configuration_moves_to_an_empty_data_dir() {
         a.engine.fleet_config().await.expect("fleet")
     );
     assert!(eb.has_fleet_token().await.expect("token"));
+    assert_eq!(
+        supabackup::ui::prefs::load(&eb.data_dir().app_prefs()).expect("prefs here"),
+        prefs
+    );
     assert!(eb.destination("offsite").await.expect("offsite").has_secret);
     // The webhook rule signs with the moved secret.
     let rules = eb.alert_rules().await.expect("rules");

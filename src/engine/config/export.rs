@@ -135,3 +135,12 @@ pub(super) fn collect(c: &Connection, seal_with: Option<(&Sealer, &Key)>) -> Res
         settings::get::<bool>(c, crate::engine::notify::DEFAULT_RULE_KEY)?.unwrap_or(false);
     Ok(file)
 }
+
+/// The desktop app's preferences file as JSON, when there is one.
+pub(super) fn app_prefs(file: &std::path::Path) -> Result<Option<serde_json::Value>> {
+    match std::fs::read(file) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::engine::error::Error::io("read", file, e)),
+    }
+}

@@ -568,3 +568,42 @@ fn import_global_secret(
     }
     Ok(())
 }
+
+/// The desktop app's preferences from the file: the bytes to write (after
+/// the catalog commits), replacing those here unless they are the same or
+/// `skip_existing` keeps them.
+pub(super) fn app_prefs(
+    here: &std::path::Path,
+    from_file: Option<&serde_json::Value>,
+    opts: &ConfigImportOptions,
+    report: &mut ConfigImportReport,
+) -> Result<Option<Vec<u8>>> {
+    let Some(v) = from_file else {
+        return Ok(None);
+    };
+    if !v.is_object() {
+        report.problem(
+            "settings",
+            "app_prefs",
+            "the desktop app's preferences are not an object",
+        );
+        return Ok(None);
+    }
+    let current = super::export::app_prefs(here)?;
+    match current {
+        Some(c) if c == *v => Ok(None),
+        Some(_) if opts.skip_existing => {
+            report
+                .warnings
+                .push("app_prefs: the desktop app's preferences here were kept".into());
+            Ok(None)
+        }
+        // Preferences, not data: the file's replace those here.
+        Some(_) | None => {
+            report.settings.push("app_prefs".into());
+            let mut bytes = serde_json::to_vec_pretty(v)?;
+            bytes.push(b'\n');
+            Ok(Some(bytes))
+        }
+    }
+}

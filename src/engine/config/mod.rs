@@ -174,6 +174,10 @@ pub struct ToolSettings {
     /// The Supabase personal access token, sealed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet_token: Option<String>,
+    /// The desktop app's preferences (theme, default backup options), as
+    /// the app wrote them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_prefs: Option<serde_json::Value>,
     /// The desktop app added its default alert rule once (so it does not
     /// add it again where it was removed on purpose).
     #[serde(default)]
@@ -332,10 +336,12 @@ impl Engine {
         };
         let path_buf = path.to_path_buf();
         let actor = self.actor().to_owned();
+        let prefs_file = self.data_dir().app_prefs();
         self.catalog()
             .call(move |c| {
                 let seal_with = sealer.as_ref().zip(key.as_ref());
-                let file = export::collect(c, seal_with)?;
+                let mut file = export::collect(c, seal_with)?;
+                file.settings.app_prefs = export::app_prefs(&prefs_file)?;
                 let mut bytes = serde_json::to_vec_pretty(&file)?;
                 bytes.push(b'\n');
                 write_atomic(&path_buf, &bytes)?;
@@ -413,7 +419,8 @@ impl Engine {
             .any(|p| p.as_ref().is_ok_and(|v| !Engine::secrets_of(v).is_empty()))
             || opened.destinations.iter().any(|d| matches!(d, Ok(Some(_))))
             || !opened.alert.is_empty()
-            || opened.backup_passphrase.is_some();
+            || opened.backup_passphrase.is_some()
+            || opened.fleet_token.is_some();
         // A dry run rolls everything back: a locked vault is no reason to
         // refuse checking the file, so a throw-away key stands in.
         let (key, key_is_real) = match (writes_secrets, opts.dry_run) {
@@ -424,6 +431,7 @@ impl Engine {
         let actor = self.actor().to_owned();
         let file_name = path.display().to_string();
         let without_secrets = sealed && opts.without_secrets;
+        let prefs_file = self.data_dir().app_prefs();
         self.catalog()
             .call(move |c| {
                 let tx = crate::engine::catalog::immediate(c)?;
@@ -437,6 +445,8 @@ impl Engine {
                     );
                 }
                 import::apply(&tx, &actor, &file, opened, key.as_ref(), key_is_real, &opts, &mut report)?;
+                let write_prefs =
+                    import::app_prefs(&prefs_file, file.settings.app_prefs.as_ref(), &opts, &mut report)?;
                 if report.problems.is_empty() && !opts.dry_run {
                     audit::append(
                         &tx,
@@ -455,6 +465,18 @@ impl Engine {
                     )?;
                     tx.commit()?;
                     report.applied = true;
+                    // A file, not the catalog: written once the rest is in.
+                    if let Some(prefs) = write_prefs
+                        && let Err(e) = crate::engine::paths::create_dirs_synced(
+                            prefs_file.parent().unwrap_or(&prefs_file),
+                        )
+                        .and_then(|()| crate::engine::paths::write_atomic(&prefs_file, &prefs))
+                    {
+                        report.warnings.push(format!(
+                            "the desktop app's preferences could not be written: {}",
+                            e.message
+                        ));
+                    }
                 }
                 Ok(report)
             })

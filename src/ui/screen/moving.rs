@@ -14,6 +14,8 @@ use crate::ui::widget;
 pub enum Message {
     Open(transfer::Mode),
     Transfer(transfer::Message),
+    /// The desktop app's preferences, read again after an import.
+    PrefsLoaded(Result<crate::ui::prefs::Prefs, crate::engine::Error>),
 }
 
 #[derive(Debug, Default)]
@@ -39,11 +41,16 @@ impl Panel {
                         self.dialog = None;
                         Action::none()
                     }
-                    transfer::Event::Changed(what) => Action::task(Task::none())
-                        .with(Effect::Notice(widget::Notice::success(what)))
-                        .with(Effect::DataChanged),
+                    transfer::Event::Changed(what) => Action::task(Task::perform(
+                        crate::ui::prefs::load_async(crate::ui::prefs::path(ctx.engine.data_dir())),
+                        Message::PrefsLoaded,
+                    ))
+                    .with(Effect::Notice(widget::Notice::success(what)))
+                    .with(Effect::DataChanged),
                 }
             }
+            Message::PrefsLoaded(Ok(p)) => Action::effect(Effect::PrefsChanged(p)),
+            Message::PrefsLoaded(Err(e)) => Action::error(&e),
         }
     }
 

@@ -129,6 +129,15 @@ impl Settings {
             Message::Alerts(m) => self.alerts.update(m, ctx).map(Message::Alerts),
             Message::Fleet(m) => self.fleet.update(m, ctx).map(Message::Fleet),
             Message::Passphrases(m) => self.passphrases.update(m, ctx).map(Message::Passphrases),
+            Message::Moving(super::moving::Message::PrefsLoaded(Ok(p))) => {
+                // Imported preferences show at once (unless edits are open).
+                if !self.dirty() {
+                    self.reset(&p);
+                }
+                self.moving
+                    .update(super::moving::Message::PrefsLoaded(Ok(p)), ctx)
+                    .map(Message::Moving)
+            }
             Message::Moving(m) => {
                 let action = self.moving.update(m, ctx).map(Message::Moving);
                 // An import changes what this page shows.

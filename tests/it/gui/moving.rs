@@ -21,6 +21,11 @@ async fn the_configuration_moves_to_a_new_machine_through_settings() {
     let out = tempfile::tempdir().expect("tempdir");
     let file = out.path().join("moving.json");
 
+    let prefs = supabackup::ui::prefs::Prefs {
+        theme: supabackup::ui::prefs::ThemeChoice::Light,
+        ..Default::default()
+    };
+    supabackup::ui::prefs::save(&old.engine.data_dir().app_prefs(), &prefs).expect("prefs");
     let mut d = Driver::boot(old.engine.clone()).await;
     d.click("Settings");
     d.idle().await;
@@ -93,6 +98,9 @@ async fn the_configuration_moves_to_a_new_machine_through_settings() {
     n.assert_text("Imported 2 project(s), 2 destination(s), 2 schedule(s) and 2 alert rule(s)");
     assert_eq!(new.engine.list_jobs().await.expect("jobs").len(), 2);
     assert_eq!(new.engine.list_destinations().await.expect("d").len(), 2);
+    // The old machine's preferences apply at once (the light theme here).
+    n.until("the preferences", |a| a.prefs() == prefs).await;
+    assert_eq!(n.app.settings.draft.theme, prefs.theme);
     // The page behind the dialog shows what came in.
     n.click("Close");
     n.idle().await;
