@@ -577,3 +577,58 @@ async fn an_import_is_all_or_nothing() {
     }
     assert!(c.engine.list_jobs().await.expect("jobs").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_keeps_the_channel_secrets_already_here() {
+    let a = configured("https://hooks.example.com/x").await;
+    let sealed = a.dir.path().join("sealed.json");
+    run_ok(
+        a.dir.path(),
+        &[
+            "config",
+            "export",
+            &sealed.display().to_string(),
+            "--include-secrets",
+        ],
+    );
+    // This machine already signs its global webhooks with its own secret.
+    let server = HttpServer::start(&[]);
+    let own = "whsec-Here-0123456789abcdef";
+    let d = unlocked_engine().await;
+    let mine = d
+        .engine
+        .save_alert_rule(
+            AlertRule {
+                on_success: true,
+                ..webhook_rule(None, &server.url("/mine"))
+            },
+            Some(Secret::new(own)),
+            None,
+        )
+        .await
+        .expect("own rule");
+    let r = import(
+        &d.engine,
+        &sealed,
+        ConfigImportOptions {
+            secrets_passphrase: Some(Secret::new(EXPORT_PASSPHRASE)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(r.applied, "{:?}", r.problems);
+    let out = d
+        .engine
+        .send_test_alert(&mine.id, &d.engine.delivery())
+        .await
+        .expect("test alert");
+    assert!(out.iter().all(|o| o.error.is_none()), "{out:?}");
+    let reqs = server.requests();
+    let hit = reqs.iter().find(|q| q.path == "/mine").expect("sent");
+    let ts = &hit.headers["x-supabackup-timestamp"];
+    assert_eq!(
+        hit.headers["x-supabackup-signature"],
+        format!("sha256={}", crate::notify::hmac_hex(own, ts, &hit.body)),
+        "the secret here was replaced by the file's"
+    );
+}

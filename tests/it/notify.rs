@@ -281,7 +281,7 @@ pub(crate) fn webhook_rule(project: Option<&str>, url: &str) -> AlertRule {
     }
 }
 
-fn hmac_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
+pub(crate) fn hmac_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
     mac.update(timestamp.as_bytes());
     mac.update(b".");

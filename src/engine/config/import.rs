@@ -384,7 +384,28 @@ fn import_rules(
             report.alert_rules.skipped.push(label);
             continue;
         }
+        // The scope's secret from the file, unless this machine keeps one
+        // for the scope already (its rules use it: it is not replaced).
+        let scope = canonical.project_id.clone();
+        let stored = |kind: SecretKind| vault::has_secret(tx, scope.as_deref(), kind);
+        let mut kept = Vec::new();
+        for kind in [SecretKind::WebhookSecret, SecretKind::SmtpPassword]
+            .into_iter()
+            .chain(
+                canonical
+                    .chat_services()
+                    .into_iter()
+                    .map(|s| s.secret_kind()),
+            )
+        {
+            if stored(kind)? {
+                kept.push(kind);
+            }
+        }
         let in_scope = |kind: SecretKind| {
+            if kept.contains(&kind) {
+                return None;
+            }
             alert_secrets
                 .iter()
                 .find(|(p, k, _)| {
