@@ -12,6 +12,7 @@ use crate::engine::crypto::Secret;
 use crate::engine::error::{Error, Result};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
+const MAX_BODY: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RemoteOrganization {
@@ -172,12 +173,24 @@ impl Client {
         if !status.is_success() {
             return Err(Error::connection(format!("{what} answered {status}")));
         }
-        let body = resp.bytes().await.map_err(|e| {
+        // An answer is a list of projects: far below this.
+        let too_big = || Error::invalid(format!("{what} answered more than 16 MiB"));
+        if resp.content_length().is_some_and(|n| n > MAX_BODY) {
+            return Err(too_big());
+        }
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
             Error::connection(format!(
                 "{what}: the answer broke off: {}",
                 crate::engine::notify::webhook::describe(&e, TIMEOUT)
             ))
-        })?;
+        })? {
+            if body.len() as u64 + chunk.len() as u64 > MAX_BODY {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&body)
             .map_err(|e| Error::invalid(format!("{what} answered something unexpected: {e}")))
     }
