@@ -75,7 +75,7 @@ fn folder_input(name: &str, dir: &Path) -> DestinationInput {
     }
 }
 
-async fn backup_to(engine: &Engine, project: &str, plan: StorePlan) -> BackupRecord {
+pub(crate) async fn backup_to(engine: &Engine, project: &str, plan: StorePlan) -> BackupRecord {
     engine
         .run_backup(
             BackupRequest {
@@ -92,7 +92,7 @@ async fn backup_to(engine: &Engine, project: &str, plan: StorePlan) -> BackupRec
         .expect("backup completes")
 }
 
-fn plan(names: &[&str]) -> StorePlan {
+pub(crate) fn plan(names: &[&str]) -> StorePlan {
     StorePlan {
         destinations: names.iter().map(|s| s.to_string()).collect(),
         ..Default::default()

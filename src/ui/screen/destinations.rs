@@ -6,6 +6,7 @@ use iced::{Alignment, Element, Length, Task};
 
 use super::{Action, Ctx};
 use crate::engine::Error;
+use crate::engine::backup::store::RebuildReport;
 use crate::engine::crypto::Secret;
 use crate::engine::destination::{Destination, DestinationInput, DestinationTest};
 use crate::ui::theme::{self, Tone};
@@ -35,6 +36,10 @@ pub enum Message {
     SecretFor(String, String),
     SealSecret(String),
     SecretSealed(Result<Destination, Error>),
+    /// List the backups a destination holds in this catalog (after moving
+    /// to a new machine, or losing this one's catalog).
+    FindBackups(String),
+    Found(String, Result<RebuildReport, Error>),
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +67,10 @@ pub struct Panel {
     pub removing: Option<String>,
     /// Secrets being typed for destinations that lack theirs, by name.
     pub missing_secrets: Vec<(String, String)>,
+    /// A search for backups running at this destination.
+    pub finding: Option<String>,
+    /// The last search's outcome, by destination name.
+    pub found: Vec<(String, Result<RebuildReport, String>)>,
 }
 
 /// An S3 destination with an access key id but no secret (brought from
@@ -255,6 +264,31 @@ impl Panel {
                 )))
             }
             Message::SecretSealed(Err(e)) => Action::error(&e),
+            Message::FindBackups(name) => {
+                if self.finding.is_some() {
+                    return Action::none();
+                }
+                self.finding = Some(name.clone());
+                let engine = ctx.engine.clone();
+                Action::task(Task::perform(
+                    async move {
+                        let r = engine.rebuild_catalog_from(&name).await;
+                        (name, r)
+                    },
+                    |(n, r)| Message::Found(n, r),
+                ))
+            }
+            Message::Found(name, r) => {
+                self.finding = None;
+                self.found.retain(|(n, _)| *n != name);
+                let changed = r.as_ref().is_ok_and(|r| r.added + r.updated > 0);
+                self.found.push((name, r.map_err(|e| e.message)));
+                if changed {
+                    Action::effect(super::Effect::DataChanged)
+                } else {
+                    Action::none()
+                }
+            }
         }
     }
 
@@ -282,11 +316,51 @@ impl Panel {
                 if testing { "Testing…" } else { "Test" },
                 (!testing).then(|| Message::Test(d.name.clone())),
             ));
+            let finding = self.finding.as_deref() == Some(d.name.as_str());
+            line = line.push(widget::secondary_button(
+                if finding {
+                    "Searching…"
+                } else {
+                    "Find backups"
+                },
+                self.finding
+                    .is_none()
+                    .then(|| Message::FindBackups(d.name.clone())),
+            ));
             line = line.push(widget::secondary_button(
                 "Remove",
                 Some(Message::Remove(d.name.clone())),
             ));
             list = list.push(line);
+            match self
+                .found
+                .iter()
+                .find(|(n, _)| *n == d.name)
+                .map(|(_, r)| r)
+            {
+                Some(Ok(r)) => {
+                    let mut t = format!(
+                        "{} backup(s) there: {} new in this catalog, {} updated",
+                        r.manifests, r.added, r.updated
+                    );
+                    if !r.skipped.is_empty() {
+                        t.push_str(&format!("; {} unreadable", r.skipped.len()));
+                    }
+                    list = list.push(
+                        text(t)
+                            .size(theme::SMALL)
+                            .style(theme::toned(Tone::Success)),
+                    );
+                }
+                Some(Err(e)) => {
+                    list = list.push(
+                        text(e.clone())
+                            .size(theme::SMALL)
+                            .style(theme::toned(Tone::Danger)),
+                    )
+                }
+                None => {}
+            }
             if lacks_secret(d) {
                 let typed = self
                     .missing_secrets

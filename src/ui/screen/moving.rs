@@ -58,7 +58,7 @@ impl Panel {
         widget::card(
             "Move to a new machine",
             column![
-                text("One file with your projects, their hooks and probe intervals, destinations, schedules, alert rules and settings. Export it here, import it on the new machine; with the secrets included (encrypted with a passphrase you choose) nothing needs typing again. Backups stay where they are: once the destination is here, `supabackup catalog rebuild --from NAME` lists them again.")
+                text("One file with your projects, their hooks and probe intervals, destinations, schedules, alert rules and settings. Export it here, import it on the new machine; with the secrets included (encrypted with a passphrase you choose) nothing needs typing again. Backups stay where they are: once the destination is here, its \"Find backups\" (Destinations, above) lists them again.")
                     .size(theme::SMALL)
                     .style(theme::muted),
                 row![

@@ -152,3 +152,86 @@ async fn a_destination_imported_without_its_secret_gets_it_in_settings() {
     );
     assert!(!d.has_text("It has no secret (imported without it): give the secret access key."));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_the_new_machine_the_old_backups_are_found_at_the_destination() {
+    use supabackup::engine::config::{ConfigExportOptions, ConfigImportOptions};
+    use supabackup::engine::crypto::Secret;
+    use supabackup::engine::destination::DestinationInput;
+    let db = crate::support::pg::cluster().create_db("gui_move_find");
+    db.load_fixture();
+    let old = unlocked_engine().await;
+    old.engine
+        .add_project(crate::support::engine::input("Shop", &db.url()))
+        .await
+        .expect("project");
+    old.engine
+        .set_backup_passphrase(Secret::new("moving backup passphrase"))
+        .await
+        .expect("passphrase");
+    let nas = tempfile::tempdir().expect("nas");
+    old.engine
+        .add_destination(DestinationInput {
+            name: "nas".into(),
+            url: format!("file://{}", nas.path().display()),
+            ..Default::default()
+        })
+        .await
+        .expect("nas");
+    let b =
+        crate::destinations::backup_to(&old.engine, "Shop", crate::destinations::plan(&["nas"]))
+            .await;
+    let out = tempfile::tempdir().expect("out");
+    let file = out.path().join("move.json");
+    old.engine
+        .export_config(
+            &file,
+            ConfigExportOptions {
+                secrets_passphrase: Some(Secret::new(EXPORT_PASSPHRASE)),
+            },
+        )
+        .await
+        .expect("export");
+
+    let new = unlocked_engine().await;
+    let r = new
+        .engine
+        .import_config(
+            &file,
+            ConfigImportOptions {
+                secrets_passphrase: Some(Secret::new(EXPORT_PASSPHRASE)),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("import");
+    assert!(r.applied, "{:?}", r.problems);
+    assert!(
+        new.engine
+            .list_backups(None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let mut d = Driver::boot(new.engine.clone()).await;
+    d.click("Settings");
+    d.idle().await;
+    d.click("Find backups");
+    d.until("the search", |a| !a.settings.destinations.found.is_empty())
+        .await;
+    d.idle().await;
+    d.assert_text("1 backup(s) there: 1 new in this catalog, 0 updated");
+    let list = new.engine.list_backups(None, 10).await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, b.id);
+    assert_eq!(list[0].status, "completed");
+    // It belongs to the imported project, and verifies from the copy.
+    let shop = new.engine.project("Shop").await.expect("Shop");
+    assert_eq!(list[0].project_id.as_deref(), Some(shop.id.as_str()));
+    let v = new
+        .engine
+        .verify_backup_from(&b.id, Some("nas"))
+        .await
+        .expect("verify");
+    assert!(v.ok, "{v:?}");
+}
