@@ -571,22 +571,7 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
             file,
             include_secrets,
         } => {
-            let secrets_passphrase = if include_secrets {
-                prompt::unlock(engine).await?;
-                Some(
-                    prompt::passphrase(
-                        prompt::EXPORT_PASSPHRASE_ENV,
-                        "Passphrase for the exported credentials: ",
-                        true,
-                    )?
-                    .ok_or_else(|| {
-                        Error::invalid("--include-secrets needs a passphrase to encrypt them")
-                            .with_hint("set SUPABACKUP_EXPORT_PASSPHRASE or run in a terminal")
-                    })?,
-                )
-            } else {
-                None
-            };
+            let secrets_passphrase = prompt::export_passphrase(engine, include_secrets).await?;
             let s = engine
                 .export_projects(&file, ExportOptions { secrets_passphrase })
                 .await?;

@@ -121,3 +121,26 @@ pub fn confirm(question: &str) -> bool {
     }
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
+
+/// With `include`, the vault unlocked (secrets are read from it) and the
+/// passphrase an export seals them with (SUPABACKUP_EXPORT_PASSPHRASE or a
+/// prompt, asked twice); without, none.
+pub async fn export_passphrase(
+    engine: &crate::engine::Engine,
+    include: bool,
+) -> Result<Option<Secret>> {
+    if !include {
+        return Ok(None);
+    }
+    unlock(engine).await?;
+    passphrase(
+        EXPORT_PASSPHRASE_ENV,
+        "Passphrase for the exported secrets: ",
+        true,
+    )?
+    .map(Some)
+    .ok_or_else(|| {
+        crate::engine::Error::invalid("--include-secrets needs a passphrase to encrypt them")
+            .with_hint("set SUPABACKUP_EXPORT_PASSPHRASE or run in a terminal")
+    })
+}

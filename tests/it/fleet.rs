@@ -6,7 +6,6 @@
 //! project, and the dashboard shows each project's platform status.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +16,7 @@ use supabackup::engine::crypto::Secret;
 use supabackup::engine::fleet::{FleetConfig, JobTemplate};
 use supabackup::engine::schedule::{Retention, Scheduler, SchedulerConfig};
 
+use crate::notify::HttpServer;
 use crate::support::engine::{PASSPHRASE, cli, files_containing, stderr, stdout, unlocked_engine};
 
 pub(crate) const TOKEN: &str = "sbp_0123456789abcdef0123456789abcdef01234567";
@@ -25,87 +25,45 @@ const ORG: &str = "acme-org";
 /// Answers GET paths from a table (404 otherwise), 401 without the token.
 #[derive(Clone)]
 pub(crate) struct ManagementApi {
-    port: u16,
+    server: HttpServer,
     routes: Arc<Mutex<HashMap<String, Value>>>,
-    seen_auth: Arc<Mutex<Vec<String>>>,
 }
 
 impl ManagementApi {
     pub(crate) fn start() -> ManagementApi {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let api = ManagementApi {
-            port,
-            routes: Arc::new(Mutex::new(HashMap::new())),
-            seen_auth: Arc::new(Mutex::new(Vec::new())),
-        };
-        let me = api.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let me = me.clone();
-                std::thread::spawn(move || me.serve(stream));
-            }
+        let routes: Arc<Mutex<HashMap<String, Value>>> = Arc::new(Mutex::new(HashMap::new()));
+        let table = routes.clone();
+        let server = HttpServer::answering(move |r| {
+            let authorized = r.headers.get("authorization").map(String::as_str)
+                == Some(format!("Bearer {TOKEN}").as_str());
+            let (status, body) = if !authorized {
+                (401, json!({"message": "Unauthorized"}))
+            } else {
+                match table.lock().expect("lock").get(&r.path) {
+                    Some(v) => (200, v.clone()),
+                    None => (404, json!({"message": "Not Found"})),
+                }
+            };
+            (status, String::new(), body.to_string())
         });
-        api
+        ManagementApi { server, routes }
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url("")
     }
 
     pub(crate) fn route(&self, path: &str, body: Value) {
         self.routes.lock().expect("lock").insert(path.into(), body);
     }
 
-    fn serve(&self, stream: std::net::TcpStream) {
-        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut out = stream;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-            let (mut auth, mut len) = (String::new(), 0usize);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                    return;
-                }
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                let (k, v) = h.split_once(':').unwrap_or((h, ""));
-                match k.to_ascii_lowercase().as_str() {
-                    "authorization" => auth = v.trim().to_owned(),
-                    "content-length" => len = v.trim().parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            self.seen_auth.lock().expect("lock").push(auth.clone());
-            let (status, text) = if auth != format!("Bearer {TOKEN}") {
-                (401, json!({"message": "Unauthorized"}).to_string())
-            } else {
-                match self.routes.lock().expect("lock").get(&path) {
-                    Some(v) => (200, v.to_string()),
-                    None => (404, json!({"message": "Not Found"}).to_string()),
-                }
-            };
-            let reason = match status {
-                200 => "OK",
-                401 => "Unauthorized",
-                _ => "Not Found",
-            };
-            let _ = write!(
-                out,
-                "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
-                text.len()
-            );
-        }
+    /// The Authorization headers the API was sent.
+    fn seen_auth(&self) -> Vec<String> {
+        self.server
+            .requests()
+            .iter()
+            .filter_map(|r| r.headers.get("authorization").cloned())
+            .collect()
     }
 }
 
@@ -359,13 +317,7 @@ async fn projects_come_from_the_account_and_new_ones_on_the_next_tick() {
     );
 
     // The token went only to the API, in its header; never stored in clear.
-    assert!(
-        api.seen_auth
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|a| a.contains(TOKEN))
-    );
+    assert!(api.seen_auth().iter().any(|a| a.contains(TOKEN)));
     assert!(files_containing(dir, TOKEN.as_bytes()).is_empty());
 }
 

@@ -41,8 +41,10 @@ pub(crate) struct Request {
     pub at: Instant,
 }
 
-/// A scripted answer: a status and, maybe, a `Retry-After` value.
-type Answer = (u16, Option<String>);
+/// An answer: a status, extra header lines ("Name: value\r\n" each) and a
+/// body.
+pub(crate) type Reply = (u16, String, String);
+type Responder = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) struct HttpServer {
@@ -59,22 +61,39 @@ impl HttpServer {
 
     /// Answers with these statuses and `Retry-After` headers in turn, then 200.
     pub(crate) fn scripted(answers: &[(u16, Option<&str>)]) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(
+        let script = Mutex::new(
             answers
                 .iter()
                 .map(|(s, r)| (*s, r.map(str::to_owned)))
-                .collect::<VecDeque<Answer>>(),
-        ));
+                .collect::<VecDeque<(u16, Option<String>)>>(),
+        );
+        HttpServer::answering(move |_| {
+            let (status, retry_after) = script
+                .lock()
+                .expect("lock")
+                .pop_front()
+                .unwrap_or((200, None));
+            let extra = retry_after
+                .map(|r| format!("Retry-After: {r}\r\n"))
+                .unwrap_or_default();
+            (status, extra, "ok".into())
+        })
+    }
+
+    /// Answers every request with what `respond` says; records them.
+    pub(crate) fn answering(
+        respond: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let respond: Responder = Arc::new(respond);
         let rec = requests.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let rec = rec.clone();
-                let script = script.clone();
-                std::thread::spawn(move || serve_http(stream, &rec, &script));
+                let (rec, respond) = (rec.clone(), respond.clone());
+                std::thread::spawn(move || serve_http(stream, &rec, respond.as_ref()));
             }
         });
         HttpServer { port, requests }
@@ -89,7 +108,11 @@ impl HttpServer {
     }
 }
 
-fn serve_http(stream: TcpStream, rec: &Mutex<Vec<Request>>, script: &Mutex<VecDeque<Answer>>) {
+fn serve_http(
+    stream: TcpStream,
+    rec: &Mutex<Vec<Request>>,
+    respond: &(dyn Fn(&Request) -> Reply + Send + Sync),
+) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -126,23 +149,18 @@ fn serve_http(stream: TcpStream, rec: &Mutex<Vec<Request>>, script: &Mutex<VecDe
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        rec.lock().expect("lock").push(Request {
+        let request = Request {
             method,
             path,
             headers,
             body,
             at: Instant::now(),
-        });
-        let (status, retry_after) = script
-            .lock()
-            .expect("lock")
-            .pop_front()
-            .unwrap_or((200, None));
-        let extra = retry_after
-            .map(|r| format!("Retry-After: {r}\r\n"))
-            .unwrap_or_default();
+        };
+        let (status, extra, reply_body) = respond(&request);
+        rec.lock().expect("lock").push(request);
         let reply = format!(
-            "HTTP/1.1 {status} Scripted\r\n{extra}Content-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+            "HTTP/1.1 {status} Answer\r\n{extra}Content-Length: {}\r\nContent-Type: application/json\r\n\r\n{reply_body}",
+            reply_body.len()
         );
         if out.write_all(reply.as_bytes()).is_err() {
             return;
