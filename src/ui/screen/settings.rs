@@ -1,7 +1,8 @@
-//! Settings: data folder, the Supabase account, moving the configuration
-//! to a new machine,
-//! destinations, alert rules (the app's notifications among them), appearance, the options "Back up now" starts from, the scratch server for restore tests, the master and
-//! backup passphrases.
+//! Settings: alert rules (the app's notifications among them), the data
+//! folder, destinations, the Supabase account, moving the configuration to
+//! a new machine, appearance, the options "Back up now" starts from, the
+//! scratch server for restore tests, and the master and backup passphrases
+//! (cards of their own modules where they hold state of their own).
 
 use std::path::Path;
 
