@@ -512,7 +512,7 @@ impl Form {
                         true
                     ),
                     None,
-                    None
+                    Some("gives the dashboard its platform status (active, paused…)")
                 ),
                 widget::field(
                     "Service role key",
