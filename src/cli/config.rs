@@ -86,29 +86,17 @@ pub async fn run(engine: &Engine, cmd: ConfigCmd) -> Result<i32> {
             let sealed = !without_secrets
                 && crate::engine::config::read_file(&file)
                     .is_ok_and(|f| f.secrets_included || !f.alert_secrets.is_empty());
-            let secrets_passphrase = if sealed {
-                prompt::passphrase(
-                    prompt::EXPORT_PASSPHRASE_ENV,
-                    "Passphrase of the export file: ",
-                    false,
-                )?
-            } else {
-                None
-            };
+            let secrets_passphrase = prompt::import_passphrase(sealed)?;
             let opts = ConfigImportOptions {
                 secrets_passphrase,
                 without_secrets,
                 skip_existing,
                 dry_run,
             };
-            let report = match engine.import_config(&file, opts.clone()).await {
-                // Secrets in the file need the vault: unlock and retry.
-                Err(e) if e.kind == ErrorKind::Auth && !engine.is_unlocked() => {
-                    prompt::unlock(engine).await?;
-                    engine.import_config(&file, opts).await?
-                }
-                other => other?,
-            };
+            // Secrets in the file need the vault.
+            let report =
+                prompt::retry_unlocked(engine, || engine.import_config(&file, opts.clone()))
+                    .await?;
             if json {
                 output::json(&report)?;
             } else {

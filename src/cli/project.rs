@@ -500,28 +500,16 @@ pub async fn run(engine: &Engine, cmd: ProjectCmd) -> Result<i32> {
             json,
         } => {
             let encrypted = std::fs::read_to_string(&file).is_ok_and(|t| t.contains("enc:v1:"));
-            let secrets_passphrase = if encrypted {
-                prompt::passphrase(
-                    prompt::EXPORT_PASSPHRASE_ENV,
-                    "Passphrase of the export file: ",
-                    false,
-                )?
-            } else {
-                None
-            };
+            let secrets_passphrase = prompt::import_passphrase(encrypted)?;
             let opts = ImportOptions {
                 accept_partial,
                 secrets_passphrase,
                 dry_run,
             };
-            let report = match engine.import_projects(&file, opts.clone()).await {
-                // Credentials in the file need the vault: unlock and retry.
-                Err(e) if e.kind == ErrorKind::Auth && !engine.is_unlocked() => {
-                    prompt::unlock(engine).await?;
-                    engine.import_projects(&file, opts).await?
-                }
-                other => other?,
-            };
+            // Credentials in the file need the vault.
+            let report =
+                prompt::retry_unlocked(engine, || engine.import_projects(&file, opts.clone()))
+                    .await?;
             if json {
                 output::json(&report)?;
             } else {

@@ -144,3 +144,32 @@ pub async fn export_passphrase(
             .with_hint("set SUPABACKUP_EXPORT_PASSPHRASE or run in a terminal")
     })
 }
+
+/// The passphrase of an export file whose secrets are `sealed`
+/// (SUPABACKUP_EXPORT_PASSPHRASE or a prompt); none for a file without.
+pub fn import_passphrase(sealed: bool) -> Result<Option<Secret>> {
+    if !sealed {
+        return Ok(None);
+    }
+    passphrase(
+        EXPORT_PASSPHRASE_ENV,
+        "Passphrase of the export file: ",
+        false,
+    )
+}
+
+/// Runs `call`; when it needs the vault and the vault is locked, unlocks
+/// it (prompt or SUPABACKUP_PASSPHRASE) and runs it once more.
+pub async fn retry_unlocked<T, F, Fut>(engine: &crate::engine::Engine, call: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    match call().await {
+        Err(e) if e.kind == crate::engine::ErrorKind::Auth && !engine.is_unlocked() => {
+            unlock(engine).await?;
+            call().await
+        }
+        other => other,
+    }
+}
